@@ -1,0 +1,45 @@
+# creditguard: `make demo` and `make test` are all a fresh machine needs.
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help setup demo test test-fast lint format bench clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen
+	touch $@
+
+setup: $(VENV)/.synced ## Install uv and the locked environment into .venv
+
+demo: setup ## Run the main job end to end on the embedded default data
+	$(BIN)/creditguard demo
+
+lint: setup ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint ## Lint, then the whole test suite
+	$(BIN)/pytest
+
+test-fast: setup ## The tests without the slow integration ones
+	$(BIN)/pytest -m "not slow"
+
+bench: setup ## Every benchmark (minutes; needs ../shared/data for the real-data ones)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean: ## Remove the environment and generated data (keeps the MLflow store)
+	rm -rf .tools $(VENV) data/demo

@@ -1,0 +1,26 @@
+"""Helpers shared by the benchmarks: run a function in a child process and measure it."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def run_child(code: str) -> dict[str, Any]:
+    """Run Python `code` in a fresh interpreter; it prints one JSON line. Adds wall time and peak RSS."""
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    # ru_maxrss of children is the max over all children so far: run the biggest job last.
+    result["peak_rss_mib"] = max(peak_kib, before) / 1024
+    return result

@@ -1,0 +1,1 @@
+"""Ledger data contract, synthetic data, adapters and point-in-time features."""

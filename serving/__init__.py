@@ -1,0 +1,1 @@
+"""Scoring core, limits, the BentoML service, batch scoring and the CLI."""

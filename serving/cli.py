@@ -1,0 +1,182 @@
+"""The `creditguard` command line: one thin command per library function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="creditguard: payment-behaviour features, default models, explained scores and limits.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+DEMO_DIR = Path("data/demo")
+
+
+@app.command()
+def generate(
+    out: Annotated[
+        Path, typer.Option(help="Folder to write the ledger into (replaced atomically).")
+    ],
+    clients: Annotated[int, typer.Option(min=1, help="Number of clients.")] = 2000,
+    months: Annotated[
+        int, typer.Option(min=1, max=240, help="Months of history to simulate.")
+    ] = 36,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives identical files.")
+    ] = 42,
+    start: Annotated[
+        str, typer.Option(help="First month of the ledger (YYYY-MM-DD).")
+    ] = "2023-01-01",
+) -> None:
+    """Generate a synthetic receivables ledger (the embedded default data)."""
+    from features.synthetic import GeneratorConfig, generate_ledger
+
+    cfg = GeneratorConfig(clients=clients, months=months, seed=seed, start=start)
+    counts = generate_ledger(cfg, out)
+    console.print(
+        f"wrote {out}: "
+        + ", ".join(f"{n:,} {name}" for name, n in counts.items())
+        + f"; extracted on {cfg.extracted_on.date()}"
+    )
+
+
+@app.command()
+def validate(
+    ledger: Annotated[Path, typer.Argument(help="Ledger folder of CSV or Parquet tables.")],
+    extracted_on: Annotated[
+        str | None,
+        typer.Option(help="Extraction date (YYYY-MM-DD); read from manifest.json when absent."),
+    ] = None,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write offending rows with their reasons to DIR/rejects, all violations to "
+            "DIR/violations.csv and the valid rest as a ledger to DIR/ledger."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write every violation to this CSV file.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="How many single violations to print.")] = 20,
+) -> None:
+    """Check a ledger against the data contract; exit 2 when any rule is broken."""
+    from features.contract import split_quarantine
+    from features.io import atomic_directory, atomic_file, inspect_ledger, write_ledger
+
+    try:
+        typed, violations = inspect_ledger(ledger, extracted_on=extracted_on)
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    if report is not None:
+        with atomic_file(report) as tmp:
+            violations.to_csv(tmp, index=False)
+    if quarantine is not None:
+        clean, rejected = split_quarantine(typed, violations)
+        write_ledger(clean, quarantine / "ledger")
+        with atomic_directory(quarantine / "rejects") as tmp:
+            for name, rows in rejected.items():
+                if len(rows):
+                    rows.to_parquet(tmp / f"{name}.parquet", index=False)
+        with atomic_file(quarantine / "violations.csv") as tmp:
+            violations.to_csv(tmp, index=False)
+        kept = ", ".join(f"{len(f):,} {n}" for n, f in clean.tables().items())
+        dropped = sum(len(r) for r in rejected.values())
+        console.print(f"quarantined {dropped:,} rows to {quarantine / 'rejects'}; kept {kept}")
+    if len(violations) == 0:
+        console.print(f"[green]{ledger}: no contract violations[/green]")
+        return
+    _print_violations(violations, limit=limit)
+    raise typer.Exit(code=2)
+
+
+def _print_violations(violations: pd.DataFrame, *, limit: int) -> None:
+    summary = (
+        violations.groupby(["table", "column", "rule"], sort=True)
+        .agg(count=("row", "size"), first_row=("row", "min"))
+        .reset_index()
+    )
+    table = Table(title=f"{len(violations):,} contract violations")
+    for col in ("table", "column", "rule", "count", "first row"):
+        table.add_column(col)
+    for r in summary.itertuples():
+        table.add_row(r.table, r.column, r.rule, f"{r.count:,}", str(r.first_row))
+    console.print(table)
+    detail = Table(title=f"first {min(limit, len(violations))} of {len(violations):,}")
+    for col in ("table", "row", "key", "column", "rule", "value"):
+        detail.add_column(col)
+    for r in violations.head(limit).itertuples():
+        detail.add_row(r.table, str(r.row), str(r.key), r.column, r.rule, str(r.value))
+    if limit:
+        console.print(detail)
+
+
+@app.command("import-ibm")
+def import_ibm(
+    source: Annotated[Path, typer.Argument(help="The IBM accounts-receivable CSV or its folder.")],
+    out: Annotated[Path, typer.Option(help="Ledger folder to write.")],
+) -> None:
+    """Map the IBM accounts-receivable sample onto the ledger contract."""
+    from features.adapters import load_ibm_accounts_receivable
+    from features.io import write_ledger
+
+    ledger = load_ibm_accounts_receivable(source)
+    write_ledger(
+        ledger, out, manifest={"source": "IBM Watson Analytics accounts receivable sample"}
+    )
+    console.print(f"wrote {out}: {len(ledger.clients)} clients, {len(ledger.invoices)} invoices")
+
+
+@app.command()
+def profile(ledger: Annotated[Path, typer.Argument(help="Ledger folder.")]) -> None:
+    """Print the headline figures of a valid ledger."""
+    from features.io import load_ledger
+    from features.profile import profile_ledger
+
+    _print_mapping("ledger profile", profile_ledger(load_ledger(ledger)))
+
+
+def _print_mapping(title: str, values: dict[str, object]) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int | float) else str(value))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Folder for the demo's data.")] = DEMO_DIR,
+    clients: Annotated[int, typer.Option(min=50, help="Clients in the demo ledger.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo ledger.")] = 42,
+) -> None:
+    """Run the main job end to end on the embedded default: generate, validate, summarise."""
+    from features.io import inspect_ledger
+    from features.profile import profile_ledger
+    from features.synthetic import GeneratorConfig, generate_ledger
+
+    ledger_dir = workdir / "ledger"
+    console.rule("1. generate the synthetic ledger")
+    counts = generate_ledger(GeneratorConfig(clients=clients, seed=seed), ledger_dir)
+    console.print(f"{ledger_dir}: " + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
+    console.rule("2. validate it against the data contract")
+    ledger, violations = inspect_ledger(ledger_dir)
+    if len(violations):
+        _print_violations(violations, limit=20)
+        raise typer.Exit(code=2)
+    console.print("[green]no contract violations[/green]")
+    console.rule("3. ledger summary")
+    _print_mapping("ledger profile", profile_ledger(ledger))
+
+
+if __name__ == "__main__":
+    app()

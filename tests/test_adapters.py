@@ -1,0 +1,27 @@
+"""Real data through the adapters (skipped when ../shared/data is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from features.adapters import load_ibm_accounts_receivable
+from features.contract import check_ledger
+
+
+def test_the_ibm_sample_maps_onto_a_valid_ledger(ibm_csv: Path) -> None:
+    ledger = load_ibm_accounts_receivable(ibm_csv)
+    assert len(ledger.clients) == 100
+    assert len(ledger.invoices) == 2466
+    assert set(ledger.clients["country"]) == {"XA", "XB", "XC", "XD", "XE"}
+    assert ledger.extracted_on == ledger.invoices["paid_on"].max()
+    _, violations = check_ledger(ledger.tables(), extracted_on=ledger.extracted_on)
+    assert violations.empty
+
+
+def test_the_ibm_days_late_survive_the_mapping(ibm_csv: Path) -> None:
+    raw = pd.read_csv(ibm_csv, dtype={"invoiceNumber": str})
+    ledger = load_ibm_accounts_receivable(ibm_csv.parent)
+    days = (ledger.invoices["paid_on"] - ledger.invoices["due_on"]).dt.days.clip(lower=0)
+    assert days.tolist() == raw["DaysLate"].tolist()

@@ -1,0 +1,343 @@
+"""The data contract accepts good ledgers and names table, row, column and rule of each bad cell."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import pytest
+
+from features.contract import (
+    Ledger,
+    LedgerValidationError,
+    check_ledger,
+    split_quarantine,
+)
+
+EXTRACTED = pd.Timestamp("2024-06-30")
+
+
+def raw_tables() -> dict[str, pd.DataFrame]:
+    """A tiny valid ledger as text, as it would come from CSV files."""
+    return {
+        "clients": pd.DataFrame(
+            {
+                "client_id": ["C1", "C2"],
+                "name": ["Alpha GmbH", "Beta SAS"],
+                "country": ["DE", "FR"],
+                "industry": ["Retail", "Wholesale"],
+                "registered_capital": ["25000", ""],
+                "founded_on": ["2010-03-01", ""],
+                "onboarded_on": ["2020-01-15", "2023-02-01"],
+            }
+        ),
+        "invoices": pd.DataFrame(
+            {
+                "invoice_id": ["I1", "I2", "I3"],
+                "client_id": ["C1", "C1", "C2"],
+                "issued_on": ["2024-01-10", "2024-02-10", "2024-03-01"],
+                "due_on": ["2024-02-09", "2024-03-11", "2024-07-30"],
+                "amount": ["100.00", "250.50", "80"],
+                "currency": ["EUR", "EUR", "USD"],
+                "paid_on": ["2024-02-20", "", ""],
+                "paid_amount": ["100.00", "100.00", "0"],
+                "disputed": ["false", "true", "no"],
+            }
+        ),
+        "payments": pd.DataFrame(
+            {"invoice_id": ["I2"], "paid_on": ["2024-03-01"], "amount": ["100.00"]}
+        ),
+        "financials": pd.DataFrame(
+            {
+                "client_id": ["C1"],
+                "period_end": ["2023-12-31"],
+                "published_on": ["2024-04-15"],
+                "revenue": ["1000000"],
+                "total_assets": ["800000"],
+                "total_liabilities": ["500000"],
+                "current_assets": ["300000"],
+                "current_liabilities": ["200000"],
+                "cash": ["50000"],
+                "operating_cash_flow": ["-10000"],
+                "equity": ["300000"],
+            }
+        ),
+        "insolvencies": pd.DataFrame({"client_id": ["C2"], "declared_on": ["2024-05-01"]}),
+    }
+
+
+def check(raw: dict[str, pd.DataFrame]) -> tuple[Ledger, pd.DataFrame]:
+    return check_ledger(raw, extracted_on=EXTRACTED)
+
+
+def test_it_accepts_a_valid_ledger_and_types_every_column() -> None:
+    ledger, violations = check(raw_tables())
+    assert violations.empty
+    assert str(ledger.invoices["issued_on"].dtype) == "datetime64[us]"
+    assert ledger.invoices["amount"].tolist() == [100.0, 250.5, 80.0]
+    assert ledger.invoices["disputed"].tolist() == [False, True, False]
+    assert pd.isna(ledger.clients.loc[1, "registered_capital"])  # missing stays missing
+
+
+def test_a_due_date_may_lie_after_the_extraction_date() -> None:
+    _, violations = check(raw_tables())
+    assert not (violations["column"] == "due_on").any()
+
+
+Mutation = Callable[[dict[str, pd.DataFrame]], None]
+
+
+def _set(table: str, row: int, column: str, value: str) -> Mutation:
+    def mutate(raw: dict[str, pd.DataFrame]) -> None:
+        raw[table].loc[row, column] = value
+
+    return mutate
+
+
+def _duplicate_client(raw: dict[str, pd.DataFrame]) -> None:
+    raw["clients"] = pd.concat([raw["clients"], raw["clients"].iloc[[0]]], ignore_index=True)
+
+
+def _drop_column(raw: dict[str, pd.DataFrame]) -> None:
+    raw["invoices"] = raw["invoices"].drop(columns=["currency"])
+
+
+RULES: list[tuple[str, Mutation, str, str, int, str]] = [
+    # (case, mutation, table, column, row, message fragment)
+    ("unique client id", _duplicate_client, "clients", "client_id", 3, "duplicates the key"),
+    (
+        "client of an invoice exists",
+        _set("invoices", 1, "client_id", "C9"),
+        "invoices",
+        "client_id",
+        2,
+        "refers to no client",
+    ),
+    (
+        "due on or after issue",
+        _set("invoices", 0, "due_on", "2024-01-01"),
+        "invoices",
+        "due_on",
+        1,
+        "is before issued_on",
+    ),
+    (
+        "paid on or after issue",
+        _set("invoices", 0, "paid_on", "2024-01-01"),
+        "invoices",
+        "paid_on",
+        1,
+        "is before issued_on",
+    ),
+    ("amount positive", _set("invoices", 2, "amount", "0"), "invoices", "amount", 3, "must be > 0"),
+    (
+        "paid amount not negative",
+        _set("invoices", 2, "paid_amount", "-5"),
+        "invoices",
+        "paid_amount",
+        3,
+        "must be >= 0",
+    ),
+    (
+        "overpayment",
+        _set("invoices", 0, "paid_amount", "102"),
+        "invoices",
+        "paid_amount",
+        1,
+        "overpayment",
+    ),
+    (
+        "ISO 4217 currency",
+        _set("invoices", 0, "currency", "EURO"),
+        "invoices",
+        "currency",
+        1,
+        "ISO 4217",
+    ),
+    (
+        "ISO 3166 country",
+        _set("clients", 0, "country", "Germany"),
+        "clients",
+        "country",
+        1,
+        "ISO 3166-1 alpha-2",
+    ),
+    (
+        "no date after extraction",
+        _set("invoices", 1, "issued_on", "2024-08-01"),
+        "invoices",
+        "issued_on",
+        2,
+        "after the extraction date",
+    ),
+    (
+        "readable date",
+        _set("invoices", 0, "issued_on", "10/01/2024"),
+        "invoices",
+        "issued_on",
+        1,
+        "is not a date",
+    ),
+    (
+        "readable number",
+        _set("invoices", 0, "amount", "12,5"),
+        "invoices",
+        "amount",
+        1,
+        "is not a number",
+    ),
+    (
+        "readable flag",
+        _set("invoices", 0, "disputed", "maybe"),
+        "invoices",
+        "disputed",
+        1,
+        "is not true/false",
+    ),
+    (
+        "required value",
+        _set("clients", 1, "industry", ""),
+        "clients",
+        "industry",
+        2,
+        "must not be empty",
+    ),
+    ("required column", _drop_column, "invoices", "currency", 0, "required column is missing"),
+    (
+        "onboarded after founded",
+        _set("clients", 0, "onboarded_on", "2009-01-01"),
+        "clients",
+        "onboarded_on",
+        1,
+        "before founded_on",
+    ),
+    (
+        "payment after issue",
+        _set("payments", 0, "paid_on", "2024-01-01"),
+        "payments",
+        "paid_on",
+        1,
+        "before the invoice's issued_on",
+    ),
+    (
+        "payment of a known invoice",
+        _set("payments", 0, "invoice_id", "I7"),
+        "payments",
+        "invoice_id",
+        1,
+        "refers to no invoice",
+    ),
+    (
+        "payments add up",
+        _set("payments", 0, "amount", "60"),
+        "invoices",
+        "paid_amount",
+        2,
+        "sum of its payments",
+    ),
+    (
+        "paid amount with paid date",
+        _set("invoices", 0, "paid_amount", ""),
+        "invoices",
+        "paid_amount",
+        1,
+        "must be set when paid_on",
+    ),
+    (
+        "statement published after period",
+        _set("financials", 0, "published_on", "2023-12-01"),
+        "financials",
+        "published_on",
+        1,
+        "before period_end",
+    ),
+    (
+        "statement of a known client",
+        _set("financials", 0, "client_id", "C5"),
+        "financials",
+        "client_id",
+        1,
+        "refers to no client",
+    ),
+    (
+        "non-negative assets",
+        _set("financials", 0, "cash", "-1"),
+        "financials",
+        "cash",
+        1,
+        "must be >= 0",
+    ),
+    (
+        "insolvency of a known client",
+        _set("insolvencies", 0, "client_id", "C5"),
+        "insolvencies",
+        "client_id",
+        1,
+        "refers to no client",
+    ),
+    (
+        "insolvency not in the future",
+        _set("insolvencies", 0, "declared_on", "2025-01-01"),
+        "insolvencies",
+        "declared_on",
+        1,
+        "after the extraction date",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "mutate", "table", "column", "row", "fragment"), RULES, ids=[r[0] for r in RULES]
+)
+def test_it_names_table_row_column_and_rule_of_each_violation(
+    case: str, mutate: Mutation, table: str, column: str, row: int, fragment: str
+) -> None:
+    raw = raw_tables()
+    mutate(raw)
+    _, violations = check(raw)
+    hit = violations[(violations["table"] == table) & (violations["column"] == column)]
+    assert len(hit) >= 1, violations
+    assert hit["rule"].str.contains(fragment, regex=False).any(), hit
+    assert row in hit["row"].tolist()
+
+
+def test_it_reports_every_violation_not_just_the_first() -> None:
+    raw = raw_tables()
+    raw["invoices"].loc[0, "amount"] = "-1"
+    raw["invoices"].loc[1, "currency"] = "XXX1"
+    raw["clients"].loc[1, "country"] = "F"
+    _, violations = check(raw)
+    assert {("invoices", "amount"), ("invoices", "currency"), ("clients", "country")} <= set(
+        zip(violations["table"], violations["column"], strict=True)
+    )
+
+
+def test_the_error_message_names_field_row_and_rule() -> None:
+    raw = raw_tables()
+    raw["invoices"].loc[2, "amount"] = "-3"
+    _, violations = check(raw)
+    with pytest.raises(LedgerValidationError, match=r"invoices row 3 \(I3\): amount must be > 0"):
+        raise LedgerValidationError(violations)
+
+
+def test_quarantine_keeps_valid_rows_and_cascades_to_orphans() -> None:
+    raw = raw_tables()
+    raw["clients"].loc[0, "country"] = "Germany"  # C1 is bad, so are its invoices and statement
+    ledger, violations = check(raw)
+    clean, rejected = split_quarantine(ledger, violations)
+    assert clean.clients["client_id"].tolist() == ["C2"]
+    assert clean.invoices["invoice_id"].tolist() == ["I3"]
+    assert clean.payments.empty  # its invoice went with the client
+    assert (
+        rejected["clients"]["reasons"]
+        .iloc[0]
+        .startswith("country is not an ISO 3166-1 alpha-2 code")
+    )
+    assert set(rejected["invoices"]["invoice_id"]) == {"I1", "I2"}
+    total = {n: len(f) for n, f in ledger.tables().items()}
+    assert all(len(clean.table(n)) + len(rejected[n]) == total[n] for n in total)  # nothing lost
+    _, again = check_ledger(
+        {n: f.astype(str).replace({"NaT": "", "nan": ""}) for n, f in clean.tables().items()},
+        extracted_on=EXTRACTED,
+    )
+    assert again.empty

@@ -1,0 +1,1 @@
+"""Model fitting, calibration, evaluation and MLflow tracking."""
