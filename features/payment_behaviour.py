@@ -1,0 +1,544 @@
+"""Point-in-time client features: payment behaviour, trend, exposure, volume, relationship,
+financials and firmographics, as known strictly before `as_of`.
+
+One engine serves every consumer. `_features_at` computes the features of a set of clients at one
+date, vectorised across clients with numpy; client snapshots call it once per `as_of`, invoices at
+issue once per issue date, and the service once for one client. Every value it reads is filtered on
+its own date: an invoice exists only if issued before `as_of`, is paid only if `paid_on < as_of`, a
+payment counts only if made before `as_of`, a statement only if published before `as_of`. The
+`disputed` flag carries no date, so it is only read for invoices settled before `as_of`, and an
+invoice's final `paid_amount` only once it is settled; open balances come from dated payments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import WINDOWS, FeatureSpec
+from features.contract import Ledger
+
+EPOCH = np.datetime64("1970-01-01", "D")
+PAYDEX_DAYS = np.array([-20.0, -10.0, 0.0, 15.0, 22.0, 30.0, 60.0, 90.0, 120.0, 180.0])
+PAYDEX_SCORE = np.array([100.0, 90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 1.0])
+RATING_SCORE = {
+    r: i + 1
+    for i, r in enumerate(
+        ["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C", "D"],
+    )
+}
+THIN_FILE_PAID_INVOICES = 6
+THIN_FILE_TENURE_DAYS = 180
+AGING = (("current", -np.inf, 0), ("1_30", 1, 30), ("31_60", 31, 60), ("61_90", 61, 90), ("90p", 91, np.inf))
+
+
+# --------------------------------------------------------------------------------------------
+# The catalog, built by the same loops as the features
+
+
+def client_feature_specs() -> list[FeatureSpec]:
+    """Every client feature, in the builder's column order."""
+    s: list[FeatureSpec] = []
+    for w in WINDOWS:
+        paid = f"invoices paid in the last {w} days"
+        s += [
+            FeatureSpec(f"paid_count_{w}", "payment", f"Number of {paid}", "count", 0, w),
+            FeatureSpec(f"late_share_{w}", "payment", f"Share of {paid} that were paid after the due date", "share", 1, w),
+            FeatureSpec(f"late30_share_{w}", "payment", f"Share of {paid} that were paid more than 30 days late", "share", 1, w),
+            FeatureSpec(f"late60_share_{w}", "payment", f"Share of {paid} that were paid more than 60 days late", "share", 1, w),
+            FeatureSpec(f"late90_share_{w}", "payment", f"Share of {paid} that were paid more than 90 days late", "share", 1, w),
+            FeatureSpec(f"dpd_mean_{w}", "payment", f"Average days past due of {paid}", "days", 1, w),
+            FeatureSpec(f"dpd_max_{w}", "payment", f"Longest days past due among {paid}", "days", 1, w),
+            FeatureSpec(f"dpd_std_{w}", "payment", f"Spread (std) of days past due of {paid}", "days", 0, w),
+            FeatureSpec(f"dpd_last_{w}", "payment", f"Days past due of the last of the {paid}", "days", 1, w),
+            FeatureSpec(f"dbd_mean_{w}", "payment", f"Average days paid before the due date, {paid}", "days", -1, w),
+            FeatureSpec(f"dbd_max_{w}", "payment", f"Most days paid before the due date, {paid}", "days", 0, w),
+            FeatureSpec(f"dbd_std_{w}", "payment", f"Spread (std) of days paid before due, {paid}", "days", 0, w),
+            FeatureSpec(f"dbd_last_{w}", "payment", f"Days before due of the last of the {paid}", "days", 0, w),
+            FeatureSpec(f"dbt_weighted_{w}", "payment", f"Amount-weighted days beyond terms of {paid}", "days", 1, w),
+            FeatureSpec(f"paydex_{w}", "payment", f"PAYDEX-like index (1-100, 80 = on time) of {paid}", "index", -1, w),
+            FeatureSpec(f"short_paid_share_{w}", "payment", f"Share of {paid} settled for less than invoiced", "share", 1, w),
+            FeatureSpec(f"instalment_share_{w}", "payment", f"Share of {paid} that were paid in instalments", "share", 1, w),
+            FeatureSpec(f"dispute_rate_{w}", "payment", f"Share of {paid} that were disputed", "share", 1, w),
+        ]
+    s += [
+        FeatureSpec("late_share_trend_90", "trend", "Change in the share paid late: last 90 days against the 90 before", "share", 1, 90),
+        FeatureSpec("dpd_mean_trend_90", "trend", "Change in average days past due: last 90 days against the 90 before", "days", 1, 90),
+        FeatureSpec("dpd_mean_ratio_90", "trend", "Ratio of average days past due (+1): last 90 days over the 90 before", "ratio", 1, 90),
+        FeatureSpec("dpd_slope_180", "trend", "Trend of days past due over the last 180 days, in days per month", "days", 1, 180),
+    ]
+    s += [
+        FeatureSpec("open_count", "exposure", "Number of open invoices", "count", 0),
+        FeatureSpec("open_balance", "exposure", "Open balance", "amount", 0),
+        FeatureSpec("overdue_balance", "exposure", "Open balance past its due date", "amount", 1),
+    ]
+    for name, lo, hi in AGING:
+        label = "not yet due" if name == "current" else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
+        s.append(FeatureSpec(f"aging_{name}", "exposure", f"Open balance {label}", "amount", 0 if name == "current" else 1))
+    for name, lo, hi in AGING:
+        label = "not yet due" if name == "current" else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
+        s.append(FeatureSpec(f"aging_{name}_share", "exposure", f"Share of the open balance {label}", "share", -1 if name == "current" else 1))
+    s += [
+        FeatureSpec("oldest_open_age_days", "exposure", "Age of the oldest open invoice", "days", 1),
+        FeatureSpec("max_open_dpd", "exposure", "Days past due of the most overdue open invoice", "days", 1),
+        FeatureSpec("open_to_monthly_volume", "exposure", "Open balance in months of usual invoicing", "ratio", 1),
+        FeatureSpec("dso", "exposure", "Days sales outstanding (open balance over the last 90 days' invoicing)", "days", 1),
+    ]
+    for w in WINDOWS:
+        s += [
+            FeatureSpec(f"invoice_count_{w}", "volume", f"Invoices issued in the last {w} days", "count", 0, w),
+            FeatureSpec(f"invoice_amount_{w}", "volume", f"Amount invoiced in the last {w} days", "amount", 0, w),
+        ]
+    s += [
+        FeatureSpec("amount_growth_90", "volume", "Growth of the amount invoiced: last 90 days over the 90 before", "ratio", 0, 90),
+        FeatureSpec("count_growth_90", "volume", "Growth of the invoice count: last 90 days over the 90 before", "ratio", 0, 90),
+        FeatureSpec("amount_growth_365", "volume", "Growth of the amount invoiced: last year over the year before", "ratio", 0, 365),
+        FeatureSpec("tenure_days", "relationship", "Days since onboarding", "days", -1),
+        FeatureSpec("days_since_first_invoice", "relationship", "Days since the first invoice", "days", -1),
+        FeatureSpec("days_since_last_invoice", "relationship", "Days since the last invoice", "days", 0),
+        FeatureSpec("days_since_last_payment", "relationship", "Days since the last payment received", "days", 1),
+        FeatureSpec("paid_invoices_total", "relationship", "Invoices paid so far (history depth)", "count", 0),
+        FeatureSpec("active_months_365", "relationship", "Months with invoices in the last year", "count", 0, 365),
+        FeatureSpec("thin_file", "relationship", "Thin file: under 6 paid invoices or under 180 days of tenure", "flag", 0),
+        FeatureSpec("writeoffs_365", "relationship", "Invoices written off in the last year", "count", 1, 365),
+        FeatureSpec("writeoffs_total", "relationship", "Invoices written off so far", "count", 1),
+        FeatureSpec("leverage", "financials", "Total liabilities over total assets", "ratio", 1),
+        FeatureSpec("current_ratio", "financials", "Current assets over current liabilities", "ratio", -1),
+        FeatureSpec("cash_ratio", "financials", "Cash over current liabilities", "ratio", -1),
+        FeatureSpec("ocf_margin", "financials", "Operating cash flow over revenue", "ratio", -1),
+        FeatureSpec("equity_ratio", "financials", "Equity over total assets", "ratio", -1),
+        FeatureSpec("revenue_growth", "financials", "Revenue growth against the previous statement", "ratio", 0),
+        FeatureSpec("log_revenue", "financials", "Log of revenue in the latest statement", "log", 0),
+        FeatureSpec("statement_staleness_days", "financials", "Days since the latest statement's period ended", "days", 0),
+        FeatureSpec("industry", "firmographics", "Industry", "category", 0),
+        FeatureSpec("country", "firmographics", "Country", "category", 0),
+        FeatureSpec("company_age_years", "firmographics", "Age of the company", "years", 0),
+        FeatureSpec("log_registered_capital", "firmographics", "Log of registered capital", "log", 0),
+        FeatureSpec("external_rating_score", "firmographics", "External rating on a 1 (AAA) to 10 (D) scale", "index", 1),
+    ]
+    return s
+
+
+def invoice_feature_specs() -> list[FeatureSpec]:
+    """The invoice's own attributes, added to its client's features at the issue date."""
+    return [
+        FeatureSpec("invoice_amount", "invoice", "Amount of the invoice", "amount", 0),
+        FeatureSpec("invoice_amount_to_usual", "invoice", "Invoice amount over the client's average of the last year", "ratio", 0),
+        FeatureSpec("invoice_terms_days", "invoice", "Payment terms of the invoice", "days", 0),
+        FeatureSpec("invoice_issue_month", "invoice", "Calendar month of issue", "count", 0),
+        FeatureSpec("invoice_currency", "invoice", "Currency of the invoice", "category", 0),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The ledger as flat arrays
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """Dates as float days since 1970 (NaN for missing), so `x < as_of` is False for missing x."""
+    raw = values.to_numpy(dtype="datetime64[D]")
+    out = raw.astype("int64").astype("float64")
+    out[np.isnat(raw)] = np.nan
+    return out
+
+
+def _to_day(value: object) -> float:
+    return float((np.datetime64(pd.Timestamp(value).date(), "D") - EPOCH).astype(int))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _History:
+    """A ledger (or a partition of its clients) as numpy arrays, grouped by client."""
+
+    client_id: np.ndarray
+    onboarded: np.ndarray
+    founded: np.ndarray
+    log_capital: np.ndarray
+    rating: np.ndarray
+    industry: np.ndarray
+    country: np.ndarray
+    # invoices, sorted by client then issue date; inv_start/inv_end index them per client
+    inv_client: np.ndarray
+    inv_start: np.ndarray
+    inv_end: np.ndarray
+    issued: np.ndarray
+    due: np.ndarray
+    paid: np.ndarray
+    written_off: np.ndarray
+    amount: np.ndarray
+    paid_amount: np.ndarray
+    disputed: np.ndarray
+    instalments: np.ndarray
+    month: np.ndarray
+    # payments, sorted by client; pay_inv points into the invoice arrays
+    pay_start: np.ndarray
+    pay_end: np.ndarray
+    pay_inv: np.ndarray
+    pay_day: np.ndarray
+    pay_amount: np.ndarray
+    # statements, sorted by client then publication date
+    st_key: np.ndarray
+    st_client: np.ndarray
+    st: dict[str, np.ndarray]
+
+
+def _history(ledger: Ledger) -> _History:
+    clients = ledger.clients.sort_values("client_id", kind="stable")
+    client_id = clients["client_id"].to_numpy(dtype=object)
+    n = len(client_id)
+    code_of = pd.Index(client_id)
+
+    inv = ledger.invoices
+    inv_client = code_of.get_indexer(inv["client_id"])
+    issued = _days(inv["issued_on"])
+    order = np.lexsort((inv["invoice_id"].to_numpy(dtype=object), issued, inv_client))
+    inv_client = inv_client[order]
+    issued = issued[order]
+    invoice_ids = inv["invoice_id"].to_numpy(dtype=object)[order]
+    counts = np.bincount(inv_client, minlength=n)
+    inv_end = np.cumsum(counts)
+
+    pay = ledger.payments
+    pay_inv = pd.Index(invoice_ids).get_indexer(pay["invoice_id"])
+    pay_keep = pay_inv >= 0
+    pay_inv = pay_inv[pay_keep]
+    pay_client = inv_client[pay_inv]
+    pay_order = np.argsort(pay_client, kind="stable")
+    pay_counts = np.bincount(pay_client, minlength=n)
+    pay_end = np.cumsum(pay_counts)
+
+    issued_dt = inv["issued_on"].to_numpy(dtype="datetime64[M]")[order]
+    fin = ledger.financials
+    st_client = code_of.get_indexer(fin["client_id"])
+    st_pub = _days(fin["published_on"])
+    st_order = np.lexsort((_days(fin["period_end"]), st_pub, st_client))
+    st_client = st_client[st_order]
+    st = {
+        c: fin[c].to_numpy(dtype="float64")[st_order]
+        for c in (
+            "revenue",
+            "total_assets",
+            "total_liabilities",
+            "current_assets",
+            "current_liabilities",
+            "cash",
+            "operating_cash_flow",
+            "equity",
+        )
+    }
+    st["period_end"] = _days(fin["period_end"])[st_order]
+    st["published"] = st_pub[st_order]
+
+    rating = clients.get("external_rating", pd.Series(np.nan, index=clients.index))
+    return _History(
+        client_id=client_id,
+        onboarded=_days(clients["onboarded_on"]),
+        founded=_days(clients["founded_on"]),
+        log_capital=np.log1p(clients["registered_capital"].to_numpy(dtype="float64")),
+        rating=rating.map(RATING_SCORE).to_numpy(dtype="float64"),
+        industry=clients["industry"].to_numpy(dtype=object),
+        country=clients["country"].to_numpy(dtype=object),
+        inv_client=inv_client,
+        inv_start=inv_end - counts,
+        inv_end=inv_end,
+        issued=issued,
+        due=_days(inv["due_on"])[order],
+        paid=_days(inv["paid_on"])[order],
+        written_off=_days(inv["written_off_on"])[order],
+        amount=inv["amount"].to_numpy(dtype="float64")[order],
+        paid_amount=inv["paid_amount"].to_numpy(dtype="float64")[order],
+        disputed=inv["disputed"].to_numpy(dtype=bool)[order],
+        instalments=np.bincount(pay_inv, minlength=len(inv)).astype("float64"),
+        month=issued_dt.astype("int64"),
+        pay_start=pay_end - pay_counts,
+        pay_end=pay_end,
+        pay_inv=pay_inv[pay_order],
+        pay_day=_days(pay["paid_on"])[pay_keep][pay_order],
+        pay_amount=pay["amount"].to_numpy(dtype="float64")[pay_keep][pay_order],
+        st_key=st_client.astype("int64") * 10_000_000 + st["published"].astype("int64"),
+        st_client=st_client,
+        st=st,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Small vectorised group operations over local client codes 0..k-1
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [starts[i], ends[i]) without a Python loop."""
+    lengths = ends - starts
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()))
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(np.broadcast(num, den).shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _max(codes: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
+    out = np.full(k, -np.inf)
+    np.maximum.at(out, codes, values)
+    out[np.isneginf(out)] = np.nan
+    return out
+
+
+def _min(codes: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
+    out = np.full(k, np.inf)
+    np.minimum.at(out, codes, values)
+    out[np.isposinf(out)] = np.nan
+    return out
+
+
+def _last(codes: np.ndarray, k: int, when: np.ndarray, tiebreak: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.full(k, np.nan)
+    if len(codes) == 0:
+        return out
+    order = np.lexsort((tiebreak, when, codes))
+    c = codes[order]
+    last = order[np.r_[c[1:] != c[:-1], True]]
+    out[codes[last]] = values[last]
+    return out
+
+
+def _sum_by_key(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """For each query key, the sum of `values` whose key equals it (0 when none)."""
+    if len(keys) == 0:
+        return np.zeros(len(query))
+    order = np.argsort(keys, kind="stable")
+    k, v = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    uniq, sums = k[starts], np.add.reduceat(v, starts)
+    pos = np.clip(np.searchsorted(uniq, query), 0, len(uniq) - 1)
+    return np.where(uniq[pos] == query, sums[pos], 0.0)
+
+
+def _std(count: np.ndarray, total: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    mean = _div(total, count)
+    return np.sqrt(np.clip(_div(squares, count) - mean**2, 0.0, None))
+
+
+def _paydex(weighted_days: np.ndarray) -> np.ndarray:
+    out = np.interp(weighted_days, PAYDEX_DAYS, PAYDEX_SCORE)
+    out[np.isnan(weighted_days)] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+
+
+def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.ndarray]:
+    """Every client feature of `clients` (sorted codes) as known strictly before `day`."""
+    k = len(clients)
+    f: dict[str, np.ndarray] = {}
+    rows = _ranges(h.inv_start[clients], h.inv_end[clients])
+    local = np.empty(len(h.client_id), dtype=np.int64)
+    local[clients] = np.arange(k)
+    lc = local[h.inv_client[rows]]
+    issued, due, paid = h.issued[rows], h.due[rows], h.paid[rows]
+    amount = h.amount[rows]
+
+    # ---- payment behaviour over trailing windows, by payment date
+    settled = paid < day
+    recent = settled & (paid >= day - 2 * max(WINDOWS))
+    r_lc, r_paid, r_due, r_amt = lc[recent], paid[recent], due[recent], amount[recent]
+    r_issued = issued[recent]
+    r_signed = r_paid - r_due
+    r_dpd = np.clip(r_signed, 0, None)
+    r_dbd = np.clip(-r_signed, 0, None)
+    r_rows = rows[recent]
+    r_short = h.paid_amount[r_rows] < r_amt * 0.995
+    r_instal = h.instalments[r_rows] > 1
+    r_disp = h.disputed[r_rows]
+    for w in WINDOWS:
+        m = r_paid >= day - w
+        c, n = r_lc[m], np.bincount(r_lc[m], minlength=k).astype(float)
+        dpd, dbd, amt = r_dpd[m], r_dbd[m], r_amt[m]
+        f[f"paid_count_{w}"] = n
+        for name, cond in (("late", dpd > 0), ("late30", dpd > 30), ("late60", dpd > 60), ("late90", dpd > 90)):
+            f[f"{name}_share_{w}"] = _div(np.bincount(c, cond, minlength=k), n)
+        for name, v in (("dpd", dpd), ("dbd", dbd)):
+            total = np.bincount(c, v, minlength=k)
+            f[f"{name}_mean_{w}"] = _div(total, n)
+            f[f"{name}_max_{w}"] = _max(c, k, v)
+            f[f"{name}_std_{w}"] = _std(n, total, np.bincount(c, v * v, minlength=k))
+            f[f"{name}_last_{w}"] = _last(c, k, r_paid[m], r_issued[m], v)
+        amt_total = np.bincount(c, amt, minlength=k)
+        f[f"dbt_weighted_{w}"] = _div(np.bincount(c, amt * dpd, minlength=k), amt_total)
+        f[f"paydex_{w}"] = _paydex(_div(np.bincount(c, amt * r_signed[m], minlength=k), amt_total))
+        f[f"short_paid_share_{w}"] = _div(np.bincount(c, r_short[m], minlength=k), n)
+        f[f"instalment_share_{w}"] = _div(np.bincount(c, r_instal[m], minlength=k), n)
+        f[f"dispute_rate_{w}"] = _div(np.bincount(c, r_disp[m], minlength=k), n)
+
+    # ---- trend: the last 90 days against the 90 before
+    prev = (r_paid >= day - 180) & (r_paid < day - 90)
+    pc, pn = r_lc[prev], np.bincount(r_lc[prev], minlength=k).astype(float)
+    prev_late = _div(np.bincount(pc, r_dpd[prev] > 0, minlength=k), pn)
+    prev_dpd = _div(np.bincount(pc, r_dpd[prev], minlength=k), pn)
+    f["late_share_trend_90"] = f["late_share_90"] - prev_late
+    f["dpd_mean_trend_90"] = f["dpd_mean_90"] - prev_dpd
+    f["dpd_mean_ratio_90"] = _div(f["dpd_mean_90"] + 1, prev_dpd + 1)
+    m = r_paid >= day - 180
+    c, t, y = r_lc[m], (r_paid[m] - day) / 30.44, r_dpd[m]
+    n = np.bincount(c, minlength=k).astype(float)
+    st, stt = np.bincount(c, t, minlength=k), np.bincount(c, t * t, minlength=k)
+    sy, sty = np.bincount(c, y, minlength=k), np.bincount(c, t * y, minlength=k)
+    denom = n * stt - st * st
+    slope = _div(n * sty - st * sy, np.where(n >= 3, denom, 0.0))
+    f["dpd_slope_180"] = slope
+
+    # ---- open exposure at `day`: issued before, not settled nor written off before
+    open_ = (issued < day) & ~settled & ~(h.written_off[rows] < day)
+    pay_rows = _ranges(h.pay_start[clients], h.pay_end[clients])
+    before = pay_rows[h.pay_day[pay_rows] < day]
+    o_received = _sum_by_key(h.pay_inv[before], h.pay_amount[before], rows[open_])
+    o_lc = lc[open_]
+    outstanding = np.clip(amount[open_] - o_received, 0.0, None)
+    o_dpd = day - due[open_]
+    f["open_count"] = np.bincount(o_lc, minlength=k).astype(float)
+    balance = np.bincount(o_lc, outstanding, minlength=k)
+    f["open_balance"] = balance
+    f["overdue_balance"] = np.bincount(o_lc, outstanding * (o_dpd > 0), minlength=k)
+    for name, lo, hi in AGING:
+        f[f"aging_{name}"] = np.bincount(o_lc, outstanding * ((o_dpd >= lo) & (o_dpd <= hi)), minlength=k)
+    for name, _, _ in AGING:
+        f[f"aging_{name}_share"] = _div(f[f"aging_{name}"], balance)
+    f["oldest_open_age_days"] = day - _min(o_lc, k, issued[open_])
+    f["max_open_dpd"] = _max(o_lc, k, o_dpd)
+
+    # ---- volume, by issue date
+    known = issued < day
+    v_lc, v_issued, v_amt = lc[known], issued[known], amount[known]
+    for w in WINDOWS:
+        m = v_issued >= day - w
+        f[f"invoice_count_{w}"] = np.bincount(v_lc[m], minlength=k).astype(float)
+        f[f"invoice_amount_{w}"] = np.bincount(v_lc[m], v_amt[m], minlength=k)
+    m = (v_issued >= day - 180) & (v_issued < day - 90)
+    prev_amount = np.bincount(v_lc[m], v_amt[m], minlength=k)
+    prev_count = np.bincount(v_lc[m], minlength=k).astype(float)
+    m = (v_issued >= day - 730) & (v_issued < day - 365)
+    prev_year = np.bincount(v_lc[m], v_amt[m], minlength=k)
+    first_invoice = _min(v_lc, k, v_issued)
+    covered_months = np.clip((day - first_invoice) / 30.44, 1.0, 12.0)
+    monthly = _div(f["invoice_amount_365"], covered_months)
+    f["open_to_monthly_volume"] = _div(balance, monthly)
+    f["dso"] = _div(balance * 90.0, f["invoice_amount_90"])
+    f["amount_growth_90"] = _div(f["invoice_amount_90"], prev_amount) - 1
+    f["count_growth_90"] = _div(f["invoice_count_90"], prev_count) - 1
+    f["amount_growth_365"] = _div(f["invoice_amount_365"], prev_year) - 1
+
+    # ---- relationship
+    onboarded = h.onboarded[clients]
+    tenure = day - onboarded
+    f["tenure_days"] = tenure
+    f["days_since_first_invoice"] = day - first_invoice
+    f["days_since_last_invoice"] = day - _max(v_lc, k, v_issued)
+    last_paid = _max(lc[settled], k, paid[settled])
+    last_instalment = _max(local[h.inv_client[h.pay_inv[before]]], k, h.pay_day[before])
+    f["days_since_last_payment"] = day - np.fmax(last_paid, last_instalment)
+    paid_total = np.bincount(lc[settled], minlength=k).astype(float)
+    f["paid_invoices_total"] = paid_total
+    m = v_issued >= day - 365
+    pairs = np.unique(v_lc[m] * 100_000 + h.month[rows][known][m])
+    f["active_months_365"] = np.bincount(pairs // 100_000, minlength=k).astype(float)
+    f["thin_file"] = ((paid_total < THIN_FILE_PAID_INVOICES) | (tenure < THIN_FILE_TENURE_DAYS)).astype(float)
+    wo = h.written_off[rows]
+    f["writeoffs_365"] = np.bincount(lc[(wo < day) & (wo >= day - 365)], minlength=k).astype(float)
+    f["writeoffs_total"] = np.bincount(lc[wo < day], minlength=k).astype(float)
+
+    # ---- financials: the latest statement published before `day`, and the one before it
+    query = clients.astype("int64") * 10_000_000 + int(day)
+    idx = np.searchsorted(h.st_key, query, side="left") - 1
+    has = (idx >= 0) & (h.st_client[np.clip(idx, 0, None)] == clients) if len(h.st_key) else np.zeros(k, bool)
+    prev_idx = idx - 1
+    has_prev = has & (prev_idx >= 0) & (h.st_client[np.clip(prev_idx, 0, None)] == clients) if len(h.st_key) else has
+
+    def latest(col: str, i: np.ndarray = idx, ok: np.ndarray = has) -> np.ndarray:
+        if not len(h.st_key):
+            return np.full(k, np.nan)
+        return np.where(ok, h.st[col][np.clip(i, 0, None)], np.nan)
+
+    assets, revenue = latest("total_assets"), latest("revenue")
+    f["leverage"] = _div(latest("total_liabilities"), assets)
+    f["current_ratio"] = _div(latest("current_assets"), latest("current_liabilities"))
+    f["cash_ratio"] = _div(latest("cash"), latest("current_liabilities"))
+    f["ocf_margin"] = _div(latest("operating_cash_flow"), revenue)
+    f["equity_ratio"] = _div(latest("equity"), assets)
+    f["revenue_growth"] = _div(revenue, latest("revenue", prev_idx, has_prev)) - 1
+    f["log_revenue"] = np.log1p(np.where(revenue >= 0, revenue, np.nan))
+    f["statement_staleness_days"] = day - latest("period_end")
+
+    # ---- firmographics
+    f["industry"] = h.industry[clients]
+    f["country"] = h.country[clients]
+    f["company_age_years"] = (day - h.founded[clients]) / 365.25
+    f["log_registered_capital"] = h.log_capital[clients]
+    f["external_rating_score"] = h.rating[clients]
+    return f
+
+
+def _frame(h: _History, parts: list[tuple[float, np.ndarray, dict[str, np.ndarray]]]) -> pd.DataFrame:
+    """Stack per-date results into one frame (built once: a frame per date costs more than the math)."""
+    clients = np.concatenate([c for _, c, _ in parts]) if parts else np.array([], dtype=np.int64)
+    days = np.concatenate([np.full(len(c), d) for d, c, _ in parts]) if parts else np.array([])
+    data: dict[str, object] = {
+        "client_id": pd.array(h.client_id[clients], dtype="str"),
+        "as_of": (EPOCH + days.astype("int64").astype("timedelta64[D]")).astype("datetime64[us]"),
+    }
+    for s in client_feature_specs():
+        values = np.concatenate([f[s.name] for _, _, f in parts]) if parts else np.array([])
+        data[s.name] = pd.array(values.astype(object), dtype="str") if s.categorical else values.astype("float64")
+    return pd.DataFrame(data)
+
+
+def build_client_features(ledger: Ledger, *, as_of_dates: Iterable[object]) -> pd.DataFrame:
+    """One row per (client, as_of) for every client onboarded before `as_of`, sorted by date then client.
+
+    Pure: reads only what each client's history held strictly before `as_of`.
+    """
+    h = _history(ledger)
+    parts = []
+    for as_of in sorted({pd.Timestamp(d) for d in as_of_dates}):  # type: ignore[arg-type]
+        day = _to_day(as_of)
+        clients = np.flatnonzero(h.onboarded < day)
+        parts.append((day, clients, _features_at(h, day, clients)))
+    return _frame(h, parts)
+
+
+def build_invoice_features(ledger: Ledger, *, invoices: pd.Series | None = None) -> pd.DataFrame:
+    """One row per invoice: its client's features as of its issue date plus its own attributes.
+
+    `invoices` selects invoice ids (default: all), returned in ledger order. Nothing about the
+    invoice's own outcome (payment, dispute, write-off) is read.
+    """
+    h = _history(ledger)
+    inv = ledger.invoices
+    if invoices is not None:
+        inv = inv[inv["invoice_id"].isin(pd.Series(invoices))]
+    inv = inv.reset_index(drop=True)
+    client = pd.Index(h.client_id).get_indexer(inv["client_id"])
+    day = _days(inv["issued_on"])
+    parts = []
+    order = []
+    for d, pos in pd.Series(np.arange(len(inv))).groupby(day).indices.items():
+        clients = np.unique(client[pos])
+        f = _features_at(h, float(d), clients)
+        take = np.searchsorted(clients, client[pos])
+        parts.append((float(d), client[pos], {name: values[take] for name, values in f.items()}))
+        order.append(pos)
+    out = _frame(h, parts)
+    out.insert(0, "invoice_id", pd.array(inv["invoice_id"].to_numpy(dtype=object)[np.concatenate(order)] if order else [], dtype="str"))
+    out = out.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True) if order else out
+    usual = _div(out["invoice_amount_365"].to_numpy(), out["invoice_count_365"].to_numpy())
+    out["invoice_amount"] = inv["amount"].to_numpy(dtype="float64")
+    out["invoice_amount_to_usual"] = _div(out["invoice_amount"].to_numpy(), usual)
+    out["invoice_terms_days"] = (inv["due_on"] - inv["issued_on"]).dt.days.to_numpy(dtype="float64")
+    out["invoice_issue_month"] = inv["issued_on"].dt.month.to_numpy(dtype="float64")
+    out["invoice_currency"] = pd.array(inv["currency"].to_numpy(dtype=object), dtype="str")
+    return out
