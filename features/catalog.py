@@ -22,7 +22,9 @@ Family = Literal[
     "firmographics",
     "invoice",
 ]
-Unit = Literal["count", "share", "days", "amount", "ratio", "index", "years", "flag", "log", "category"]
+Unit = Literal[
+    "count", "share", "days", "amount", "ratio", "index", "years", "flag", "log", "category"
+]
 
 WINDOWS = (30, 90, 180, 365)
 

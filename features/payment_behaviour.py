@@ -32,7 +32,13 @@ RATING_SCORE = {
 }
 THIN_FILE_PAID_INVOICES = 6
 THIN_FILE_TENURE_DAYS = 180
-AGING = (("current", -np.inf, 0), ("1_30", 1, 30), ("31_60", 31, 60), ("61_90", 61, 90), ("90p", 91, np.inf))
+AGING = (
+    ("current", -np.inf, 0),
+    ("1_30", 1, 30),
+    ("31_60", 31, 60),
+    ("61_90", 61, 90),
+    ("90p", 91, np.inf),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -46,29 +52,151 @@ def client_feature_specs() -> list[FeatureSpec]:
         paid = f"invoices paid in the last {w} days"
         s += [
             FeatureSpec(f"paid_count_{w}", "payment", f"Number of {paid}", "count", 0, w),
-            FeatureSpec(f"late_share_{w}", "payment", f"Share of {paid} that were paid after the due date", "share", 1, w),
-            FeatureSpec(f"late30_share_{w}", "payment", f"Share of {paid} that were paid more than 30 days late", "share", 1, w),
-            FeatureSpec(f"late60_share_{w}", "payment", f"Share of {paid} that were paid more than 60 days late", "share", 1, w),
-            FeatureSpec(f"late90_share_{w}", "payment", f"Share of {paid} that were paid more than 90 days late", "share", 1, w),
-            FeatureSpec(f"dpd_mean_{w}", "payment", f"Average days past due of {paid}", "days", 1, w),
-            FeatureSpec(f"dpd_max_{w}", "payment", f"Longest days past due among {paid}", "days", 1, w),
-            FeatureSpec(f"dpd_std_{w}", "payment", f"Spread (std) of days past due of {paid}", "days", 0, w),
-            FeatureSpec(f"dpd_last_{w}", "payment", f"Days past due of the last of the {paid}", "days", 1, w),
-            FeatureSpec(f"dbd_mean_{w}", "payment", f"Average days paid before the due date, {paid}", "days", -1, w),
-            FeatureSpec(f"dbd_max_{w}", "payment", f"Most days paid before the due date, {paid}", "days", 0, w),
-            FeatureSpec(f"dbd_std_{w}", "payment", f"Spread (std) of days paid before due, {paid}", "days", 0, w),
-            FeatureSpec(f"dbd_last_{w}", "payment", f"Days before due of the last of the {paid}", "days", 0, w),
-            FeatureSpec(f"dbt_weighted_{w}", "payment", f"Amount-weighted days beyond terms of {paid}", "days", 1, w),
-            FeatureSpec(f"paydex_{w}", "payment", f"PAYDEX-like index (1-100, 80 = on time) of {paid}", "index", -1, w),
-            FeatureSpec(f"short_paid_share_{w}", "payment", f"Share of {paid} settled for less than invoiced", "share", 1, w),
-            FeatureSpec(f"instalment_share_{w}", "payment", f"Share of {paid} that were paid in instalments", "share", 1, w),
-            FeatureSpec(f"dispute_rate_{w}", "payment", f"Share of {paid} that were disputed", "share", 1, w),
+            FeatureSpec(
+                f"late_share_{w}",
+                "payment",
+                f"Share of {paid} that were paid after the due date",
+                "share",
+                1,
+                w,
+            ),
+            FeatureSpec(
+                f"late30_share_{w}",
+                "payment",
+                f"Share of {paid} that were paid more than 30 days late",
+                "share",
+                1,
+                w,
+            ),
+            FeatureSpec(
+                f"late60_share_{w}",
+                "payment",
+                f"Share of {paid} that were paid more than 60 days late",
+                "share",
+                1,
+                w,
+            ),
+            FeatureSpec(
+                f"late90_share_{w}",
+                "payment",
+                f"Share of {paid} that were paid more than 90 days late",
+                "share",
+                1,
+                w,
+            ),
+            FeatureSpec(
+                f"dpd_mean_{w}", "payment", f"Average days past due of {paid}", "days", 1, w
+            ),
+            FeatureSpec(
+                f"dpd_max_{w}", "payment", f"Longest days past due among {paid}", "days", 1, w
+            ),
+            FeatureSpec(
+                f"dpd_std_{w}", "payment", f"Spread (std) of days past due of {paid}", "days", 0, w
+            ),
+            FeatureSpec(
+                f"dpd_last_{w}", "payment", f"Days past due of the last of the {paid}", "days", 1, w
+            ),
+            FeatureSpec(
+                f"dbd_mean_{w}",
+                "payment",
+                f"Average days paid before the due date, {paid}",
+                "days",
+                -1,
+                w,
+            ),
+            FeatureSpec(
+                f"dbd_max_{w}",
+                "payment",
+                f"Most days paid before the due date, {paid}",
+                "days",
+                0,
+                w,
+            ),
+            FeatureSpec(
+                f"dbd_std_{w}",
+                "payment",
+                f"Spread (std) of days paid before due, {paid}",
+                "days",
+                0,
+                w,
+            ),
+            FeatureSpec(
+                f"dbd_last_{w}",
+                "payment",
+                f"Days before due of the last of the {paid}",
+                "days",
+                0,
+                w,
+            ),
+            FeatureSpec(
+                f"dbt_weighted_{w}",
+                "payment",
+                f"Amount-weighted days beyond terms of {paid}",
+                "days",
+                1,
+                w,
+            ),
+            FeatureSpec(
+                f"paydex_{w}",
+                "payment",
+                f"PAYDEX-like index (1-100, 80 = on time) of {paid}",
+                "index",
+                -1,
+                w,
+            ),
+            FeatureSpec(
+                f"short_paid_share_{w}",
+                "payment",
+                f"Share of {paid} settled for less than invoiced",
+                "share",
+                1,
+                w,
+            ),
+            FeatureSpec(
+                f"instalment_share_{w}",
+                "payment",
+                f"Share of {paid} that were paid in instalments",
+                "share",
+                1,
+                w,
+            ),
+            FeatureSpec(
+                f"dispute_rate_{w}", "payment", f"Share of {paid} that were disputed", "share", 1, w
+            ),
         ]
     s += [
-        FeatureSpec("late_share_trend_90", "trend", "Change in the share paid late: last 90 days against the 90 before", "share", 1, 90),
-        FeatureSpec("dpd_mean_trend_90", "trend", "Change in average days past due: last 90 days against the 90 before", "days", 1, 90),
-        FeatureSpec("dpd_mean_ratio_90", "trend", "Ratio of average days past due (+1): last 90 days over the 90 before", "ratio", 1, 90),
-        FeatureSpec("dpd_slope_180", "trend", "Trend of days past due over the last 180 days, in days per month", "days", 1, 180),
+        FeatureSpec(
+            "late_share_trend_90",
+            "trend",
+            "Change in the share paid late: last 90 days against the 90 before",
+            "share",
+            1,
+            90,
+        ),
+        FeatureSpec(
+            "dpd_mean_trend_90",
+            "trend",
+            "Change in average days past due: last 90 days against the 90 before",
+            "days",
+            1,
+            90,
+        ),
+        FeatureSpec(
+            "dpd_mean_ratio_90",
+            "trend",
+            "Ratio of average days past due (+1): last 90 days over the 90 before",
+            "ratio",
+            1,
+            90,
+        ),
+        FeatureSpec(
+            "dpd_slope_180",
+            "trend",
+            "Trend of days past due over the last 180 days, in days per month",
+            "days",
+            1,
+            180,
+        ),
     ]
     s += [
         FeatureSpec("open_count", "exposure", "Number of open invoices", "count", 0),
@@ -76,48 +204,183 @@ def client_feature_specs() -> list[FeatureSpec]:
         FeatureSpec("overdue_balance", "exposure", "Open balance past its due date", "amount", 1),
     ]
     for name, lo, hi in AGING:
-        label = "not yet due" if name == "current" else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
-        s.append(FeatureSpec(f"aging_{name}", "exposure", f"Open balance {label}", "amount", 0 if name == "current" else 1))
+        label = (
+            "not yet due"
+            if name == "current"
+            else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
+        )
+        s.append(
+            FeatureSpec(
+                f"aging_{name}",
+                "exposure",
+                f"Open balance {label}",
+                "amount",
+                0 if name == "current" else 1,
+            )
+        )
     for name, lo, hi in AGING:
-        label = "not yet due" if name == "current" else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
-        s.append(FeatureSpec(f"aging_{name}_share", "exposure", f"Share of the open balance {label}", "share", -1 if name == "current" else 1))
+        label = (
+            "not yet due"
+            if name == "current"
+            else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
+        )
+        s.append(
+            FeatureSpec(
+                f"aging_{name}_share",
+                "exposure",
+                f"Share of the open balance {label}",
+                "share",
+                -1 if name == "current" else 1,
+            )
+        )
     s += [
-        FeatureSpec("oldest_open_age_days", "exposure", "Age of the oldest open invoice", "days", 1),
-        FeatureSpec("max_open_dpd", "exposure", "Days past due of the most overdue open invoice", "days", 1),
-        FeatureSpec("open_to_monthly_volume", "exposure", "Open balance in months of usual invoicing", "ratio", 1),
-        FeatureSpec("dso", "exposure", "Days sales outstanding (open balance over the last 90 days' invoicing)", "days", 1),
+        FeatureSpec(
+            "oldest_open_age_days", "exposure", "Age of the oldest open invoice", "days", 1
+        ),
+        FeatureSpec(
+            "max_open_dpd", "exposure", "Days past due of the most overdue open invoice", "days", 1
+        ),
+        FeatureSpec(
+            "open_to_monthly_volume",
+            "exposure",
+            "Open balance in months of usual invoicing",
+            "ratio",
+            1,
+        ),
+        FeatureSpec(
+            "dso",
+            "exposure",
+            "Days sales outstanding (open balance over the last 90 days' invoicing)",
+            "days",
+            1,
+        ),
     ]
     for w in WINDOWS:
         s += [
-            FeatureSpec(f"invoice_count_{w}", "volume", f"Invoices issued in the last {w} days", "count", 0, w),
-            FeatureSpec(f"invoice_amount_{w}", "volume", f"Amount invoiced in the last {w} days", "amount", 0, w),
+            FeatureSpec(
+                f"invoice_count_{w}",
+                "volume",
+                f"Invoices issued in the last {w} days",
+                "count",
+                0,
+                w,
+            ),
+            FeatureSpec(
+                f"invoice_amount_{w}",
+                "volume",
+                f"Amount invoiced in the last {w} days",
+                "amount",
+                0,
+                w,
+            ),
         ]
     s += [
-        FeatureSpec("amount_growth_90", "volume", "Growth of the amount invoiced: last 90 days over the 90 before", "ratio", 0, 90),
-        FeatureSpec("count_growth_90", "volume", "Growth of the invoice count: last 90 days over the 90 before", "ratio", 0, 90),
-        FeatureSpec("amount_growth_365", "volume", "Growth of the amount invoiced: last year over the year before", "ratio", 0, 365),
+        FeatureSpec(
+            "amount_growth_90",
+            "volume",
+            "Growth of the amount invoiced: last 90 days over the 90 before",
+            "ratio",
+            0,
+            90,
+        ),
+        FeatureSpec(
+            "count_growth_90",
+            "volume",
+            "Growth of the invoice count: last 90 days over the 90 before",
+            "ratio",
+            0,
+            90,
+        ),
+        FeatureSpec(
+            "amount_growth_365",
+            "volume",
+            "Growth of the amount invoiced: last year over the year before",
+            "ratio",
+            0,
+            365,
+        ),
         FeatureSpec("tenure_days", "relationship", "Days since onboarding", "days", -1),
-        FeatureSpec("days_since_first_invoice", "relationship", "Days since the first invoice", "days", -1),
-        FeatureSpec("days_since_last_invoice", "relationship", "Days since the last invoice", "days", 0),
-        FeatureSpec("days_since_last_payment", "relationship", "Days since the last payment received", "days", 1),
-        FeatureSpec("paid_invoices_total", "relationship", "Invoices paid so far (history depth)", "count", 0),
-        FeatureSpec("active_months_365", "relationship", "Months with invoices in the last year", "count", 0, 365),
-        FeatureSpec("thin_file", "relationship", "Thin file: under 6 paid invoices or under 180 days of tenure", "flag", 0),
-        FeatureSpec("writeoffs_365", "relationship", "Invoices written off in the last year", "count", 1, 365),
+        FeatureSpec(
+            "days_since_first_invoice", "relationship", "Days since the first invoice", "days", -1
+        ),
+        FeatureSpec(
+            "days_since_last_invoice", "relationship", "Days since the last invoice", "days", 0
+        ),
+        FeatureSpec(
+            "days_since_last_payment",
+            "relationship",
+            "Days since the last payment received",
+            "days",
+            1,
+        ),
+        FeatureSpec(
+            "paid_invoices_total",
+            "relationship",
+            "Invoices paid so far (history depth)",
+            "count",
+            0,
+        ),
+        FeatureSpec(
+            "active_months_365",
+            "relationship",
+            "Months with invoices in the last year",
+            "count",
+            0,
+            365,
+        ),
+        FeatureSpec(
+            "thin_file",
+            "relationship",
+            "Thin file: under 6 paid invoices or under 180 days of tenure",
+            "flag",
+            0,
+        ),
+        FeatureSpec(
+            "writeoffs_365",
+            "relationship",
+            "Invoices written off in the last year",
+            "count",
+            1,
+            365,
+        ),
         FeatureSpec("writeoffs_total", "relationship", "Invoices written off so far", "count", 1),
         FeatureSpec("leverage", "financials", "Total liabilities over total assets", "ratio", 1),
-        FeatureSpec("current_ratio", "financials", "Current assets over current liabilities", "ratio", -1),
+        FeatureSpec(
+            "current_ratio", "financials", "Current assets over current liabilities", "ratio", -1
+        ),
         FeatureSpec("cash_ratio", "financials", "Cash over current liabilities", "ratio", -1),
         FeatureSpec("ocf_margin", "financials", "Operating cash flow over revenue", "ratio", -1),
         FeatureSpec("equity_ratio", "financials", "Equity over total assets", "ratio", -1),
-        FeatureSpec("revenue_growth", "financials", "Revenue growth against the previous statement", "ratio", 0),
-        FeatureSpec("log_revenue", "financials", "Log of revenue in the latest statement", "log", 0),
-        FeatureSpec("statement_staleness_days", "financials", "Days since the latest statement's period ended", "days", 0),
+        FeatureSpec(
+            "revenue_growth",
+            "financials",
+            "Revenue growth against the previous statement",
+            "ratio",
+            0,
+        ),
+        FeatureSpec(
+            "log_revenue", "financials", "Log of revenue in the latest statement", "log", 0
+        ),
+        FeatureSpec(
+            "statement_staleness_days",
+            "financials",
+            "Days since the latest statement's period ended",
+            "days",
+            0,
+        ),
         FeatureSpec("industry", "firmographics", "Industry", "category", 0),
         FeatureSpec("country", "firmographics", "Country", "category", 0),
         FeatureSpec("company_age_years", "firmographics", "Age of the company", "years", 0),
-        FeatureSpec("log_registered_capital", "firmographics", "Log of registered capital", "log", 0),
-        FeatureSpec("external_rating_score", "firmographics", "External rating on a 1 (AAA) to 10 (D) scale", "index", 1),
+        FeatureSpec(
+            "log_registered_capital", "firmographics", "Log of registered capital", "log", 0
+        ),
+        FeatureSpec(
+            "external_rating_score",
+            "firmographics",
+            "External rating on a 1 (AAA) to 10 (D) scale",
+            "index",
+            1,
+        ),
     ]
     return s
 
@@ -126,7 +389,13 @@ def invoice_feature_specs() -> list[FeatureSpec]:
     """The invoice's own attributes, added to its client's features at the issue date."""
     return [
         FeatureSpec("invoice_amount", "invoice", "Amount of the invoice", "amount", 0),
-        FeatureSpec("invoice_amount_to_usual", "invoice", "Invoice amount over the client's average of the last year", "ratio", 0),
+        FeatureSpec(
+            "invoice_amount_to_usual",
+            "invoice",
+            "Invoice amount over the client's average of the last year",
+            "ratio",
+            0,
+        ),
         FeatureSpec("invoice_terms_days", "invoice", "Payment terms of the invoice", "days", 0),
         FeatureSpec("invoice_issue_month", "invoice", "Calendar month of issue", "count", 0),
         FeatureSpec("invoice_currency", "invoice", "Currency of the invoice", "category", 0),
@@ -146,7 +415,7 @@ def _days(values: pd.Series) -> np.ndarray:
 
 
 def _to_day(value: object) -> float:
-    return float((np.datetime64(pd.Timestamp(value).date(), "D") - EPOCH).astype(int))  # type: ignore[arg-type]
+    return float((pd.Timestamp(value).normalize() - pd.Timestamp("1970-01-01")).days)
 
 
 @dataclass(frozen=True)
@@ -171,7 +440,6 @@ class _History:
     amount: np.ndarray
     paid_amount: np.ndarray
     disputed: np.ndarray
-    instalments: np.ndarray
     month: np.ndarray
     # payments, sorted by client; pay_inv points into the invoice arrays
     pay_start: np.ndarray
@@ -251,7 +519,6 @@ def _history(ledger: Ledger) -> _History:
         amount=inv["amount"].to_numpy(dtype="float64")[order],
         paid_amount=inv["paid_amount"].to_numpy(dtype="float64")[order],
         disputed=inv["disputed"].to_numpy(dtype=bool)[order],
-        instalments=np.bincount(pay_inv, minlength=len(inv)).astype("float64"),
         month=issued_dt.astype("int64"),
         pay_start=pay_end - pay_counts,
         pay_end=pay_end,
@@ -295,7 +562,9 @@ def _min(codes: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _last(codes: np.ndarray, k: int, when: np.ndarray, tiebreak: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _last(
+    codes: np.ndarray, k: int, when: np.ndarray, tiebreak: np.ndarray, values: np.ndarray
+) -> np.ndarray:
     out = np.full(k, np.nan)
     if len(codes) == 0:
         return out
@@ -354,14 +623,21 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
     r_dbd = np.clip(-r_signed, 0, None)
     r_rows = rows[recent]
     r_short = h.paid_amount[r_rows] < r_amt * 0.995
-    r_instal = h.instalments[r_rows] > 1
+    pay_rows = _ranges(h.pay_start[clients], h.pay_end[clients])
+    before = pay_rows[h.pay_day[pay_rows] < day]
+    r_instal = _sum_by_key(h.pay_inv[before], np.ones(len(before)), r_rows) > 1
     r_disp = h.disputed[r_rows]
     for w in WINDOWS:
         m = r_paid >= day - w
         c, n = r_lc[m], np.bincount(r_lc[m], minlength=k).astype(float)
         dpd, dbd, amt = r_dpd[m], r_dbd[m], r_amt[m]
         f[f"paid_count_{w}"] = n
-        for name, cond in (("late", dpd > 0), ("late30", dpd > 30), ("late60", dpd > 60), ("late90", dpd > 90)):
+        for name, cond in (
+            ("late", dpd > 0),
+            ("late30", dpd > 30),
+            ("late60", dpd > 60),
+            ("late90", dpd > 90),
+        ):
             f[f"{name}_share_{w}"] = _div(np.bincount(c, cond, minlength=k), n)
         for name, v in (("dpd", dpd), ("dbd", dbd)):
             total = np.bincount(c, v, minlength=k)
@@ -395,8 +671,6 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
 
     # ---- open exposure at `day`: issued before, not settled nor written off before
     open_ = (issued < day) & ~settled & ~(h.written_off[rows] < day)
-    pay_rows = _ranges(h.pay_start[clients], h.pay_end[clients])
-    before = pay_rows[h.pay_day[pay_rows] < day]
     o_received = _sum_by_key(h.pay_inv[before], h.pay_amount[before], rows[open_])
     o_lc = lc[open_]
     outstanding = np.clip(amount[open_] - o_received, 0.0, None)
@@ -406,7 +680,9 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
     f["open_balance"] = balance
     f["overdue_balance"] = np.bincount(o_lc, outstanding * (o_dpd > 0), minlength=k)
     for name, lo, hi in AGING:
-        f[f"aging_{name}"] = np.bincount(o_lc, outstanding * ((o_dpd >= lo) & (o_dpd <= hi)), minlength=k)
+        f[f"aging_{name}"] = np.bincount(
+            o_lc, outstanding * ((o_dpd >= lo) & (o_dpd <= hi)), minlength=k
+        )
     for name, _, _ in AGING:
         f[f"aging_{name}_share"] = _div(f[f"aging_{name}"], balance)
     f["oldest_open_age_days"] = day - _min(o_lc, k, issued[open_])
@@ -447,7 +723,9 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
     m = v_issued >= day - 365
     pairs = np.unique(v_lc[m] * 100_000 + h.month[rows][known][m])
     f["active_months_365"] = np.bincount(pairs // 100_000, minlength=k).astype(float)
-    f["thin_file"] = ((paid_total < THIN_FILE_PAID_INVOICES) | (tenure < THIN_FILE_TENURE_DAYS)).astype(float)
+    f["thin_file"] = (
+        (paid_total < THIN_FILE_PAID_INVOICES) | (tenure < THIN_FILE_TENURE_DAYS)
+    ).astype(float)
     wo = h.written_off[rows]
     f["writeoffs_365"] = np.bincount(lc[(wo < day) & (wo >= day - 365)], minlength=k).astype(float)
     f["writeoffs_total"] = np.bincount(lc[wo < day], minlength=k).astype(float)
@@ -455,9 +733,17 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
     # ---- financials: the latest statement published before `day`, and the one before it
     query = clients.astype("int64") * 10_000_000 + int(day)
     idx = np.searchsorted(h.st_key, query, side="left") - 1
-    has = (idx >= 0) & (h.st_client[np.clip(idx, 0, None)] == clients) if len(h.st_key) else np.zeros(k, bool)
+    has = (
+        (idx >= 0) & (h.st_client[np.clip(idx, 0, None)] == clients)
+        if len(h.st_key)
+        else np.zeros(k, bool)
+    )
     prev_idx = idx - 1
-    has_prev = has & (prev_idx >= 0) & (h.st_client[np.clip(prev_idx, 0, None)] == clients) if len(h.st_key) else has
+    has_prev = (
+        has & (prev_idx >= 0) & (h.st_client[np.clip(prev_idx, 0, None)] == clients)
+        if len(h.st_key)
+        else has
+    )
 
     def latest(col: str, i: np.ndarray = idx, ok: np.ndarray = has) -> np.ndarray:
         if not len(h.st_key):
@@ -483,7 +769,9 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
     return f
 
 
-def _frame(h: _History, parts: list[tuple[float, np.ndarray, dict[str, np.ndarray]]]) -> pd.DataFrame:
+def _frame(
+    h: _History, parts: list[tuple[float, np.ndarray, dict[str, np.ndarray]]]
+) -> pd.DataFrame:
     """Stack per-date results into one frame (built once: a frame per date costs more than the math)."""
     clients = np.concatenate([c for _, c, _ in parts]) if parts else np.array([], dtype=np.int64)
     days = np.concatenate([np.full(len(c), d) for d, c, _ in parts]) if parts else np.array([])
@@ -493,7 +781,11 @@ def _frame(h: _History, parts: list[tuple[float, np.ndarray, dict[str, np.ndarra
     }
     for s in client_feature_specs():
         values = np.concatenate([f[s.name] for _, _, f in parts]) if parts else np.array([])
-        data[s.name] = pd.array(values.astype(object), dtype="str") if s.categorical else values.astype("float64")
+        data[s.name] = (
+            pd.array(values.astype(object), dtype="str")
+            if s.categorical
+            else values.astype("float64")
+        )
     return pd.DataFrame(data)
 
 
@@ -504,7 +796,7 @@ def build_client_features(ledger: Ledger, *, as_of_dates: Iterable[object]) -> p
     """
     h = _history(ledger)
     parts = []
-    for as_of in sorted({pd.Timestamp(d) for d in as_of_dates}):  # type: ignore[arg-type]
+    for as_of in sorted({pd.Timestamp(d) for d in as_of_dates}):
         day = _to_day(as_of)
         clients = np.flatnonzero(h.onboarded < day)
         parts.append((day, clients, _features_at(h, day, clients)))
@@ -533,8 +825,19 @@ def build_invoice_features(ledger: Ledger, *, invoices: pd.Series | None = None)
         parts.append((float(d), client[pos], {name: values[take] for name, values in f.items()}))
         order.append(pos)
     out = _frame(h, parts)
-    out.insert(0, "invoice_id", pd.array(inv["invoice_id"].to_numpy(dtype=object)[np.concatenate(order)] if order else [], dtype="str"))
-    out = out.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True) if order else out
+    out.insert(
+        0,
+        "invoice_id",
+        pd.array(
+            inv["invoice_id"].to_numpy(dtype=object)[np.concatenate(order)] if order else [],
+            dtype="str",
+        ),
+    )
+    out = (
+        out.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True)
+        if order
+        else out
+    )
     usual = _div(out["invoice_amount_365"].to_numpy(), out["invoice_count_365"].to_numpy())
     out["invoice_amount"] = inv["amount"].to_numpy(dtype="float64")
     out["invoice_amount_to_usual"] = _div(out["invoice_amount"].to_numpy(), usual)

@@ -74,12 +74,25 @@ def build_feature_table(
         if unit == "client":
             x = build_client_features(part, as_of_dates=as_of_dates)
             y = label_default(part, x[["client_id", "as_of"]])
-            frames.append(x.assign(**{c: y[c].to_numpy() for c in ("default_12m", "censored", "defaulted_before")}))
+            frames.append(
+                x.assign(
+                    **{c: y[c].to_numpy() for c in ("default_12m", "censored", "defaulted_before")}
+                )
+            )
         else:
-            chosen = part.invoices["invoice_id"] if invoices is None else invoices[invoices.isin(part.invoices["invoice_id"])]
+            chosen = (
+                part.invoices["invoice_id"]
+                if invoices is None
+                else invoices[invoices.isin(part.invoices["invoice_id"])]
+            )
             x = build_invoice_features(part, invoices=chosen)
             y = label_late(part, x["invoice_id"], grace_days=grace_days).set_index("invoice_id")
-            frames.append(x.assign(late=x["invoice_id"].map(y["late"]).to_numpy(), censored=x["invoice_id"].map(y["censored"]).to_numpy()))
+            frames.append(
+                x.assign(
+                    late=x["invoice_id"].map(y["late"]).to_numpy(),
+                    censored=x["invoice_id"].map(y["censored"]).to_numpy(),
+                )
+            )
         bar.update()
     bar.close()
     out = pd.concat(frames, ignore_index=True)

@@ -123,14 +123,25 @@ def _print_violations(violations: pd.DataFrame, *, limit: int) -> None:
 def features(
     ledger: Annotated[Path | None, typer.Option(help="Ledger folder.")] = None,
     out: Annotated[Path | None, typer.Option(help="Parquet file to write (atomically).")] = None,
-    unit: Annotated[str, typer.Option(help="client: (client, as_of) snapshots; invoice: invoices at issue.")] = "client",
-    as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Snapshot date (repeatable).")] = None,
-    monthly: Annotated[
-        tuple[str, str] | None, typer.Option(help="Month-end snapshots from FROM to TO.", metavar="FROM TO")
+    unit: Annotated[
+        str, typer.Option(help="client: (client, as_of) snapshots; invoice: invoices at issue.")
+    ] = "client",
+    as_of: Annotated[
+        list[str] | None, typer.Option("--as-of", help="Snapshot date (repeatable).")
     ] = None,
-    grace_days: Annotated[int, typer.Option(min=0, help="Days after due before an invoice counts as late.")] = 0,
-    partitions: Annotated[int | None, typer.Option(min=1, help="Client partitions (default: by ledger size).")] = None,
-    list_: Annotated[bool, typer.Option("--list", help="Print the feature catalog and exit.")] = False,
+    monthly: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="Month-end snapshots from FROM to TO.", metavar="FROM TO"),
+    ] = None,
+    grace_days: Annotated[
+        int, typer.Option(min=0, help="Days after due before an invoice counts as late.")
+    ] = 0,
+    partitions: Annotated[
+        int | None, typer.Option(min=1, help="Client partitions (default: by ledger size).")
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="Print the feature catalog and exit.")
+    ] = False,
 ) -> None:
     """Build point-in-time features with labels, or list the feature catalog."""
     from features.catalog import catalog_frame
@@ -146,7 +157,13 @@ def features(
             table.add_column(col)
         for r in catalog.itertuples():
             window = "" if pd.isna(r.window) else str(int(r.window))
-            table.add_row(r.name, r.family, window, {1: "+ risk", -1: "- risk"}.get(r.direction, ""), r.description)
+            table.add_row(
+                r.name,
+                r.family,
+                window,
+                {1: "+ risk", -1: "- risk"}.get(r.direction, ""),
+                r.description,
+            )
         console.print(table)
         return
     if ledger is None or out is None:
@@ -155,7 +172,9 @@ def features(
     if monthly is not None:
         dates += month_ends(*monthly)
     if unit == "client" and not dates:
-        raise typer.BadParameter("give --as-of DATE (repeatable) or --monthly FROM TO", param_hint="--as-of")
+        raise typer.BadParameter(
+            "give --as-of DATE (repeatable) or --monthly FROM TO", param_hint="--as-of"
+        )
     table_ = build_feature_table(
         load_ledger(ledger),
         unit=unit,  # type: ignore[arg-type]

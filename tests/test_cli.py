@@ -91,4 +91,66 @@ def test_generate_writes_the_five_tables(tmp_path: Path) -> None:
 def test_validate_names_a_missing_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(tmp_path / "nope")])
     assert result.exit_code == 1
-    assert "does not exist" in result.output
+    assert "does not exist" in " ".join(result.output.split())
+
+
+def test_features_builds_client_snapshots_with_labels(
+    small_ledger_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "client.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "features",
+            "--ledger",
+            str(small_ledger_dir),
+            "--monthly",
+            "2024-01-31",
+            "2024-03-31",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert sorted(table["as_of"].unique()) == list(
+        pd.to_datetime(["2024-01-31", "2024-02-29", "2024-03-31"])
+    )
+    assert {"default_12m", "censored", "defaulted_before"} <= set(table.columns)
+
+
+def test_features_builds_invoices_at_issue(small_ledger_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "invoice.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "features",
+            "--ledger",
+            str(small_ledger_dir),
+            "--unit",
+            "invoice",
+            "--grace-days",
+            "5",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert table["invoice_id"].is_unique and {"late", "censored", "invoice_terms_days"} <= set(
+        table.columns
+    )
+
+
+def test_features_lists_the_catalog() -> None:
+    result = runner.invoke(app, ["features", "--list"])
+    assert result.exit_code == 0
+    assert "late30_share_90" in result.output and "paydex_365" in result.output
+
+
+def test_features_asks_for_dates(small_ledger_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["features", "--ledger", str(small_ledger_dir), "--out", str(tmp_path / "x.parquet")]
+    )
+    assert result.exit_code == 2
+    assert "--as-of" in result.output
