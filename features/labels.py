@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.arrays import isin
 from features.contract import Ledger
 
 DEFAULT_DPD = 90
@@ -66,7 +67,7 @@ def label_late(
     """
     inv = ledger.invoices
     if invoice_ids is not None:
-        inv = inv[inv["invoice_id"].isin(invoice_ids)]
+        inv = inv[isin(inv["invoice_id"], invoice_ids)]
     deadline = inv["due_on"] + pd.Timedelta(days=grace_days)
     censored = inv["paid_on"].isna() & (deadline >= ledger.extracted_on)
     late = inv["paid_on"].isna() | (inv["paid_on"] > deadline)

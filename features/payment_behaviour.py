@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.arrays import index_in, isin
 from features.catalog import WINDOWS, FeatureSpec
 from features.contract import Ledger
 
@@ -457,12 +458,12 @@ def _history(ledger: Ledger) -> _History:
     clients = ledger.clients.sort_values("client_id", kind="stable")
     client_id = clients["client_id"].to_numpy(dtype=object)
     n = len(client_id)
-    code_of = pd.Index(client_id)
 
     inv = ledger.invoices
-    inv_client = code_of.get_indexer(inv["client_id"])
+    inv_client = index_in(inv["client_id"], client_id)
     issued = _days(inv["issued_on"])
-    order = np.lexsort((inv["invoice_id"].to_numpy(dtype=object), issued, inv_client))
+    # Stable on ledger order, so equal issue dates keep the order the ledger gives them.
+    order = np.lexsort((issued, inv_client))
     inv_client = inv_client[order]
     issued = issued[order]
     invoice_ids = inv["invoice_id"].to_numpy(dtype=object)[order]
@@ -470,7 +471,7 @@ def _history(ledger: Ledger) -> _History:
     inv_end = np.cumsum(counts)
 
     pay = ledger.payments
-    pay_inv = pd.Index(invoice_ids).get_indexer(pay["invoice_id"])
+    pay_inv = index_in(pay["invoice_id"], invoice_ids)
     pay_keep = pay_inv >= 0
     pay_inv = pay_inv[pay_keep]
     pay_client = inv_client[pay_inv]
@@ -480,7 +481,7 @@ def _history(ledger: Ledger) -> _History:
 
     issued_dt = inv["issued_on"].to_numpy(dtype="datetime64[M]")[order]
     fin = ledger.financials
-    st_client = code_of.get_indexer(fin["client_id"])
+    st_client = index_in(fin["client_id"], client_id)
     st_pub = _days(fin["published_on"])
     st_order = np.lexsort((_days(fin["period_end"]), st_pub, st_client))
     st_client = st_client[st_order]
@@ -562,19 +563,6 @@ def _min(codes: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _last(
-    codes: np.ndarray, k: int, when: np.ndarray, tiebreak: np.ndarray, values: np.ndarray
-) -> np.ndarray:
-    out = np.full(k, np.nan)
-    if len(codes) == 0:
-        return out
-    order = np.lexsort((tiebreak, when, codes))
-    c = codes[order]
-    last = order[np.r_[c[1:] != c[:-1], True]]
-    out[codes[last]] = values[last]
-    return out
-
-
 def _sum_by_key(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
     """For each query key, the sum of `values` whose key equals it (0 when none)."""
     if len(keys) == 0:
@@ -615,9 +603,10 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
 
     # ---- payment behaviour over trailing windows, by payment date
     settled = paid < day
-    recent = settled & (paid >= day - 2 * max(WINDOWS))
+    recent = np.flatnonzero(settled & (paid >= day - max(WINDOWS)))
+    # Sorted once by client, then payment date: "last" is then the end of each client's run.
+    recent = recent[np.lexsort((issued[recent], paid[recent], lc[recent]))]
     r_lc, r_paid, r_due, r_amt = lc[recent], paid[recent], due[recent], amount[recent]
-    r_issued = issued[recent]
     r_signed = r_paid - r_due
     r_dpd = np.clip(r_signed, 0, None)
     r_dbd = np.clip(-r_signed, 0, None)
@@ -639,12 +628,14 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
             ("late90", dpd > 90),
         ):
             f[f"{name}_share_{w}"] = _div(np.bincount(c, cond, minlength=k), n)
+        last = np.r_[c[1:] != c[:-1], True] if len(c) else np.zeros(0, dtype=bool)
         for name, v in (("dpd", dpd), ("dbd", dbd)):
             total = np.bincount(c, v, minlength=k)
             f[f"{name}_mean_{w}"] = _div(total, n)
             f[f"{name}_max_{w}"] = _max(c, k, v)
             f[f"{name}_std_{w}"] = _std(n, total, np.bincount(c, v * v, minlength=k))
-            f[f"{name}_last_{w}"] = _last(c, k, r_paid[m], r_issued[m], v)
+            f[f"{name}_last_{w}"] = np.full(k, np.nan)
+            f[f"{name}_last_{w}"][c[last]] = v[last]
         amt_total = np.bincount(c, amt, minlength=k)
         f[f"dbt_weighted_{w}"] = _div(np.bincount(c, amt * dpd, minlength=k), amt_total)
         f[f"paydex_{w}"] = _paydex(_div(np.bincount(c, amt * r_signed[m], minlength=k), amt_total))
@@ -812,9 +803,9 @@ def build_invoice_features(ledger: Ledger, *, invoices: pd.Series | None = None)
     h = _history(ledger)
     inv = ledger.invoices
     if invoices is not None:
-        inv = inv[inv["invoice_id"].isin(pd.Series(invoices))]
+        inv = inv[isin(inv["invoice_id"], pd.Series(invoices))]
     inv = inv.reset_index(drop=True)
-    client = pd.Index(h.client_id).get_indexer(inv["client_id"])
+    client = index_in(inv["client_id"], h.client_id)
     day = _days(inv["issued_on"])
     parts = []
     order = []

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from features.arrays import isin
 from features.catalog import FeatureSpec
 from features.contract import Ledger
+from features.io import atomic_file
 from features.labels import label_default, label_late
 from features.payment_behaviour import (
     build_client_features,
@@ -32,14 +37,14 @@ def feature_specs(unit: Unit) -> list[FeatureSpec]:
 def client_ledger(ledger: Ledger, client_ids: Sequence[str] | pd.Series | np.ndarray) -> Ledger:
     """The part of a ledger that belongs to some clients: what the online path loads for one client."""
     ids = pd.Index(np.asarray(client_ids, dtype=object))
-    invoices = ledger.invoices[ledger.invoices["client_id"].isin(ids)]
+    invoices = ledger.invoices[isin(ledger.invoices["client_id"], ids)]
     return ledger.with_tables(
         {
-            "clients": ledger.clients[ledger.clients["client_id"].isin(ids)],
+            "clients": ledger.clients[isin(ledger.clients["client_id"], ids)],
             "invoices": invoices,
-            "payments": ledger.payments[ledger.payments["invoice_id"].isin(invoices["invoice_id"])],
-            "financials": ledger.financials[ledger.financials["client_id"].isin(ids)],
-            "insolvencies": ledger.insolvencies[ledger.insolvencies["client_id"].isin(ids)],
+            "payments": ledger.payments[isin(ledger.payments["invoice_id"], invoices["invoice_id"])],
+            "financials": ledger.financials[isin(ledger.financials["client_id"], ids)],
+            "insolvencies": ledger.insolvencies[isin(ledger.insolvencies["client_id"], ids)],
         }
     )
 
@@ -56,7 +61,7 @@ def default_partitions(ledger: Ledger) -> int:
     return max(1, int(np.ceil(len(ledger.invoices) / INVOICES_PER_PARTITION)))
 
 
-def build_feature_table(
+def iter_feature_table(
     ledger: Ledger,
     *,
     unit: Unit,
@@ -65,39 +70,57 @@ def build_feature_table(
     grace_days: int = 0,
     partitions: int | None = None,
     progress: bool = False,
-) -> pd.DataFrame:
-    """Features plus labels for client snapshots or invoices at issue, one partition at a time."""
+) -> Iterator[pd.DataFrame]:
+    """Features plus labels, one partition of clients at a time (memory stays that of a partition)."""
     n_parts = partitions or default_partitions(ledger)
-    frames = []
     bar = tqdm(total=n_parts, desc=f"{unit} features", unit="partition", disable=not progress)
     for part in partition_ledger(ledger, partitions=n_parts):
         if unit == "client":
             x = build_client_features(part, as_of_dates=as_of_dates)
             y = label_default(part, x[["client_id", "as_of"]])
-            frames.append(
-                x.assign(
-                    **{c: y[c].to_numpy() for c in ("default_12m", "censored", "defaulted_before")}
-                )
-            )
+            for c in ("default_12m", "censored", "defaulted_before"):
+                x[c] = y[c].to_numpy()
         else:
-            chosen = (
-                part.invoices["invoice_id"]
-                if invoices is None
-                else invoices[invoices.isin(part.invoices["invoice_id"])]
-            )
+            chosen = part.invoices["invoice_id"] if invoices is None else invoices[isin(invoices, part.invoices["invoice_id"])]
             x = build_invoice_features(part, invoices=chosen)
             y = label_late(part, x["invoice_id"], grace_days=grace_days).set_index("invoice_id")
-            frames.append(
-                x.assign(
-                    late=x["invoice_id"].map(y["late"]).to_numpy(),
-                    censored=x["invoice_id"].map(y["censored"]).to_numpy(),
-                )
-            )
+            x["late"] = x["invoice_id"].map(y["late"]).to_numpy()
+            x["censored"] = x["invoice_id"].map(y["censored"]).to_numpy()
         bar.update()
+        yield x
     bar.close()
-    out = pd.concat(frames, ignore_index=True)
-    key = ["as_of", "client_id"] if unit == "client" else []
-    return out.sort_values(key, kind="stable").reset_index(drop=True) if key else out
+
+
+def build_feature_table(ledger: Ledger, *, unit: Unit, **options: object) -> pd.DataFrame:
+    """The whole feature table in memory, sorted by (as_of, client_id) for client snapshots."""
+    out = pd.concat(list(iter_feature_table(ledger, unit=unit, **options)), ignore_index=True)  # type: ignore[arg-type]
+    if unit == "client":
+        out = out.sort_values(["as_of", "client_id"], kind="stable").reset_index(drop=True)
+    return out
+
+
+def write_feature_table(ledger: Ledger, out: Path | str, *, unit: Unit, **options: object) -> dict[str, float]:
+    """Stream the feature table to one Parquet file, a row group per partition, atomically.
+
+    Rows come grouped by client partition (within one: by as_of, then client). Returns row count
+    and label rate of the uncensored rows.
+    """
+    label = "default_12m" if unit == "client" else "late"
+    rows = usable = events = 0
+    with atomic_file(out) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for frame in iter_feature_table(ledger, unit=unit, **options):  # type: ignore[arg-type]
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema))
+                known = ~frame["censored"].to_numpy(dtype=bool)
+                rows, usable, events = rows + len(frame), usable + int(known.sum()), events + int(frame[label].to_numpy()[known].sum())
+        finally:
+            if writer is not None:
+                writer.close()
+    return {"rows": rows, "uncensored": usable, "rate": events / usable if usable else float("nan")}
 
 
 def month_ends(start: str, end: str) -> list[pd.Timestamp]:

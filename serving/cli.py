@@ -145,8 +145,8 @@ def features(
 ) -> None:
     """Build point-in-time features with labels, or list the feature catalog."""
     from features.catalog import catalog_frame
-    from features.io import load_ledger, write_parquet
-    from features.pipeline import build_feature_table, feature_specs, month_ends
+    from features.io import load_ledger
+    from features.pipeline import feature_specs, month_ends, write_feature_table
 
     if unit not in ("client", "invoice"):
         raise typer.BadParameter("must be client or invoice", param_hint="--unit")
@@ -175,21 +175,103 @@ def features(
         raise typer.BadParameter(
             "give --as-of DATE (repeatable) or --monthly FROM TO", param_hint="--as-of"
         )
-    table_ = build_feature_table(
+    stats = write_feature_table(
         load_ledger(ledger),
+        out,
         unit=unit,  # type: ignore[arg-type]
         as_of_dates=dates,
         grace_days=grace_days,
         partitions=partitions,
         progress=True,
     )
-    write_parquet(table_, out)
     label = "default_12m" if unit == "client" else "late"
-    usable = table_[~table_["censored"]]
     console.print(
-        f"wrote {out}: {len(table_):,} rows x {table_.shape[1]} columns; "
-        f"{len(usable):,} uncensored with a {label} rate of {usable[label].mean():.2%}"
+        f"wrote {out}: {stats['rows']:,} rows; {stats['uncensored']:,} uncensored with a {label} rate of {stats['rate']:.2%}"
     )
+
+
+@app.command()
+def train(
+    features_: Annotated[Path | None, typer.Option("--features", help="Ledger feature table from `creditguard features`.")] = None,
+    model: Annotated[str | None, typer.Option(help="default (client snapshots) or late (invoices at issue).")] = None,
+    table: Annotated[Path | None, typer.Option(help="Any feature table (Parquet or CSV) with a target column.")] = None,
+    target: Annotated[str | None, typer.Option(help="Target column of --table (0/1).")] = None,
+    time_column: Annotated[str | None, typer.Option(help="Date column of --table for an out-of-time split.")] = None,
+    name: Annotated[str | None, typer.Option(help="Registered model name for --table (default: creditguard-TARGET).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Training options as YAML (see training/config.py).")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Override the search budget (optuna trials).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the random seed.")] = None,
+) -> None:
+    """Train, calibrate, evaluate and register a model in MLflow (alias: challenger)."""
+    from dataclasses import replace
+
+    from training.config import TrainConfig
+    from training.tracking import log_training, tracking_uri
+    from training.train import ledger_spec, table_spec, train_model
+
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    cfg = TrainConfig.load(config) if config else TrainConfig()
+    if trials is not None:
+        cfg = replace(cfg, n_trials=trials)
+    if seed is not None:
+        cfg = replace(cfg, seed=seed)
+    if (features_ is None) == (table is None):
+        raise typer.BadParameter("give either --features FILE --model default|late, or --table FILE --target COL")
+    if features_ is not None:
+        if model not in ("default", "late"):
+            raise typer.BadParameter("must be default or late", param_hint="--model")
+        data = pd.read_parquet(features_)
+        spec = ledger_spec(model)  # type: ignore[arg-type]
+    else:
+        assert table is not None
+        if target is None:
+            raise typer.BadParameter("--table needs --target COL", param_hint="--target")
+        data = pd.read_csv(table) if table.suffix == ".csv" else pd.read_parquet(table)
+        if time_column:
+            data[time_column] = pd.to_datetime(data[time_column])
+        spec = table_spec(data, target=target, time_column=time_column, name=name or f"creditguard-{target}")
+    console.print(f"training {spec.name} on {len(data):,} rows ({len(spec.features)} features), store {tracking_uri()}")
+    result = train_model(data, spec, cfg, progress=True)
+    logged = log_training(result, cfg)
+    m, s = result.metrics, result.scorecard_metrics
+    summary: dict[str, object] = {
+        "model": spec.name,
+        "run id": logged["run_id"],
+        "version": logged.get("version", ""),
+        "aliases": "challenger" + (", champion (first version)" if logged.get("champion") else ""),
+        "calibration": result.bundle.metadata.get("calibration"),
+        "test AUC": round(m["auc"], 4),
+        "test Gini": round(m["gini"], 4),
+        "test KS": round(m["ks"], 4),
+        "test Brier": round(m["brier"], 5),
+        "test ECE": round(m["ece"], 4),
+        "capture top 10 %": round(m["capture_top10"], 4),
+        "scorecard test AUC": round(s["auc"], 4),
+    }
+    _print_mapping("training summary", summary)
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Option(help="Registered model name, e.g. creditguard-default.")],
+    force: Annotated[bool, typer.Option(help="Promote even if the gate refuses (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why a forced promotion is justified (recorded).")] = None,
+) -> None:
+    """Move the champion alias to the challenger if it is at least as good on the same window."""
+    from training.registry import promote as promote_model
+
+    try:
+        decision = promote_model(model, force=force, reason=reason)
+    except (LookupError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    refused = not decision.promoted and decision.champion != decision.challenger
+    verdict = "[green]promoted[/green]" if decision.promoted else ("[yellow]refused[/yellow]" if refused else "unchanged")
+    console.print(f"{model}: challenger v{decision.challenger} {verdict} (champion was v{decision.champion}): {decision.reason}")
+    if not decision.promoted and decision.champion != decision.challenger:
+        raise typer.Exit(code=3)  # the gate refused: scripts can tell a refusal from an error
 
 
 @app.command("import-ibm")

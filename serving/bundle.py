@@ -1,0 +1,97 @@
+"""The model bundle: everything needed to turn a feature row into a PD, a grade and its reasons.
+
+One object, built by training and loaded from the MLflow registry by the service, batch scoring
+and Spark alike: booster, calibrator, feature order, category levels and the grade master scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import yaml
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+class Calibrator(Protocol):
+    def predict(self, raw: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class MasterScale:
+    """Fixed PD bands: grade g holds PDs up to `upper[g - 1]`."""
+
+    upper: tuple[float, ...]
+    labels: tuple[str, ...]
+
+    def grade(self, pd_: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(self.upper), np.asarray(pd_), side="left") + 1
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> MasterScale:
+        spec = yaml.safe_load((path or MODELS_DIR / "master_scale.yaml").read_text())["grades"]
+        spec = sorted(spec, key=lambda g: g["grade"])
+        return cls(upper=tuple(float(g["upper_pd"]) for g in spec), labels=tuple(str(g["label"]) for g in spec))
+
+
+@dataclass
+class ModelBundle:
+    """A trained, calibrated model with its feature contract."""
+
+    name: str
+    target: str
+    model_string: str
+    features: list[str]
+    categories: dict[str, list[str]]  # fixed category -> integer code mapping per categorical feature
+    calibrator: Calibrator
+    master_scale: MasterScale
+    metadata: dict[str, object] = field(default_factory=dict)
+    _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            self._booster = lgb.Booster(model_str=self.model_string)
+        return self._booster
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_booster"] = None  # rebuilt from the model string: pickles stay small and portable
+        return state
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """Feature rows as float64 in the model's order; categories as their fixed integer codes
+        (unseen levels become missing), never pandas categories (MLflow and LightGBM disagree on those)."""
+        missing = [f for f in self.features if f not in frame.columns]
+        if missing:
+            raise KeyError(f"feature table lacks {len(missing)} model feature(s): {', '.join(missing[:5])}")
+        cols = []
+        for name in self.features:
+            values = frame[name]
+            if name in self.categories:
+                codes = pd.Index(self.categories[name]).get_indexer(values.astype("str"))
+                cols.append(np.where(codes >= 0, codes, np.nan))
+            else:
+                cols.append(pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64"))
+        return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+
+    def raw_score(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
+        return np.asarray(self.booster.predict(x, raw_score=True, num_threads=threads), dtype="float64")
+
+    def contributions(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
+        """Exact TreeSHAP contributions on the raw (log-odds) score; the last column is the expected value."""
+        return np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=threads), dtype="float64")
+
+    def probability(self, raw: np.ndarray) -> np.ndarray:
+        return np.clip(self.calibrator.predict(raw), 1e-6, 1 - 1e-6)
+
+    def predict(self, frame: pd.DataFrame, *, threads: int = 0) -> pd.DataFrame:
+        """PD (calibrated), raw score and grade for each row."""
+        raw = self.raw_score(self.matrix(frame), threads=threads)
+        p = self.probability(raw)
+        return pd.DataFrame({"pd": p, "raw_score": raw, "grade": self.master_scale.grade(p)}, index=frame.index)

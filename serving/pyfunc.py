@@ -1,0 +1,42 @@
+"""The MLflow pyfunc flavour of a model bundle: `predict` returns PD, grade and top reasons,
+never a bare 0/1 class."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from serving.bundle import ModelBundle
+
+TOP_REASONS = 3
+
+
+class CreditModel(PythonModel):
+    """Loads the pickled bundle from the model's artifacts."""
+
+    bundle: ModelBundle
+
+    def load_context(self, context: Any) -> None:
+        with open(context.artifacts["bundle"], "rb") as fh:
+            self.bundle = pickle.load(fh)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return predict_with_reasons(self.bundle, model_input)
+
+
+def predict_with_reasons(bundle: ModelBundle, frame: pd.DataFrame, *, top: int = TOP_REASONS) -> pd.DataFrame:
+    """PD, grade, raw score and the features that push the score up most (exact TreeSHAP)."""
+    x = bundle.matrix(frame)
+    contrib = bundle.contributions(x, threads=1)
+    raw = contrib.sum(axis=1)
+    p = bundle.probability(raw)
+    out = pd.DataFrame({"pd": p, "grade": bundle.master_scale.grade(p), "raw_score": raw})
+    order = np.argsort(-contrib[:, :-1], axis=1)[:, :top]
+    names = np.asarray(bundle.features, dtype=object)
+    for i in range(top):
+        out[f"reason_{i + 1}"] = names[order[:, i]] if len(bundle.features) > i else ""
+    return out

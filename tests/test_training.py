@@ -1,0 +1,161 @@
+"""Training: out-of-time splits, search, monotone check, calibration, MLflow logging, promotion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.contract import Ledger
+from features.pipeline import build_feature_table, month_ends
+from serving.cli import app
+from training.config import TrainConfig
+from training.evaluate import evaluate, expected_calibration_error
+from training.fit import MonotonicityError, check_monotone, fit_model
+from training.registry import load_bundle, promote
+from training.split import split_by_time
+from training.train import ModelSpec, ledger_spec, train_model
+
+FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20, shap_sample=200)
+
+
+@pytest.fixture(scope="module")
+def client_table(small_ledger: Ledger) -> pd.DataFrame:
+    return build_feature_table(small_ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30"))
+
+
+@pytest.fixture(scope="module")
+def trained(client_table: pd.DataFrame):  # type: ignore[no-untyped-def]
+    return train_model(client_table, ledger_spec("default"), FAST)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # a non-default store keeps its artifacts beside the run, here
+    yield uri
+
+
+def test_the_split_is_by_date_with_the_latest_dates_for_test() -> None:
+    times = pd.Series(pd.to_datetime([f"2024-{m:02d}-28" for m in range(1, 11)]).repeat(3))
+    part = split_by_time(times, validation_fraction=0.2, test_fraction=0.2)
+    assert set(times[part == "test"].dt.month) == {9, 10}
+    assert set(times[part == "validation"].dt.month) == {7, 8}
+    assert times[part == "train"].max() < times[part == "validation"].min()
+
+
+def test_metrics_of_a_perfectly_calibrated_and_ranked_score() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 20_000)
+    y = (rng.uniform(0, 1, p.size) < p).astype(int)
+    m = evaluate(y, p)
+    assert expected_calibration_error(y, p) < 0.02
+    assert 0.8 < m["auc"] < 0.9 and m["gini"] == pytest.approx(2 * m["auc"] - 1)
+    assert m["capture_top10"] > 0.1 and m["lift_top10"] == pytest.approx(m["capture_top10"] / 0.1)
+
+
+def test_training_gives_a_calibrated_discriminating_model(trained) -> None:  # type: ignore[no-untyped-def]
+    assert trained.metrics["auc"] > 0.7
+    assert trained.bundle.metadata["calibration"] in ("platt", "isotonic")
+    assert 0 < trained.metrics["base_rate"] < 0.2
+    pr = trained.predictions
+    assert pr["pd"].between(0, 1).all() and pr["grade"].between(1, 10).all()
+    assert not set(np.unique(pr["pd"])) <= {0.0, 1.0}  # probabilities, never bare labels
+    assert "auc" in trained.scorecard_metrics
+    assert set(trained.segments["segment"]) == {"industry", "country", "size_band", "thin_file"}
+
+
+def test_training_is_reproducible(client_table: pd.DataFrame, trained) -> None:  # type: ignore[no-untyped-def]
+    again = train_model(client_table, ledger_spec("default"), FAST)
+    assert again.bundle.model_string == trained.bundle.model_string
+    assert again.metrics == trained.metrics
+
+
+def test_censored_and_defaulted_rows_never_train(client_table: pd.DataFrame, trained) -> None:  # type: ignore[no-untyped-def]
+    usable = (~client_table["censored"] & ~client_table["defaulted_before"]).sum()
+    assert trained.profile["usable_rows"] == usable < len(client_table)
+
+
+def _against_the_grain() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 3))
+    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(2 * x[:, 0] - x[:, 1]))).astype(int)  # risk falls with x0
+    return x, y
+
+
+def test_the_monotone_check_names_a_violated_feature() -> None:
+    x, y = _against_the_grain()
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1}, lgb.Dataset(x, y), 50)
+    with pytest.raises(MonotonicityError, match=r"not monotone in days_past_due \(constraint \+1\)"):
+        check_monotone(booster, x, [1, 0, 0], ["days_past_due", "b", "c"])
+
+
+def test_constrained_fits_pass_the_monotone_check() -> None:
+    x, y = _against_the_grain()
+    fit = fit_model(FAST, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[], monotone=[1, 1, 0])
+    check_monotone(fit.booster, x, [1, 1, 0], ["a", "b", "c"])
+
+
+def test_the_logged_model_predicts_pd_grade_and_reasons(store: str, trained) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    from training.tracking import log_training
+
+    logged = log_training(trained, FAST, plots=True)
+    assert logged.get("champion") is True  # the first version becomes champion
+    model = mlflow.pyfunc.load_model("models:/creditguard-default@champion")
+    rows = trained.evaluation_rows.head(20)
+    out = model.predict(rows[trained.bundle.features])
+    assert {"pd", "grade", "reason_1", "reason_2", "reason_3"} <= set(out.columns)
+    np.testing.assert_allclose(out["pd"].to_numpy(), trained.bundle.predict(rows)["pd"].to_numpy())
+    run = mlflow.get_run(logged["run_id"])
+    assert run.data.tags["data_hash"] == trained.data_hash and "git_commit" in run.data.tags
+    assert "test_auc" in run.data.metrics and "scorecard_test_auc" in run.data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(logged["run_id"], "report")}
+    assert {"report/model_card.md", "report/feature_catalog.csv", "report/data_profile.json"} <= artifacts
+
+
+def test_promotion_refuses_a_weaker_challenger_and_records_a_forced_one(store: str, client_table: pd.DataFrame, trained) -> None:  # type: ignore[no-untyped-def]
+    from training.tracking import log_training
+
+    log_training(trained, FAST, plots=False)
+    weak_spec = ledger_spec("default")
+    weak_spec = replace(weak_spec, features=["industry", "country"], categorical=["industry", "country"], directions={})
+    weak = train_model(client_table, weak_spec, FAST)
+    log_training(weak, FAST, plots=False)
+    decision = promote("creditguard-default", cfg=FAST)
+    assert not decision.promoted and "worse" in decision.reason
+    assert decision.challenger_auc < decision.champion_auc
+    assert load_bundle("creditguard-default", "champion").features == trained.bundle.features
+    with pytest.raises(ValueError, match="needs a reason"):
+        promote("creditguard-default", cfg=FAST, force=True)
+    forced = promote("creditguard-default", cfg=FAST, force=True, reason="regulator asked for a simpler model")
+    assert forced.promoted and forced.forced and "regulator" in forced.reason
+    assert load_bundle("creditguard-default", "champion").features == ["industry", "country"]
+
+
+def test_the_cli_trains_any_table_with_stratified_folds(store: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1500, 4))
+    table = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(
+        segment=rng.choice(["x", "y"], 1500), bad=(rng.uniform(size=1500) < 1 / (1 + np.exp(-2 * x[:, 0]))).astype(int)
+    )
+    path = tmp_path / "table.csv"
+    table.to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["train", "--table", str(path), "--target", "bad", "--trials", "2"])
+    assert result.exit_code == 0, result.output
+    assert "creditguard-bad" in result.output and "test AUC" in result.output
+    again = CliRunner().invoke(app, ["promote", "--model", "creditguard-bad"])
+    assert again.exit_code == 0 and "already is the champion" in again.output
+
+
+def test_spec_of_the_late_model_includes_invoice_attributes() -> None:
+    spec: ModelSpec = ledger_spec("late")
+    assert "invoice_terms_days" in spec.features and spec.target == "late" and "invoice_currency" in spec.categorical

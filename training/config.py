@@ -1,0 +1,36 @@
+"""Training configuration: one frozen object, loaded from a YAML file or built in code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained, searched, calibrated and judged."""
+
+    seed: int = 0
+    n_trials: int = 12  # optuna trials; each trains with early stopping
+    max_rounds: int = 600
+    early_stopping_rounds: int = 40
+    learning_rate: float = 0.05
+    validation_fraction: float = 0.2  # of the distinct dates (out-of-time) or of rows (table mode)
+    test_fraction: float = 0.2
+    cv_folds: int = 5  # table mode without a time column
+    monotone: bool = True  # constraints from the feature catalog's risk directions
+    threads: int = 2
+    promotion_auc_tolerance: float = 0.005
+    promotion_ece_tolerance: float = 0.005
+    shap_sample: int = 2000
+
+    @classmethod
+    def load(cls, path: Path | str) -> TrainConfig:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s) in {path}: {', '.join(sorted(unknown))}")
+        return cls(**raw)

@@ -1,0 +1,97 @@
+"""Promotion: the challenger becomes champion only if it is at least as good on the same
+out-of-time window; a forced promotion records who overrode the gate and why."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from serving.bundle import ModelBundle
+from training.config import TrainConfig
+from training.evaluate import evaluate
+from training.tracking import use_store
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    model: str
+    challenger: str
+    champion: str | None
+    promoted: bool
+    forced: bool
+    reason: str
+    challenger_auc: float = float("nan")
+    champion_auc: float = float("nan")
+    challenger_ece: float = float("nan")
+    champion_ece: float = float("nan")
+
+
+def load_bundle(model: str, ref: str) -> ModelBundle:
+    """The bundle of `models:/NAME@alias` or `models:/NAME/version`."""
+    use_store()
+    ref = str(ref)
+    uri = f"models:/{model}@{ref}" if not ref.isdigit() else f"models:/{model}/{ref}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = mlflow.pyfunc.load_model(uri)
+    bundle: ModelBundle = loaded.unwrap_python_model().bundle
+    return bundle
+
+
+def _evaluation_rows(run_id: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/rows.parquet", dst_path=tmp)
+        return pd.read_parquet(Path(path))
+
+
+def promote(model: str, *, cfg: TrainConfig | None = None, force: bool = False, reason: str | None = None) -> PromotionDecision:
+    """Compare challenger and champion on the challenger's out-of-time evaluation window; move the
+    `champion` alias when the challenger's AUC is within tolerance and its calibration no worse."""
+    cfg = cfg or TrainConfig()
+    if force and not reason:
+        raise ValueError("a forced promotion needs a reason (--reason TEXT)")
+    client = use_store()
+    try:
+        challenger = client.get_model_version_by_alias(model, "challenger")
+    except MlflowException as exc:
+        raise LookupError(f"{model} has no challenger: train one first") from exc
+    try:
+        champion = client.get_model_version_by_alias(model, "champion")
+    except MlflowException:
+        champion = None
+    if champion is None:
+        client.set_registered_model_alias(model, "champion", challenger.version)
+        return PromotionDecision(model, challenger.version, None, True, False, "no champion yet: the challenger becomes champion")
+    if champion.version == challenger.version:
+        return PromotionDecision(model, challenger.version, champion.version, False, False, "the challenger already is the champion")
+
+    rows = _evaluation_rows(str(challenger.run_id))
+    y = rows[load_bundle(model, challenger.version).target].to_numpy(dtype=int)
+    scores = {}
+    for role, version in (("challenger", challenger.version), ("champion", champion.version)):
+        bundle = load_bundle(model, version)
+        scores[role] = evaluate(y, bundle.predict(rows, threads=cfg.threads)["pd"].to_numpy())
+    ch, cp = scores["challenger"], scores["champion"]
+    auc_ok = ch["auc"] >= cp["auc"] - cfg.promotion_auc_tolerance
+    ece_ok = ch["ece"] <= cp["ece"] + cfg.promotion_ece_tolerance
+    passed = auc_ok and ece_ok
+    why = (
+        f"AUC {ch['auc']:.4f} vs champion {cp['auc']:.4f} (tolerance {cfg.promotion_auc_tolerance}): "
+        f"{'ok' if auc_ok else 'worse'}; ECE {ch['ece']:.4f} vs {cp['ece']:.4f} "
+        f"(tolerance {cfg.promotion_ece_tolerance}): {'ok' if ece_ok else 'worse'}"
+    )
+    promoted = passed or force
+    if promoted:
+        client.set_registered_model_alias(model, "champion", challenger.version)
+    note = why if passed or not force else f"forced over the gate ({why}): {reason}"
+    client.set_model_version_tag(model, challenger.version, "promotion", ("promoted: " if promoted else "refused: ") + note)
+    if force:
+        client.set_model_version_tag(model, challenger.version, "forced_reason", str(reason))
+    return PromotionDecision(model, challenger.version, champion.version, promoted, force and not passed, note,
+                             ch["auc"], cp["auc"], ch["ece"], cp["ece"])

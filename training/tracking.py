@@ -1,0 +1,166 @@
+"""MLflow at the edge: where the store is, and one function that logs a training run and registers it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from features.catalog import catalog_frame
+from features.pipeline import feature_specs
+from serving.bundle import MODELS_DIR
+from serving.pyfunc import CreditModel, predict_with_reasons
+from training.config import TrainConfig
+from training.train import TrainResult
+
+EXPERIMENT = "creditguard"
+PIP_REQUIREMENTS = ["mlflow", "lightgbm", "numpy", "pandas", "pyyaml", "scikit-learn"]
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store under models/."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{MODELS_DIR / 'mlflow.db'}"
+
+
+def use_store() -> MlflowClient:
+    """Point MLflow at the store and make sure the experiment exists (artifacts under models/)."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        location = None if "MLFLOW_TRACKING_URI" in os.environ else (MODELS_DIR / "artifacts").as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+    return MlflowClient()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=MODELS_DIR.parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def model_card(result: TrainResult, run_id: str) -> str:
+    m, s = result.metrics, result.scorecard_metrics
+    lines = [
+        f"# Model card: {result.spec.name}",
+        "",
+        f"**Purpose.** {result.spec.purpose}",
+        "",
+        "**Data.** " + (f"{result.profile['usable_rows']:,} usable rows of {result.profile['rows']:,} "
+                        f"(censored and already-defaulted rows excluded); target rate "
+                        f"{result.profile['target_rate']:.2%}; {result.profile['features']} features; data hash "
+                        f"`{result.data_hash[:16]}`."),
+        "",
+        "**Evaluation.** " + ("Out-of-time: trained on the earliest dates, early stopping, search and "
+                              f"calibration on the next window (from {result.profile.get('validation_from')}), "
+                              f"tested on the latest (from {result.profile.get('test_from')})."
+                              if result.spec.time_column else
+                              "Stratified k-fold cross-validation (out-of-fold predictions)."),
+        "",
+        "| metric | LightGBM | scorecard |",
+        "|---|---|---|",
+        *[f"| {k} | {m[k]:.4f} | {s[k]:.4f} |" for k in ("auc", "gini", "ks", "brier", "log_loss", "ece",
+                                                       "capture_top10", "lift_top10")],
+        "",
+        f"**Calibration.** {result.bundle.metadata.get('calibration')} on the validation window.",
+        "",
+        "**Limitations.** Trained on the ledger it was given: a new industry, country or currency is "
+        "outside its experience. Thin-file clients have few payment features and lean on "
+        "firmographics and financials. Labels are censored at the data's end, so the most recent "
+        "months never enter training. The `external_rating` is taken as current, not as of each date.",
+        "",
+        f"MLflow run `{run_id}`, git commit `{git_commit()}`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def log_training(result: TrainResult, cfg: TrainConfig, *, plots: bool = True, register: bool = True) -> dict[str, Any]:
+    """One MLflow run: parameters, metrics, plots, catalog, profile, hash, commit, model card, the
+    model (a pyfunc over the bundle) and its registration as `challenger` (and `champion` if first)."""
+    from training.plots import plot_calibration, plot_gains, plot_grades, plot_roc, plot_shap
+
+    client = use_store()
+    spec = result.spec
+    with mlflow.start_run(run_name=f"{spec.name}") as run, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        mlflow.set_tags({"git_commit": git_commit(), "data_hash": result.data_hash, "target": spec.target,
+                         "unit": spec.unit, "model_name": spec.name})
+        mlflow.log_params({**{f"cfg_{k}": v for k, v in cfg.__dict__.items()},
+                           **{f"lgbm_{k}": v for k, v in result.fit.params.items() if k != "monotone_constraints"},
+                           "best_iteration": result.fit.best_iteration,
+                           "calibration": result.bundle.metadata.get("calibration"),
+                           "monotone_features": sum(1 for v in result.fit.params.get("monotone_constraints", []) if v)})
+        mlflow.log_metrics({f"test_{k}": v for k, v in result.metrics.items()}
+                           | {f"scorecard_test_{k}": v for k, v in result.scorecard_metrics.items()}
+                           | {"validation_auc": result.fit.validation_auc})
+        if spec.unit in ("client", "invoice"):
+            catalog_frame(feature_specs(spec.unit)).to_csv(folder / "feature_catalog.csv", index=False)  # type: ignore[arg-type]
+        (folder / "data_profile.json").write_text(json.dumps(result.profile, indent=2, default=str))
+        pd.DataFrame(result.trials).to_csv(folder / "search_trials.csv", index=False)
+        if len(result.segments):
+            result.segments.to_csv(folder / "segments.csv", index=False)
+        (folder / "model_card.md").write_text(model_card(result, run.info.run_id))
+        mlflow.log_artifacts(str(folder), artifact_path="report")
+
+        eval_dir = folder / "evaluation"
+        eval_dir.mkdir()
+        result.evaluation_rows.to_parquet(eval_dir / "rows.parquet", index=False)
+        result.predictions.to_parquet(eval_dir / "predictions.parquet", index=False)
+        mlflow.log_artifacts(str(eval_dir), artifact_path="evaluation")
+
+        if plots:
+            plot_dir = folder / "plots"
+            plot_dir.mkdir()
+            pr = result.predictions
+            y = pr["y"].to_numpy()
+            plot_roc(y, {"LightGBM": pr["pd"].to_numpy(), "scorecard": pr["scorecard"].to_numpy()}, plot_dir / "roc.png")
+            plot_calibration(y, pr["pd"].to_numpy(), plot_dir / "calibration.png")
+            plot_gains(y, pr["pd"].to_numpy(), plot_dir / "gains.png")
+            plot_grades(pr, plot_dir / "pd_per_grade.png")
+            sample = result.evaluation_rows.head(cfg.shap_sample)
+            x = result.bundle.matrix(sample)
+            plot_shap(result.bundle.contributions(x, threads=cfg.threads), x, result.bundle.features, plot_dir)
+            mlflow.log_artifacts(str(plot_dir), artifact_path="plots")
+
+        bundle_path = folder / "bundle.pkl"
+        bundle_path.write_bytes(pickle.dumps(result.bundle))
+        example = result.evaluation_rows[result.bundle.features].head(5).reset_index(drop=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow warns about integer columns and env capture; both handled
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=CreditModel(),
+                artifacts={"bundle": str(bundle_path)},
+                signature=infer_signature(example, predict_with_reasons(result.bundle, example)),
+                input_example=example,
+                pip_requirements=PIP_REQUIREMENTS,
+            )
+        run_id = run.info.run_id
+    out: dict[str, Any] = {"run_id": run_id}
+    if register:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            version = mlflow.register_model(info.model_uri, spec.name)
+        client.set_registered_model_alias(spec.name, "challenger", version.version)
+        out["version"] = version.version
+        try:
+            client.get_model_version_by_alias(spec.name, "champion")
+        except mlflow.exceptions.MlflowException:
+            client.set_registered_model_alias(spec.name, "champion", version.version)
+            client.set_model_version_tag(spec.name, version.version, "promotion", "first version: champion by default")
+            out["champion"] = True
+    return out
