@@ -20,7 +20,7 @@ from pathlib import Path
 from _util import run_child
 
 HERE = Path(__file__).resolve().parent
-SNAPSHOTS = ("2025-01-31", "2025-12-31")
+SNAPSHOTS = ("2024-01-31", "2024-12-31")  # 12 month-ends whose 12-month outcomes are known
 
 FULL = """
 import json, time
@@ -77,32 +77,64 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "rows": len(x), "features
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=100_000)
-    parser.add_argument("--sample", type=int, default=2_000, help="clients in the featuretools comparison")
-    parser.add_argument("--ledger", type=Path, help="reuse a generated ledger instead of generating one")
+    parser.add_argument(
+        "--sample", type=int, default=2_000, help="clients in the featuretools comparison"
+    )
+    parser.add_argument(
+        "--ledger", type=Path, help="reuse a generated ledger instead of generating one"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="keep the generated ledger and feature table in this folder"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ledger = args.ledger
+        keep = args.keep or Path(tmp)
+        keep.mkdir(parents=True, exist_ok=True)
         if ledger is None:
-            ledger = Path(tmp) / "ledger"
+            ledger = keep / "ledger"
             run_child(
                 "import json; from features.synthetic import GeneratorConfig, generate_ledger; "
                 f"print(json.dumps(generate_ledger(GeneratorConfig(clients={args.clients}), {str(ledger)!r}, progress=False)))"
             )
         peer_dir = Path(tmp) / "peer"
         peer_dir.mkdir()
-        ours_sample = run_child(SAMPLE.format(ledger=str(ledger), sample=args.sample, snapshots=SNAPSHOTS, out=str(peer_dir)))
+        ours_sample = run_child(
+            SAMPLE.format(
+                ledger=str(ledger), sample=args.sample, snapshots=SNAPSHOTS, out=str(peer_dir)
+            )
+        )
         uv = shutil.which("uv") or str(HERE.parent / ".tools" / "bin" / "uv")
         proc = subprocess.run(
-            [uv, "run", "--quiet", "--frozen", "--project", str(HERE / "peers" / "featuretools"), "python",
-             str(HERE / "peers" / "featuretools" / "dfs.py"), str(peer_dir)],
-            capture_output=True, text=True, check=True,
+            [
+                uv,
+                "run",
+                "--quiet",
+                "--frozen",
+                "--project",
+                str(HERE / "peers" / "featuretools"),
+                "python",
+                str(HERE / "peers" / "featuretools" / "dfs.py"),
+                str(peer_dir),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         peer = json.loads(proc.stdout.strip().splitlines()[-1])
-        full = run_child(FULL.format(ledger=str(ledger), snapshots=SNAPSHOTS, out=str(Path(tmp) / "features.parquet"),
-                                     features=ours_sample["features"]))
+        full = run_child(
+            FULL.format(
+                ledger=str(ledger),
+                snapshots=SNAPSHOTS,
+                out=str(keep / "features_client.parquet"),
+                features=ours_sample["features"],
+            )
+        )
 
     n = full["invoices"]
-    print(f"ledger: {n:,} invoices, {full['ledger_mib']:,.0f} MiB in memory (loaded and validated in {full['load_s']:.0f} s)")
+    print(
+        f"ledger: {n:,} invoices, {full['ledger_mib']:,.0f} MiB in memory (loaded and validated in {full['load_s']:.0f} s)"
+    )
     print(
         f"creditguard, 12 snapshots streamed to Parquet: {full['rows']:,} rows x {full['features']} features in {full['build_s']:.1f} s = "
         f"{n / full['build_s']:,.0f} ledger invoice rows/s ({12 * n / full['build_s']:,.0f} invoice-snapshots/s); "
@@ -116,7 +148,9 @@ def main() -> None:
         f"creditguard {ours_sample['seconds']:.2f} s for {ours_sample['features']} features; "
         f"featuretools {peer['seconds']:.1f} s for {peer['features']} features"
     )
-    print(f"speed ratio featuretools / creditguard: {peer['seconds'] / ours_sample['seconds']:.0f}x (goal >= 10x)")
+    print(
+        f"speed ratio featuretools / creditguard: {peer['seconds'] / ours_sample['seconds']:.0f}x (goal >= 10x)"
+    )
 
 
 if __name__ == "__main__":

@@ -43,23 +43,40 @@ from training.train import ledger_spec, table_spec, train_model
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _logistic(x: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, categorical: list[str]) -> np.ndarray:
+def _logistic(
+    x: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, categorical: list[str]
+) -> np.ndarray:
     numeric = [c for c in x.columns if c not in categorical]
-    prep = ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]), numeric),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
-    ])
+    prep = ColumnTransformer(
+        [
+            (
+                "num",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            ),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+        ]
+    )
     model = Pipeline([("prep", prep), ("lr", LogisticRegression(max_iter=3000))])
     cast = {c: str for c in categorical}
     model.fit(x.astype(cast), y)
     return np.asarray(model.predict_proba(test.astype(cast))[:, 1])
 
 
-def _lgbm_defaults(x: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, categorical: list[str]) -> np.ndarray:
+def _lgbm_defaults(
+    x: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, categorical: list[str]
+) -> np.ndarray:
     def prep(frame: pd.DataFrame) -> pd.DataFrame:
         out = frame.copy()
         for c in categorical:
-            out[c] = pd.Categorical(out[c].astype(str), categories=sorted(x[c].astype(str).unique()))
+            out[c] = pd.Categorical(
+                out[c].astype(str), categories=sorted(x[c].astype(str).unique())
+            )
         return out
 
     model = lgb.LGBMClassifier(verbosity=-1, random_state=0)
@@ -67,7 +84,13 @@ def _lgbm_defaults(x: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, categoric
     return np.asarray(model.predict_proba(prep(test))[:, 1])
 
 
-def _peers(x: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, categorical: list[str], directions: dict[str, int]) -> dict[str, np.ndarray]:
+def _peers(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    test: pd.DataFrame,
+    categorical: list[str],
+    directions: dict[str, int],
+) -> dict[str, np.ndarray]:
     card = fit_scorecard(x, y, categorical=categorical, directions=directions)
     return {
         "logistic regression": _logistic(x, y, test, categorical),
@@ -97,14 +120,21 @@ def uci(cfg: TrainConfig) -> dict[str, float]:
 
 def ibm(cfg: TrainConfig) -> dict[str, float]:
     ledger = load_ibm_accounts_receivable(DATA / "ibm_accounts_receivable")
-    table = build_feature_table(ledger, unit="invoice").sort_values(["as_of", "invoice_id"], kind="stable").reset_index(drop=True)
+    table = (
+        build_feature_table(ledger, unit="invoice")
+        .sort_values(["as_of", "invoice_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     cut = int(len(table) * 0.75)
     test_from = table["as_of"].iloc[cut]
     is_test = (table["as_of"] >= test_from).to_numpy()
     spec = ledger_spec("late")
     y = table["late"].to_numpy(dtype=int)
     x, t = table.loc[~is_test, spec.features], table.loc[is_test, spec.features]
-    out = {name: float(roc_auc_score(y[is_test], p)) for name, p in _peers(x, y[~is_test], t, spec.categorical, spec.directions).items()}
+    out = {
+        name: float(roc_auc_score(y[is_test], p))
+        for name, p in _peers(x, y[~is_test], t, spec.categorical, spec.directions).items()
+    }
     result = train_model(table, spec, cfg, test_from=test_from)
     out["creditguard"] = result.metrics["auc"]
     out["creditguard ECE"] = result.metrics["ece"]
@@ -121,18 +151,27 @@ def main() -> None:
         return
     warnings.simplefilter("ignore")
     cfg = replace(TrainConfig(), n_trials=args.trials)
-    for name, run, reference in (("UCI Taiwan", uci, 0.780), ("IBM accounts receivable", ibm, 0.854)):
+    for name, run, reference in (
+        ("UCI Taiwan", uci, 0.780),
+        ("IBM accounts receivable", ibm, 0.854),
+    ):
         scores = run(cfg)
-        peers = {k: v for k, v in scores.items() if k in ("logistic regression", "optbinning scorecard", "LightGBM defaults")}
+        peers = {
+            k: v
+            for k, v in scores.items()
+            if k in ("logistic regression", "optbinning scorecard", "LightGBM defaults")
+        }
         best_name, best = max(peers.items(), key=lambda kv: kv[1])
         ours = scores["creditguard"]
         print(f"\n{name}")
         for k, v in peers.items():
             print(f"  {k:<22} AUC {v:.4f}")
         print(f"  {'creditguard':<22} AUC {ours:.4f}  ECE {scores['creditguard ECE']:.4f}")
-        print(f"  margin over the best peer ({best_name}): {ours - best:+.4f}; over the README's best peer "
-              f"{reference:.3f}: {ours - reference:+.4f} (goal +0.005: {'met' if ours - max(best, reference) >= 0.005 else 'MISSED'}); "
-              f"ECE goal < 0.02: {'met' if scores['creditguard ECE'] < 0.02 else 'MISSED'}")
+        print(
+            f"  margin over the best peer ({best_name}): {ours - best:+.4f}; over the README's best peer "
+            f"{reference:.3f}: {ours - reference:+.4f} (goal +0.005: {'met' if ours - max(best, reference) >= 0.005 else 'MISSED'}); "
+            f"ECE goal < 0.02: {'met' if scores['creditguard ECE'] < 0.02 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

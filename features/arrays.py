@@ -14,11 +14,19 @@ import pyarrow.compute as pc
 def _arrow(values: pd.Series | pd.Index | np.ndarray | Iterable[object]) -> pa.Array:
     if isinstance(values, pd.Series | pd.Index):
         values = values.astype("str") if values.dtype != "str" else values
-        return pa.array(values.array if isinstance(values, pd.Series) else values.to_numpy(), from_pandas=True)
-    return pa.array(list(values) if not isinstance(values, np.ndarray) else values, type=pa.string(), from_pandas=True)
+        return pa.array(
+            values.array if isinstance(values, pd.Series) else values.to_numpy(), from_pandas=True
+        )
+    return pa.array(
+        list(values) if not isinstance(values, np.ndarray) else values,
+        type=pa.string(),
+        from_pandas=True,
+    )
 
 
-def isin(values: pd.Series | pd.Index, allowed: pd.Series | pd.Index | np.ndarray | Iterable[object]) -> np.ndarray:
+def isin(
+    values: pd.Series | pd.Index, allowed: pd.Series | pd.Index | np.ndarray | Iterable[object]
+) -> np.ndarray:
     """Boolean array: whether each value is one of `allowed` (missing values are not)."""
     if len(values) == 0:
         return np.zeros(0, dtype=bool)
@@ -26,7 +34,9 @@ def isin(values: pd.Series | pd.Index, allowed: pd.Series | pd.Index | np.ndarra
     return np.asarray(result.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def index_in(values: pd.Series | pd.Index, universe: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+def index_in(
+    values: pd.Series | pd.Index, universe: pd.Series | pd.Index | np.ndarray
+) -> np.ndarray:
     """Position of each value in `universe` (unique), or -1 where absent."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)

@@ -42,7 +42,9 @@ def client_ledger(ledger: Ledger, client_ids: Sequence[str] | pd.Series | np.nda
         {
             "clients": ledger.clients[isin(ledger.clients["client_id"], ids)],
             "invoices": invoices,
-            "payments": ledger.payments[isin(ledger.payments["invoice_id"], invoices["invoice_id"])],
+            "payments": ledger.payments[
+                isin(ledger.payments["invoice_id"], invoices["invoice_id"])
+            ],
             "financials": ledger.financials[isin(ledger.financials["client_id"], ids)],
             "insolvencies": ledger.insolvencies[isin(ledger.insolvencies["client_id"], ids)],
         }
@@ -81,7 +83,11 @@ def iter_feature_table(
             for c in ("default_12m", "censored", "defaulted_before"):
                 x[c] = y[c].to_numpy()
         else:
-            chosen = part.invoices["invoice_id"] if invoices is None else invoices[isin(invoices, part.invoices["invoice_id"])]
+            chosen = (
+                part.invoices["invoice_id"]
+                if invoices is None
+                else invoices[isin(invoices, part.invoices["invoice_id"])]
+            )
             x = build_invoice_features(part, invoices=chosen)
             y = label_late(part, x["invoice_id"], grace_days=grace_days).set_index("invoice_id")
             x["late"] = x["invoice_id"].map(y["late"]).to_numpy()
@@ -99,7 +105,9 @@ def build_feature_table(ledger: Ledger, *, unit: Unit, **options: object) -> pd.
     return out
 
 
-def write_feature_table(ledger: Ledger, out: Path | str, *, unit: Unit, **options: object) -> dict[str, float]:
+def write_feature_table(
+    ledger: Ledger, out: Path | str, *, unit: Unit, **options: object
+) -> dict[str, float]:
     """Stream the feature table to one Parquet file, a row group per partition, atomically.
 
     Rows come grouped by client partition (within one: by as_of, then client). Returns row count
@@ -116,7 +124,11 @@ def write_feature_table(ledger: Ledger, out: Path | str, *, unit: Unit, **option
                     writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 writer.write_table(table.cast(writer.schema))
                 known = ~frame["censored"].to_numpy(dtype=bool)
-                rows, usable, events = rows + len(frame), usable + int(known.sum()), events + int(frame[label].to_numpy()[known].sum())
+                rows, usable, events = (
+                    rows + len(frame),
+                    usable + int(known.sum()),
+                    events + int(frame[label].to_numpy()[known].sum()),
+                )
         finally:
             if writer is not None:
                 writer.close()

@@ -36,7 +36,10 @@ class MasterScale:
     def load(cls, path: Path | None = None) -> MasterScale:
         spec = yaml.safe_load((path or MODELS_DIR / "master_scale.yaml").read_text())["grades"]
         spec = sorted(spec, key=lambda g: g["grade"])
-        return cls(upper=tuple(float(g["upper_pd"]) for g in spec), labels=tuple(str(g["label"]) for g in spec))
+        return cls(
+            upper=tuple(float(g["upper_pd"]) for g in spec),
+            labels=tuple(str(g["label"]) for g in spec),
+        )
 
 
 @dataclass
@@ -47,7 +50,9 @@ class ModelBundle:
     target: str
     model_string: str
     features: list[str]
-    categories: dict[str, list[str]]  # fixed category -> integer code mapping per categorical feature
+    categories: dict[
+        str, list[str]
+    ]  # fixed category -> integer code mapping per categorical feature
     calibrator: Calibrator
     master_scale: MasterScale
     metadata: dict[str, object] = field(default_factory=dict)
@@ -69,7 +74,9 @@ class ModelBundle:
         (unseen levels become missing), never pandas categories (MLflow and LightGBM disagree on those)."""
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
-            raise KeyError(f"feature table lacks {len(missing)} model feature(s): {', '.join(missing[:5])}")
+            raise KeyError(
+                f"feature table lacks {len(missing)} model feature(s): {', '.join(missing[:5])}"
+            )
         cols = []
         for name in self.features:
             values = frame[name]
@@ -81,11 +88,15 @@ class ModelBundle:
         return np.column_stack(cols) if cols else np.empty((len(frame), 0))
 
     def raw_score(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
-        return np.asarray(self.booster.predict(x, raw_score=True, num_threads=threads), dtype="float64")
+        return np.asarray(
+            self.booster.predict(x, raw_score=True, num_threads=threads), dtype="float64"
+        )
 
     def contributions(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
         """Exact TreeSHAP contributions on the raw (log-odds) score; the last column is the expected value."""
-        return np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=threads), dtype="float64")
+        return np.asarray(
+            self.booster.predict(x, pred_contrib=True, num_threads=threads), dtype="float64"
+        )
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         return np.clip(self.calibrator.predict(raw), 1e-6, 1 - 1e-6)
@@ -94,4 +105,6 @@ class ModelBundle:
         """PD (calibrated), raw score and grade for each row."""
         raw = self.raw_score(self.matrix(frame), threads=threads)
         p = self.probability(raw)
-        return pd.DataFrame({"pd": p, "raw_score": raw, "grade": self.master_scale.grade(p)}, index=frame.index)
+        return pd.DataFrame(
+            {"pd": p, "raw_score": raw, "grade": self.master_scale.grade(p)}, index=frame.index
+        )

@@ -136,6 +136,9 @@ def features(
     grace_days: Annotated[
         int, typer.Option(min=0, help="Days after due before an invoice counts as late.")
     ] = 0,
+    issued_from: Annotated[
+        str | None, typer.Option(help="Invoice unit: only invoices issued on or after this date.")
+    ] = None,
     partitions: Annotated[
         int | None, typer.Option(min=1, help="Client partitions (default: by ledger size).")
     ] = None,
@@ -175,11 +178,17 @@ def features(
         raise typer.BadParameter(
             "give --as-of DATE (repeatable) or --monthly FROM TO", param_hint="--as-of"
         )
+    loaded = load_ledger(ledger)
+    chosen = None
+    if issued_from is not None:
+        inv = loaded.invoices
+        chosen = inv.loc[inv["issued_on"] >= pd.Timestamp(issued_from), "invoice_id"]
     stats = write_feature_table(
-        load_ledger(ledger),
+        loaded,
         out,
         unit=unit,  # type: ignore[arg-type]
         as_of_dates=dates,
+        invoices=chosen,
         grace_days=grace_days,
         partitions=partitions,
         progress=True,
@@ -192,24 +201,39 @@ def features(
 
 @app.command()
 def train(
-    features_: Annotated[Path | None, typer.Option("--features", help="Ledger feature table from `creditguard features`.")] = None,
-    model: Annotated[str | None, typer.Option(help="default (client snapshots) or late (invoices at issue).")] = None,
-    table: Annotated[Path | None, typer.Option(help="Any feature table (Parquet or CSV) with a target column.")] = None,
+    features_: Annotated[
+        Path | None,
+        typer.Option("--features", help="Ledger feature table from `creditguard features`."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="default (client snapshots) or late (invoices at issue).")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option(help="Any feature table (Parquet or CSV) with a target column.")
+    ] = None,
     target: Annotated[str | None, typer.Option(help="Target column of --table (0/1).")] = None,
-    time_column: Annotated[str | None, typer.Option(help="Date column of --table for an out-of-time split.")] = None,
-    name: Annotated[str | None, typer.Option(help="Registered model name for --table (default: creditguard-TARGET).")] = None,
-    config: Annotated[Path | None, typer.Option(help="Training options as YAML (see training/config.py).")] = None,
-    trials: Annotated[int | None, typer.Option(min=1, help="Override the search budget (optuna trials).")] = None,
+    time_column: Annotated[
+        str | None, typer.Option(help="Date column of --table for an out-of-time split.")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Registered model name for --table (default: creditguard-TARGET)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Training options as YAML (see training/config.py).")
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Override the search budget (optuna trials).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Override the random seed.")] = None,
 ) -> None:
     """Train, calibrate, evaluate and register a model in MLflow (alias: challenger)."""
+    import logging
     from dataclasses import replace
 
     from training.config import TrainConfig
     from training.tracking import log_training, tracking_uri
     from training.train import ledger_spec, table_spec, train_model
-
-    import logging
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     cfg = TrainConfig.load(config) if config else TrainConfig()
@@ -218,7 +242,9 @@ def train(
     if seed is not None:
         cfg = replace(cfg, seed=seed)
     if (features_ is None) == (table is None):
-        raise typer.BadParameter("give either --features FILE --model default|late, or --table FILE --target COL")
+        raise typer.BadParameter(
+            "give either --features FILE --model default|late, or --table FILE --target COL"
+        )
     if features_ is not None:
         if model not in ("default", "late"):
             raise typer.BadParameter("must be default or late", param_hint="--model")
@@ -231,8 +257,12 @@ def train(
         data = pd.read_csv(table) if table.suffix == ".csv" else pd.read_parquet(table)
         if time_column:
             data[time_column] = pd.to_datetime(data[time_column])
-        spec = table_spec(data, target=target, time_column=time_column, name=name or f"creditguard-{target}")
-    console.print(f"training {spec.name} on {len(data):,} rows ({len(spec.features)} features), store {tracking_uri()}")
+        spec = table_spec(
+            data, target=target, time_column=time_column, name=name or f"creditguard-{target}"
+        )
+    console.print(
+        f"training {spec.name} on {len(data):,} rows ({len(spec.features)} features), store {tracking_uri()}"
+    )
     result = train_model(data, spec, cfg, progress=True)
     logged = log_training(result, cfg)
     m, s = result.metrics, result.scorecard_metrics
@@ -256,8 +286,12 @@ def train(
 @app.command()
 def promote(
     model: Annotated[str, typer.Option(help="Registered model name, e.g. creditguard-default.")],
-    force: Annotated[bool, typer.Option(help="Promote even if the gate refuses (needs --reason).")] = False,
-    reason: Annotated[str | None, typer.Option(help="Why a forced promotion is justified (recorded).")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Promote even if the gate refuses (needs --reason).")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why a forced promotion is justified (recorded).")
+    ] = None,
 ) -> None:
     """Move the champion alias to the challenger if it is at least as good on the same window."""
     from training.registry import promote as promote_model
@@ -268,8 +302,14 @@ def promote(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc
     refused = not decision.promoted and decision.champion != decision.challenger
-    verdict = "[green]promoted[/green]" if decision.promoted else ("[yellow]refused[/yellow]" if refused else "unchanged")
-    console.print(f"{model}: challenger v{decision.challenger} {verdict} (champion was v{decision.champion}): {decision.reason}")
+    verdict = (
+        "[green]promoted[/green]"
+        if decision.promoted
+        else ("[yellow]refused[/yellow]" if refused else "unchanged")
+    )
+    console.print(
+        f"{model}: challenger v{decision.challenger} {verdict} (champion was v{decision.champion}): {decision.reason}"
+    )
     if not decision.promoted and decision.champion != decision.challenger:
         raise typer.Exit(code=3)  # the gate refused: scripts can tell a refusal from an error
 
@@ -313,15 +353,28 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Folder for the demo's data.")] = DEMO_DIR,
     clients: Annotated[int, typer.Option(min=50, help="Clients in the demo ledger.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed of the demo ledger.")] = 42,
+    trials: Annotated[
+        int, typer.Option(min=1, help="Search budget per model (optuna trials).")
+    ] = 8,
 ) -> None:
-    """Run the main job end to end on the embedded default: generate, validate, summarise."""
+    """Run the main job end to end on the embedded default: ledger, features, models, champions."""
+    import logging
+    from dataclasses import replace
+
     from features.io import inspect_ledger
+    from features.pipeline import month_ends, write_feature_table
     from features.profile import profile_ledger
     from features.synthetic import GeneratorConfig, generate_ledger
+    from training.config import TrainConfig
+    from training.registry import promote as promote_model
+    from training.tracking import log_training, tracking_uri
+    from training.train import ledger_spec, train_model
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    gen = GeneratorConfig(clients=clients, seed=seed)
     ledger_dir = workdir / "ledger"
     console.rule("1. generate the synthetic ledger")
-    counts = generate_ledger(GeneratorConfig(clients=clients, seed=seed), ledger_dir)
+    counts = generate_ledger(gen, ledger_dir)
     console.print(f"{ledger_dir}: " + ", ".join(f"{n:,} {k}" for k, n in counts.items()))
     console.rule("2. validate it against the data contract")
     ledger, violations = inspect_ledger(ledger_dir)
@@ -329,8 +382,63 @@ def demo(
         _print_violations(violations, limit=20)
         raise typer.Exit(code=2)
     console.print("[green]no contract violations[/green]")
-    console.rule("3. ledger summary")
     _print_mapping("ledger profile", profile_ledger(ledger))
+
+    console.rule("3. point-in-time features and labels")
+    first = (
+        (pd.Timestamp(gen.start) + pd.DateOffset(months=6) - pd.Timedelta(days=1))
+        .date()
+        .isoformat()
+    )
+    client_path, invoice_path = (
+        workdir / "features_client.parquet",
+        workdir / "features_invoice.parquet",
+    )
+    stats = write_feature_table(
+        ledger,
+        client_path,
+        unit="client",
+        as_of_dates=month_ends(first, str(gen.extracted_on.date())),
+        progress=True,
+    )
+    console.print(
+        f"{client_path}: {stats['rows']:,} client snapshots, 12-month default rate {stats['rate']:.2%} (uncensored)"
+    )
+    recent = ledger.invoices.loc[
+        ledger.invoices["issued_on"] >= gen.extracted_on - pd.DateOffset(months=12), "invoice_id"
+    ]
+    stats = write_feature_table(
+        ledger, invoice_path, unit="invoice", invoices=recent, progress=True
+    )
+    console.print(
+        f"{invoice_path}: {stats['rows']:,} invoices of the last year, late rate {stats['rate']:.2%} (uncensored)"
+    )
+
+    console.rule(f"4. train, log and register both models ({tracking_uri()})")
+    cfg = replace(TrainConfig(), n_trials=trials)
+    rows = []
+    for model, path in (("default", client_path), ("late", invoice_path)):
+        result = train_model(pd.read_parquet(path), ledger_spec(model), cfg, progress=True)  # type: ignore[arg-type]
+        logged = log_training(result, cfg)
+        decision = promote_model(result.spec.name, cfg=cfg)
+        rows.append((result, logged, decision))
+    table = Table(title="models")
+    for col in ("model", "version", "test AUC", "scorecard AUC", "ECE", "calibration", "champion"):
+        table.add_column(col)
+    for result, logged, decision in rows:
+        table.add_row(
+            result.spec.name,
+            str(logged.get("version")),
+            f"{result.metrics['auc']:.3f}",
+            f"{result.scorecard_metrics['auc']:.3f}",
+            f"{result.metrics['ece']:.4f}",
+            str(result.bundle.metadata.get("calibration")),
+            f"v{decision.challenger}: {decision.reason}"
+            if decision.promoted
+            else f"unchanged: {decision.reason}",
+        )
+    console.print(table)
+    console.print("browse the runs: .venv/bin/mlflow ui --backend-store-uri " + tracking_uri())
 
 
 if __name__ == "__main__":

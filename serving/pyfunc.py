@@ -24,11 +24,15 @@ class CreditModel(PythonModel):
         with open(context.artifacts["bundle"], "rb") as fh:
             self.bundle = pickle.load(fh)
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         return predict_with_reasons(self.bundle, model_input)
 
 
-def predict_with_reasons(bundle: ModelBundle, frame: pd.DataFrame, *, top: int = TOP_REASONS) -> pd.DataFrame:
+def predict_with_reasons(
+    bundle: ModelBundle, frame: pd.DataFrame, *, top: int = TOP_REASONS
+) -> pd.DataFrame:
     """PD, grade, raw score and the features that push the score up most (exact TreeSHAP)."""
     x = bundle.matrix(frame)
     contrib = bundle.contributions(x, threads=1)

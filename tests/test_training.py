@@ -27,7 +27,9 @@ FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20, shap_sa
 
 @pytest.fixture(scope="module")
 def client_table(small_ledger: Ledger) -> pd.DataFrame:
-    return build_feature_table(small_ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30"))
+    return build_feature_table(
+        small_ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,20 +88,28 @@ def test_censored_and_defaulted_rows_never_train(client_table: pd.DataFrame, tra
 def _against_the_grain() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3000, 3))
-    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(2 * x[:, 0] - x[:, 1]))).astype(int)  # risk falls with x0
+    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(2 * x[:, 0] - x[:, 1]))).astype(
+        int
+    )  # risk falls with x0
     return x, y
 
 
 def test_the_monotone_check_names_a_violated_feature() -> None:
     x, y = _against_the_grain()
-    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1}, lgb.Dataset(x, y), 50)
-    with pytest.raises(MonotonicityError, match=r"not monotone in days_past_due \(constraint \+1\)"):
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1}, lgb.Dataset(x, y), 50
+    )
+    with pytest.raises(
+        MonotonicityError, match=r"not monotone in days_past_due \(constraint \+1\)"
+    ):
         check_monotone(booster, x, [1, 0, 0], ["days_past_due", "b", "c"])
 
 
 def test_constrained_fits_pass_the_monotone_check() -> None:
     x, y = _against_the_grain()
-    fit = fit_model(FAST, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[], monotone=[1, 1, 0])
+    fit = fit_model(
+        FAST, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[], monotone=[1, 1, 0]
+    )
     check_monotone(fit.booster, x, [1, 1, 0], ["a", "b", "c"])
 
 
@@ -119,15 +129,26 @@ def test_the_logged_model_predicts_pd_grade_and_reasons(store: str, trained) -> 
     assert run.data.tags["data_hash"] == trained.data_hash and "git_commit" in run.data.tags
     assert "test_auc" in run.data.metrics and "scorecard_test_auc" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(logged["run_id"], "report")}
-    assert {"report/model_card.md", "report/feature_catalog.csv", "report/data_profile.json"} <= artifacts
+    assert {
+        "report/model_card.md",
+        "report/feature_catalog.csv",
+        "report/data_profile.json",
+    } <= artifacts
 
 
-def test_promotion_refuses_a_weaker_challenger_and_records_a_forced_one(store: str, client_table: pd.DataFrame, trained) -> None:  # type: ignore[no-untyped-def]
+def test_promotion_refuses_a_weaker_challenger_and_records_a_forced_one(
+    store: str, client_table: pd.DataFrame, trained
+) -> None:  # type: ignore[no-untyped-def]
     from training.tracking import log_training
 
     log_training(trained, FAST, plots=False)
     weak_spec = ledger_spec("default")
-    weak_spec = replace(weak_spec, features=["industry", "country"], categorical=["industry", "country"], directions={})
+    weak_spec = replace(
+        weak_spec,
+        features=["industry", "country"],
+        categorical=["industry", "country"],
+        directions={},
+    )
     weak = train_model(client_table, weak_spec, FAST)
     log_training(weak, FAST, plots=False)
     decision = promote("creditguard-default", cfg=FAST)
@@ -136,7 +157,9 @@ def test_promotion_refuses_a_weaker_challenger_and_records_a_forced_one(store: s
     assert load_bundle("creditguard-default", "champion").features == trained.bundle.features
     with pytest.raises(ValueError, match="needs a reason"):
         promote("creditguard-default", cfg=FAST, force=True)
-    forced = promote("creditguard-default", cfg=FAST, force=True, reason="regulator asked for a simpler model")
+    forced = promote(
+        "creditguard-default", cfg=FAST, force=True, reason="regulator asked for a simpler model"
+    )
     assert forced.promoted and forced.forced and "regulator" in forced.reason
     assert load_bundle("creditguard-default", "champion").features == ["industry", "country"]
 
@@ -145,11 +168,14 @@ def test_the_cli_trains_any_table_with_stratified_folds(store: str, tmp_path: Pa
     rng = np.random.default_rng(3)
     x = rng.normal(size=(1500, 4))
     table = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(
-        segment=rng.choice(["x", "y"], 1500), bad=(rng.uniform(size=1500) < 1 / (1 + np.exp(-2 * x[:, 0]))).astype(int)
+        segment=rng.choice(["x", "y"], 1500),
+        bad=(rng.uniform(size=1500) < 1 / (1 + np.exp(-2 * x[:, 0]))).astype(int),
     )
     path = tmp_path / "table.csv"
     table.to_csv(path, index=False)
-    result = CliRunner().invoke(app, ["train", "--table", str(path), "--target", "bad", "--trials", "2"])
+    result = CliRunner().invoke(
+        app, ["train", "--table", str(path), "--target", "bad", "--trials", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "creditguard-bad" in result.output and "test AUC" in result.output
     again = CliRunner().invoke(app, ["promote", "--model", "creditguard-bad"])
@@ -158,4 +184,23 @@ def test_the_cli_trains_any_table_with_stratified_folds(store: str, tmp_path: Pa
 
 def test_spec_of_the_late_model_includes_invoice_attributes() -> None:
     spec: ModelSpec = ledger_spec("late")
-    assert "invoice_terms_days" in spec.features and spec.target == "late" and "invoice_currency" in spec.categorical
+    assert (
+        "invoice_terms_days" in spec.features
+        and spec.target == "late"
+        and "invoice_currency" in spec.categorical
+    )
+
+
+def test_the_model_report_notebook_runs_top_to_bottom(store: str, trained) -> None:  # type: ignore[no-untyped-def]
+    import nbformat
+    from nbclient import NotebookClient
+
+    from training.tracking import log_training
+
+    log_training(trained, FAST, plots=True)
+    notebook = nbformat.read(
+        Path(__file__).resolve().parents[1] / "notebooks" / "model_report.ipynb", as_version=4
+    )
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    outputs = "".join(str(o) for cell in notebook.cells for o in cell.get("outputs", []))
+    assert "champion: version 1" in outputs and "image/png" in outputs

@@ -44,7 +44,9 @@ def _fit_isotonic(raw: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
     return IsotonicCalibrator(x=np.asarray(iso.X_thresholds_), y=np.asarray(iso.y_thresholds_))
 
 
-def fit_calibrator(raw: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[PlattCalibrator | IsotonicCalibrator, dict[str, float]]:
+def fit_calibrator(
+    raw: np.ndarray, y: np.ndarray, *, seed: int = 0
+) -> tuple[PlattCalibrator | IsotonicCalibrator, dict[str, float]]:
     """Fit both on the validation scores and keep the one with the lower cross-fitted log loss.
 
     Each method is judged on halves it was not fitted on (2-fold, twice), since isotonic would

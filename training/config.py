@@ -16,7 +16,10 @@ class TrainConfig:
     n_trials: int = 12  # optuna trials; each trains with early stopping
     max_rounds: int = 600
     early_stopping_rounds: int = 40
-    learning_rate: float = 0.05
+    learning_rate: float = 0.05  # during the search
+    refit_learning_rate_factor: float = (
+        0.4  # the winner is refitted at 0.4x the rate (1 = no refit)
+    )
     validation_fraction: float = 0.2  # of the distinct dates (out-of-time) or of rows (table mode)
     test_fraction: float = 0.2
     cv_folds: int = 5  # table mode without a time column

@@ -43,7 +43,9 @@ def evaluate(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series) -> dict[str, 
         "gini": 2 * auc - 1,
         "ks": ks,
         "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
-        "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])) if len(y) else float("nan"),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
+        if len(y)
+        else float("nan"),
         "ece": expected_calibration_error(y, p),
         "capture_top10": cap10,
         "lift_top10": lift10,
@@ -54,7 +56,9 @@ def evaluate(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series) -> dict[str, 
     }
 
 
-def evaluate_segments(frame: pd.DataFrame, *, y: str, p: str, segments: dict[str, pd.Series]) -> pd.DataFrame:
+def evaluate_segments(
+    frame: pd.DataFrame, *, y: str, p: str, segments: dict[str, pd.Series]
+) -> pd.DataFrame:
     """Metrics per level of each segmenting column (industry, country, size band, thin file...)."""
     rows = []
     for name, values in segments.items():

@@ -4,7 +4,7 @@ check that the fitted model really is monotone where the catalog says risk only 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -95,7 +95,9 @@ def fit_model(
     if monotone is not None and any(monotone):
         base |= {"monotone_constraints": monotone, "monotone_constraints_method": "intermediate"}
     optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
+    )
     study.enqueue_trial(DEFAULTS)
     boosters: dict[int, lgb.Booster] = {}
 
@@ -107,12 +109,15 @@ def fit_model(
             "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
             "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 50.0, log=True),
         }
-        booster, auc = _train(base | params, cfg, x_train, y_train, x_val, y_val, categorical=categorical)
+        booster, auc = _train(
+            base | params, cfg, x_train, y_train, x_val, y_val, categorical=categorical
+        )
         trial.set_user_attr("best_iteration", booster.best_iteration)
         boosters[trial.number] = booster
         return auc if np.isfinite(auc) else 0.0
 
     bar = tqdm(total=cfg.n_trials, desc="search", unit="trial", disable=not progress)
+
     def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         bar.update()
 
@@ -120,14 +125,28 @@ def fit_model(
     bar.close()
     best = study.best_trial
     booster = boosters[best.number]
+    best_auc = float(best.value or float("nan"))
+    params = base | best.params
+    # The search runs at a coarse learning rate to fit its budget; the winner is refitted at a
+    # finer one and kept only if the validation AUC agrees.
+    fine = {**params, "learning_rate": cfg.learning_rate * cfg.refit_learning_rate_factor}
+    fine_cfg = replace(cfg, max_rounds=int(cfg.max_rounds / cfg.refit_learning_rate_factor))
+    if cfg.refit_learning_rate_factor < 1:
+        refit, refit_auc = _train(
+            fine, fine_cfg, x_train, y_train, x_val, y_val, categorical=categorical
+        )
+        if refit_auc > best_auc:
+            booster, best_auc, params = refit, refit_auc, fine
+    trials = [
+        {"number": t.number, "auc": t.value, **t.params, **t.user_attrs} for t in study.trials
+    ]
     # Keep only the trees up to the best iteration: the deployed model is exactly what was validated.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    trials = [{"number": t.number, "auc": t.value, **t.params, **t.user_attrs} for t in study.trials]
     return FitResult(
         booster=booster,
-        params=base | best.params,
-        best_iteration=int(best.user_attrs["best_iteration"]),
-        validation_auc=float(best.value or float("nan")),
+        params=params,
+        best_iteration=int(booster.num_trees()),
+        validation_auc=best_auc,
         trials=trials,
     )
 

@@ -51,7 +51,11 @@ def plot_gains(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(share, captured, label="model")
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="random")
-    ax.set(xlabel="share of population (riskiest first)", ylabel="share of events captured", title="Gains")
+    ax.set(
+        xlabel="share of population (riskiest first)",
+        ylabel="share of events captured",
+        title="Gains",
+    )
     ax.legend()
     return _save(fig, path)
 

@@ -46,11 +46,15 @@ def load_bundle(model: str, ref: str) -> ModelBundle:
 
 def _evaluation_rows(run_id: str) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/rows.parquet", dst_path=tmp)
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="evaluation/rows.parquet", dst_path=tmp
+        )
         return pd.read_parquet(Path(path))
 
 
-def promote(model: str, *, cfg: TrainConfig | None = None, force: bool = False, reason: str | None = None) -> PromotionDecision:
+def promote(
+    model: str, *, cfg: TrainConfig | None = None, force: bool = False, reason: str | None = None
+) -> PromotionDecision:
     """Compare challenger and champion on the challenger's out-of-time evaluation window; move the
     `champion` alias when the challenger's AUC is within tolerance and its calibration no worse."""
     cfg = cfg or TrainConfig()
@@ -67,9 +71,23 @@ def promote(model: str, *, cfg: TrainConfig | None = None, force: bool = False, 
         champion = None
     if champion is None:
         client.set_registered_model_alias(model, "champion", challenger.version)
-        return PromotionDecision(model, challenger.version, None, True, False, "no champion yet: the challenger becomes champion")
+        return PromotionDecision(
+            model,
+            challenger.version,
+            None,
+            True,
+            False,
+            "no champion yet: the challenger becomes champion",
+        )
     if champion.version == challenger.version:
-        return PromotionDecision(model, challenger.version, champion.version, False, False, "the challenger already is the champion")
+        return PromotionDecision(
+            model,
+            challenger.version,
+            champion.version,
+            False,
+            False,
+            "the challenger already is the champion",
+        )
 
     rows = _evaluation_rows(str(challenger.run_id))
     y = rows[load_bundle(model, challenger.version).target].to_numpy(dtype=int)
@@ -90,8 +108,20 @@ def promote(model: str, *, cfg: TrainConfig | None = None, force: bool = False, 
     if promoted:
         client.set_registered_model_alias(model, "champion", challenger.version)
     note = why if passed or not force else f"forced over the gate ({why}): {reason}"
-    client.set_model_version_tag(model, challenger.version, "promotion", ("promoted: " if promoted else "refused: ") + note)
+    client.set_model_version_tag(
+        model, challenger.version, "promotion", ("promoted: " if promoted else "refused: ") + note
+    )
     if force:
         client.set_model_version_tag(model, challenger.version, "forced_reason", str(reason))
-    return PromotionDecision(model, challenger.version, champion.version, promoted, force and not passed, note,
-                             ch["auc"], cp["auc"], ch["ece"], cp["ece"])
+    return PromotionDecision(
+        model,
+        challenger.version,
+        champion.version,
+        promoted,
+        force and not passed,
+        note,
+        ch["auc"],
+        cp["auc"],
+        ch["ece"],
+        cp["ece"],
+    )

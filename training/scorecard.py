@@ -39,7 +39,7 @@ def fit_scorecard(
         selection_criteria={"iv": {"min": 0.005}},
     )
     model = Pipeline([("binning", binning), ("logistic", LogisticRegression(C=1.0, max_iter=2000))])
-    model.creditguard_columns = list(x.columns)  # type: ignore[attr-defined]
+    model.creditguard_columns = list(x.columns)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optbinning warns per constant column; nothing to act on
         model.fit(_clean(x, categorical), y)
@@ -49,12 +49,18 @@ def fit_scorecard(
 def predict_scorecard(model: Pipeline, x: pd.DataFrame, *, categorical: list[str]) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        columns = list(model.creditguard_columns)  # type: ignore[attr-defined]
-        return np.asarray(model.predict_proba(_clean(x[columns], [c for c in categorical if c in columns]))[:, 1])
+        columns = list(model.creditguard_columns)
+        return np.asarray(
+            model.predict_proba(_clean(x[columns], [c for c in categorical if c in columns]))[:, 1]
+        )
 
 
 def _clean(x: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
     out = x.copy()
     for c in out.columns:
-        out[c] = out[c].astype(object).fillna("missing") if c in categorical else pd.to_numeric(out[c], errors="coerce")
+        out[c] = (
+            out[c].astype(object).fillna("missing")
+            if c in categorical
+            else pd.to_numeric(out[c], errors="coerce")
+        )
     return out

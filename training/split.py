@@ -7,7 +7,9 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 
-def split_by_time(times: pd.Series, *, validation_fraction: float, test_fraction: float) -> pd.Series:
+def split_by_time(
+    times: pd.Series, *, validation_fraction: float, test_fraction: float
+) -> pd.Series:
     """'train' / 'validation' / 'test' by date: the latest dates are the test window, the ones
     before it validation. Rows of one date always land in the same part."""
     dates = np.sort(times.unique())

@@ -38,7 +38,9 @@ def use_store() -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        location = None if "MLFLOW_TRACKING_URI" in os.environ else (MODELS_DIR / "artifacts").as_uri()
+        location = (
+            None if "MLFLOW_TRACKING_URI" in os.environ else (MODELS_DIR / "artifacts").as_uri()
+        )
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
     return MlflowClient()
@@ -46,8 +48,13 @@ def use_store() -> MlflowClient:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=MODELS_DIR.parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=MODELS_DIR.parent,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -60,21 +67,38 @@ def model_card(result: TrainResult, run_id: str) -> str:
         "",
         f"**Purpose.** {result.spec.purpose}",
         "",
-        "**Data.** " + (f"{result.profile['usable_rows']:,} usable rows of {result.profile['rows']:,} "
-                        f"(censored and already-defaulted rows excluded); target rate "
-                        f"{result.profile['target_rate']:.2%}; {result.profile['features']} features; data hash "
-                        f"`{result.data_hash[:16]}`."),
+        "**Data.** "
+        + (
+            f"{result.profile['usable_rows']:,} usable rows of {result.profile['rows']:,} "
+            f"(censored and already-defaulted rows excluded); target rate "
+            f"{result.profile['target_rate']:.2%}; {result.profile['features']} features; data hash "
+            f"`{result.data_hash[:16]}`."
+        ),
         "",
-        "**Evaluation.** " + ("Out-of-time: trained on the earliest dates, early stopping, search and "
-                              f"calibration on the next window (from {result.profile.get('validation_from')}), "
-                              f"tested on the latest (from {result.profile.get('test_from')})."
-                              if result.spec.time_column else
-                              "Stratified k-fold cross-validation (out-of-fold predictions)."),
+        "**Evaluation.** "
+        + (
+            "Out-of-time: trained on the earliest dates, early stopping, search and "
+            f"calibration on the next window (from {result.profile.get('validation_from')}), "
+            f"tested on the latest (from {result.profile.get('test_from')})."
+            if result.spec.time_column
+            else "Stratified k-fold cross-validation (out-of-fold predictions)."
+        ),
         "",
         "| metric | LightGBM | scorecard |",
         "|---|---|---|",
-        *[f"| {k} | {m[k]:.4f} | {s[k]:.4f} |" for k in ("auc", "gini", "ks", "brier", "log_loss", "ece",
-                                                       "capture_top10", "lift_top10")],
+        *[
+            f"| {k} | {m[k]:.4f} | {s[k]:.4f} |"
+            for k in (
+                "auc",
+                "gini",
+                "ks",
+                "brier",
+                "log_loss",
+                "ece",
+                "capture_top10",
+                "lift_top10",
+            )
+        ],
         "",
         f"**Calibration.** {result.bundle.metadata.get('calibration')} on the validation window.",
         "",
@@ -88,7 +112,9 @@ def model_card(result: TrainResult, run_id: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log_training(result: TrainResult, cfg: TrainConfig, *, plots: bool = True, register: bool = True) -> dict[str, Any]:
+def log_training(
+    result: TrainResult, cfg: TrainConfig, *, plots: bool = True, register: bool = True
+) -> dict[str, Any]:
     """One MLflow run: parameters, metrics, plots, catalog, profile, hash, commit, model card, the
     model (a pyfunc over the bundle) and its registration as `challenger` (and `champion` if first)."""
     from training.plots import plot_calibration, plot_gains, plot_grades, plot_roc, plot_shap
@@ -97,18 +123,38 @@ def log_training(result: TrainResult, cfg: TrainConfig, *, plots: bool = True, r
     spec = result.spec
     with mlflow.start_run(run_name=f"{spec.name}") as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        mlflow.set_tags({"git_commit": git_commit(), "data_hash": result.data_hash, "target": spec.target,
-                         "unit": spec.unit, "model_name": spec.name})
-        mlflow.log_params({**{f"cfg_{k}": v for k, v in cfg.__dict__.items()},
-                           **{f"lgbm_{k}": v for k, v in result.fit.params.items() if k != "monotone_constraints"},
-                           "best_iteration": result.fit.best_iteration,
-                           "calibration": result.bundle.metadata.get("calibration"),
-                           "monotone_features": sum(1 for v in result.fit.params.get("monotone_constraints", []) if v)})
-        mlflow.log_metrics({f"test_{k}": v for k, v in result.metrics.items()}
-                           | {f"scorecard_test_{k}": v for k, v in result.scorecard_metrics.items()}
-                           | {"validation_auc": result.fit.validation_auc})
-        if spec.unit in ("client", "invoice"):
-            catalog_frame(feature_specs(spec.unit)).to_csv(folder / "feature_catalog.csv", index=False)  # type: ignore[arg-type]
+        mlflow.set_tags(
+            {
+                "git_commit": git_commit(),
+                "data_hash": result.data_hash,
+                "target": spec.target,
+                "unit": spec.unit,
+                "model_name": spec.name,
+            }
+        )
+        mlflow.log_params(
+            {
+                **{f"cfg_{k}": v for k, v in cfg.__dict__.items()},
+                **{
+                    f"lgbm_{k}": v
+                    for k, v in result.fit.params.items()
+                    if k != "monotone_constraints"
+                },
+                "best_iteration": result.fit.best_iteration,
+                "calibration": result.bundle.metadata.get("calibration"),
+                "monotone_features": sum(
+                    1 for v in result.fit.params.get("monotone_constraints", []) if v
+                ),
+            }
+        )
+        mlflow.log_metrics(
+            {f"test_{k}": v for k, v in result.metrics.items()}
+            | {f"scorecard_test_{k}": v for k, v in result.scorecard_metrics.items()}
+            | {"validation_auc": result.fit.validation_auc}
+        )
+        if spec.unit == "client" or spec.unit == "invoice":
+            catalog = catalog_frame(feature_specs("client" if spec.unit == "client" else "invoice"))
+            catalog.to_csv(folder / "feature_catalog.csv", index=False)
         (folder / "data_profile.json").write_text(json.dumps(result.profile, indent=2, default=str))
         pd.DataFrame(result.trials).to_csv(folder / "search_trials.csv", index=False)
         if len(result.segments):
@@ -127,20 +173,31 @@ def log_training(result: TrainResult, cfg: TrainConfig, *, plots: bool = True, r
             plot_dir.mkdir()
             pr = result.predictions
             y = pr["y"].to_numpy()
-            plot_roc(y, {"LightGBM": pr["pd"].to_numpy(), "scorecard": pr["scorecard"].to_numpy()}, plot_dir / "roc.png")
+            plot_roc(
+                y,
+                {"LightGBM": pr["pd"].to_numpy(), "scorecard": pr["scorecard"].to_numpy()},
+                plot_dir / "roc.png",
+            )
             plot_calibration(y, pr["pd"].to_numpy(), plot_dir / "calibration.png")
             plot_gains(y, pr["pd"].to_numpy(), plot_dir / "gains.png")
             plot_grades(pr, plot_dir / "pd_per_grade.png")
             sample = result.evaluation_rows.head(cfg.shap_sample)
             x = result.bundle.matrix(sample)
-            plot_shap(result.bundle.contributions(x, threads=cfg.threads), x, result.bundle.features, plot_dir)
+            plot_shap(
+                result.bundle.contributions(x, threads=cfg.threads),
+                x,
+                result.bundle.features,
+                plot_dir,
+            )
             mlflow.log_artifacts(str(plot_dir), artifact_path="plots")
 
         bundle_path = folder / "bundle.pkl"
         bundle_path.write_bytes(pickle.dumps(result.bundle))
         example = result.evaluation_rows[result.bundle.features].head(5).reset_index(drop=True)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # MLflow warns about integer columns and env capture; both handled
+            warnings.simplefilter(
+                "ignore"
+            )  # MLflow warns about integer columns and env capture; both handled
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=CreditModel(),
@@ -161,6 +218,8 @@ def log_training(result: TrainResult, cfg: TrainConfig, *, plots: bool = True, r
             client.get_model_version_by_alias(spec.name, "champion")
         except mlflow.exceptions.MlflowException:
             client.set_registered_model_alias(spec.name, "champion", version.version)
-            client.set_model_version_tag(spec.name, version.version, "promotion", "first version: champion by default")
+            client.set_model_version_tag(
+                spec.name, version.version, "promotion", "first version: champion by default"
+            )
             out["champion"] = True
     return out

@@ -20,7 +20,15 @@ from training.fit import FitResult, check_monotone, fit_model
 from training.scorecard import fit_scorecard, predict_scorecard
 from training.split import split_by_time, stratified_folds
 
-KEY_COLUMNS = {"client_id", "invoice_id", "as_of", "censored", "defaulted_before", "default_12m", "late"}
+KEY_COLUMNS = {
+    "client_id",
+    "invoice_id",
+    "as_of",
+    "censored",
+    "defaulted_before",
+    "default_12m",
+    "late",
+}
 
 
 @dataclass(frozen=True)
@@ -59,17 +67,32 @@ def ledger_spec(model: Literal["default", "late"]) -> ModelSpec:
     )
 
 
-def table_spec(table: pd.DataFrame, *, target: str, time_column: str | None, name: str) -> ModelSpec:
+def table_spec(
+    table: pd.DataFrame, *, target: str, time_column: str | None, name: str
+) -> ModelSpec:
     """A spec for any table a data scientist brings: every other column is a feature."""
     if target not in table.columns:
-        raise KeyError(f"target column {target!r} is not in the table (columns: {', '.join(table.columns[:10])}...)")
+        raise KeyError(
+            f"target column {target!r} is not in the table (columns: {', '.join(table.columns[:10])}...)"
+        )
     if time_column is not None and time_column not in table.columns:
         raise KeyError(f"time column {time_column!r} is not in the table")
     drop = {target, time_column, "ID", "id"} | KEY_COLUMNS
     features = [c for c in table.columns if c not in drop]
-    categorical = [c for c in features if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])]
-    return ModelSpec(name=name, target=target, time_column=time_column, features=features,
-                     categorical=categorical, directions={}, purpose=f"Probability of {target} = 1.")
+    categorical = [
+        c
+        for c in features
+        if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])
+    ]
+    return ModelSpec(
+        name=name,
+        target=target,
+        time_column=time_column,
+        features=features,
+        categorical=categorical,
+        directions={},
+        purpose=f"Probability of {target} = 1.",
+    )
 
 
 @dataclass
@@ -80,7 +103,9 @@ class TrainResult:
     spec: ModelSpec
     metrics: dict[str, float]
     scorecard_metrics: dict[str, float]
-    predictions: pd.DataFrame  # evaluation rows: y, pd, raw_score, grade, scorecard (+ time, segments)
+    predictions: (
+        pd.DataFrame
+    )  # evaluation rows: y, pd, raw_score, grade, scorecard (+ time, segments)
     evaluation_rows: pd.DataFrame  # the evaluation window's rows, every column, for promotion
     segments: pd.DataFrame
     trials: list[dict[str, Any]]
@@ -107,26 +132,54 @@ def usable_rows(table: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
 
 def _bundle(spec: ModelSpec, table: pd.DataFrame) -> ModelBundle:
     """An unfitted bundle that knows the feature order and the fixed category codes."""
-    categories = {c: sorted(table[c].dropna().astype("str").unique().tolist()) for c in spec.categorical}
+    categories = {
+        c: sorted(table[c].dropna().astype("str").unique().tolist()) for c in spec.categorical
+    }
     return ModelBundle(
-        name=spec.name, target=spec.target, model_string="", features=list(spec.features),
-        categories=categories, calibrator=None, master_scale=MasterScale.load(),  # type: ignore[arg-type]
+        name=spec.name,
+        target=spec.target,
+        model_string="",
+        features=list(spec.features),
+        categories=categories,
+        calibrator=None,  # type: ignore[arg-type]  # set once the booster is fitted
+        master_scale=MasterScale.load(),
     )
 
 
-def _fit_one(cfg: TrainConfig, spec: ModelSpec, bundle: ModelBundle, train: pd.DataFrame, val: pd.DataFrame,
-             *, progress: bool) -> tuple[ModelBundle, FitResult]:
+def _fit_one(
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    bundle: ModelBundle,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    *,
+    progress: bool,
+) -> tuple[ModelBundle, FitResult]:
     x_train, x_val = bundle.matrix(train), bundle.matrix(val)
     y_train, y_val = train[spec.target].to_numpy(dtype=int), val[spec.target].to_numpy(dtype=int)
     categorical = [spec.features.index(c) for c in spec.categorical]
-    monotone = [spec.directions.get(f, 0) if f not in spec.categorical else 0 for f in spec.features]
+    monotone = [
+        spec.directions.get(f, 0) if f not in spec.categorical else 0 for f in spec.features
+    ]
     use_monotone = cfg.monotone and any(monotone)
-    fit = fit_model(cfg, x_train, y_train, x_val, y_val, categorical=categorical,
-                    monotone=monotone if use_monotone else None, progress=progress)
+    fit = fit_model(
+        cfg,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        categorical=categorical,
+        monotone=monotone if use_monotone else None,
+        progress=progress,
+    )
     if use_monotone:
         check_monotone(fit.booster, x_val if len(x_val) > 50 else x_train, monotone, spec.features)
-    fitted = ModelBundle(**{**bundle.__dict__, "model_string": fit.booster.model_to_string(), "_booster": None})
-    calibrator, calib_info = fit_calibrator(fitted.raw_score(x_val, threads=cfg.threads), y_val, seed=cfg.seed)
+    fitted = ModelBundle(
+        **{**bundle.__dict__, "model_string": fit.booster.model_to_string(), "_booster": None}
+    )
+    calibrator, calib_info = fit_calibrator(
+        fitted.raw_score(x_val, threads=cfg.threads), y_val, seed=cfg.seed
+    )
     fitted.calibrator = calibrator
     fitted.metadata = {"calibration": calibrator.method, **calib_info}
     return fitted, fit
@@ -159,61 +212,120 @@ def train_model(
     if spec.time_column is not None:
         times = rows[spec.time_column]
         if test_from is None:
-            part = split_by_time(times, validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction)
+            part = split_by_time(
+                times, validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction
+            )
         else:
             early = times < pd.Timestamp(test_from)
             share = cfg.validation_fraction / (1 - cfg.test_fraction)
             part = pd.Series("test", index=rows.index)
-            part[early] = split_by_time(times[early], validation_fraction=share, test_fraction=0.0).to_numpy()
+            part[early] = split_by_time(
+                times[early], validation_fraction=share, test_fraction=0.0
+            ).to_numpy()
         train, val, test = (rows[part == p] for p in ("train", "validation", "test"))
         bundle, fit = _fit_one(cfg, spec, base, train, val, progress=progress)
         evaluation = test
         raw = bundle.raw_score(bundle.matrix(test), threads=cfg.threads)
         p = bundle.probability(raw)
-        card = fit_scorecard(train[spec.features], train[spec.target].to_numpy(int),
-                             categorical=spec.categorical, directions=spec.directions)
+        card = fit_scorecard(
+            train[spec.features],
+            train[spec.target].to_numpy(int),
+            categorical=spec.categorical,
+            directions=spec.directions,
+        )
         card_p = predict_scorecard(card, test[spec.features], categorical=spec.categorical)
         split_info: dict[str, object] = {
-            f"rows_{k}": float(len(v)) for k, v in (("train", train), ("validation", val), ("test", test))
+            f"rows_{k}": float(len(v))
+            for k, v in (("train", train), ("validation", val), ("test", test))
         }
-        split_info |= {"test_from": str(pd.Timestamp(test[spec.time_column].min()).date()),
-                       "validation_from": str(pd.Timestamp(val[spec.time_column].min()).date())}
+        split_info |= {
+            "test_from": str(pd.Timestamp(test[spec.time_column].min()).date()),
+            "validation_from": str(pd.Timestamp(val[spec.time_column].min()).date()),
+        }
     else:
         y_all = rows[spec.target].astype(int)
         raw, p, card_p = (np.zeros(len(rows)) for _ in range(3))
         for train_idx, test_idx in stratified_folds(y_all, folds=cfg.cv_folds, seed=cfg.seed):
-            inner_train, inner_val = train_test_split(train_idx, test_size=cfg.validation_fraction,
-                                                      random_state=cfg.seed, stratify=y_all.iloc[train_idx])
-            fold_bundle, _ = _fit_one(cfg, spec, base, rows.iloc[inner_train], rows.iloc[inner_val], progress=progress)
-            raw[test_idx] = fold_bundle.raw_score(fold_bundle.matrix(rows.iloc[test_idx]), threads=cfg.threads)
+            inner_train, inner_val = train_test_split(
+                train_idx,
+                test_size=cfg.validation_fraction,
+                random_state=cfg.seed,
+                stratify=y_all.iloc[train_idx],
+            )
+            fold_bundle, _ = _fit_one(
+                cfg, spec, base, rows.iloc[inner_train], rows.iloc[inner_val], progress=progress
+            )
+            raw[test_idx] = fold_bundle.raw_score(
+                fold_bundle.matrix(rows.iloc[test_idx]), threads=cfg.threads
+            )
             p[test_idx] = fold_bundle.probability(raw[test_idx])
-            card = fit_scorecard(rows.iloc[train_idx][spec.features], y_all.iloc[train_idx].to_numpy(),
-                                 categorical=spec.categorical, directions=spec.directions)
-            card_p[test_idx] = predict_scorecard(card, rows.iloc[test_idx][spec.features], categorical=spec.categorical)
-        final_train, final_val = train_test_split(np.arange(len(rows)), test_size=cfg.validation_fraction,
-                                                  random_state=cfg.seed, stratify=y_all)
-        bundle, fit = _fit_one(cfg, spec, base, rows.iloc[final_train], rows.iloc[final_val], progress=progress)
+            card = fit_scorecard(
+                rows.iloc[train_idx][spec.features],
+                y_all.iloc[train_idx].to_numpy(),
+                categorical=spec.categorical,
+                directions=spec.directions,
+            )
+            card_p[test_idx] = predict_scorecard(
+                card, rows.iloc[test_idx][spec.features], categorical=spec.categorical
+            )
+        final_train, final_val = train_test_split(
+            np.arange(len(rows)),
+            test_size=cfg.validation_fraction,
+            random_state=cfg.seed,
+            stratify=y_all,
+        )
+        bundle, fit = _fit_one(
+            cfg, spec, base, rows.iloc[final_train], rows.iloc[final_val], progress=progress
+        )
         evaluation = rows
         split_info = {"rows_train": float(len(rows)), "cv_folds": float(cfg.cv_folds)}
 
     y = evaluation[spec.target].to_numpy(dtype=int)
     metrics = evaluate(y, p)
-    predictions = pd.DataFrame({"y": y, "pd": p, "raw_score": raw, "grade": bundle.master_scale.grade(p), "scorecard": card_p})
+    predictions = pd.DataFrame(
+        {
+            "y": y,
+            "pd": p,
+            "raw_score": raw,
+            "grade": bundle.master_scale.grade(p),
+            "scorecard": card_p,
+        }
+    )
     segments = pd.DataFrame()
     if spec.segment_columns:
-        seg_cols = {c: (_size_band(evaluation) if c == "size_band" else evaluation[c]).reset_index(drop=True)
-                    for c in spec.segment_columns if c == "size_band" or c in evaluation}
+        seg_cols = {
+            c: (_size_band(evaluation) if c == "size_band" else evaluation[c]).reset_index(
+                drop=True
+            )
+            for c in spec.segment_columns
+            if c == "size_band" or c in evaluation
+        }
         segments = evaluate_segments(predictions, y="y", p="pd", segments=seg_cols)
-    bundle.metadata |= {"unit": spec.unit, "best_iteration": fit.best_iteration, "validation_auc": fit.validation_auc,
-                        **split_info}
+    bundle.metadata |= {
+        "unit": spec.unit,
+        "best_iteration": fit.best_iteration,
+        "validation_auc": fit.validation_auc,
+        **split_info,
+    }
     profile = {
-        "rows": len(table), "usable_rows": len(rows), "target_rate": float(rows[spec.target].mean()),
-        "features": len(spec.features), "categorical": spec.categorical,
+        "rows": len(table),
+        "usable_rows": len(rows),
+        "target_rate": float(rows[spec.target].mean()),
+        "features": len(spec.features),
+        "categorical": spec.categorical,
         "missing_share": {c: float(rows[c].isna().mean()) for c in spec.features},
         **split_info,
     }
     return TrainResult(
-        bundle=bundle, spec=spec, metrics=metrics, scorecard_metrics=evaluate(y, card_p),
-        predictions=predictions, evaluation_rows=evaluation.reset_index(drop=True),
-        segments=segments, trials=fit.trials, data_hash=data_hash(table), profile=profile, fit=fit,
+        bundle=bundle,
+        spec=spec,
+        metrics=metrics,
+        scorecard_metrics=evaluate(y, card_p),
+        predictions=predictions,
+        evaluation_rows=evaluation.reset_index(drop=True),
+        segments=segments,
+        trials=fit.trials,
+        data_hash=data_hash(table),
+        profile=profile,
+        fit=fit,
     )

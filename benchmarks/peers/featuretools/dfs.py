@@ -24,8 +24,12 @@ def main(folder: Path) -> None:
     cutoffs = pd.read_parquet(folder / "cutoffs.parquet")
     es = ft.EntitySet("ledger")
     es.add_dataframe(dataframe_name="clients", dataframe=clients, index="client_id")
-    es.add_dataframe(dataframe_name="paid", dataframe=paid, index="invoice_id", time_index="paid_on")
-    es.add_dataframe(dataframe_name="issued", dataframe=issued, index="issued_id", time_index="issued_on")
+    es.add_dataframe(
+        dataframe_name="paid", dataframe=paid, index="invoice_id", time_index="paid_on"
+    )
+    es.add_dataframe(
+        dataframe_name="issued", dataframe=issued, index="issued_id", time_index="issued_on"
+    )
     es.add_relationship("clients", "client_id", "paid", "client_id")
     es.add_relationship("clients", "client_id", "issued", "client_id")
     start = time.perf_counter()
@@ -42,7 +46,9 @@ def main(folder: Path) -> None:
             verbose=False,
         )
         shape = [len(matrix), shape[1] + matrix.shape[1]]
-    print(json.dumps({"seconds": time.perf_counter() - start, "rows": shape[0], "features": shape[1]}))
+    print(
+        json.dumps({"seconds": time.perf_counter() - start, "rows": shape[0], "features": shape[1]})
+    )
 
 
 if __name__ == "__main__":
