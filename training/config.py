@@ -17,9 +17,9 @@ class TrainConfig:
     max_rounds: int = 600
     early_stopping_rounds: int = 40
     learning_rate: float = 0.05  # during the search
-    refit_learning_rate_factor: float = (
-        0.4  # the winner is refitted at 0.4x the rate (1 = no refit)
-    )
+    # the winner is refitted at this fraction of the search's learning rate (1 = no refit)
+    refit_learning_rate_factor: float = 0.4
+    refit_on_validation: bool = True  # the final booster also learns from the validation window
     validation_fraction: float = 0.2  # of the distinct dates (out-of-time) or of rows (table mode)
     test_fraction: float = 0.2
     cv_folds: int = 5  # table mode without a time column

@@ -44,6 +44,14 @@ def load_bundle(model: str, ref: str) -> ModelBundle:
     return bundle
 
 
+def resolve_version(model: str, ref: str) -> str:
+    """The version number behind an alias (or the version itself)."""
+    ref = str(ref)
+    if ref.isdigit():
+        return ref
+    return str(use_store().get_model_version_by_alias(model, ref).version)
+
+
 def _evaluation_rows(run_id: str) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(

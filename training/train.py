@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -172,16 +173,31 @@ def _fit_one(
         monotone=monotone if use_monotone else None,
         progress=progress,
     )
+    raw_val = fit.booster.predict(x_val, raw_score=True, num_threads=cfg.threads)
+    calibrator, calib_info = fit_calibrator(np.asarray(raw_val), y_val, seed=cfg.seed)
+    booster = fit.booster
+    if cfg.refit_on_validation:
+        # The validation window is the most recent labelled data: once it has chosen the
+        # parameters, the number of trees and the calibrator (on scores it had not seen), the final
+        # booster learns from it too, with the tree count scaled to the larger sample.
+        rounds = max(1, round(fit.best_iteration * (len(y_train) + len(y_val)) / len(y_train)))
+        data = lgb.Dataset(
+            np.vstack([x_train, x_val]),
+            np.concatenate([y_train, y_val]),
+            categorical_feature=categorical,
+        )
+        booster = lgb.train(fit.params, data, num_boost_round=rounds)
     if use_monotone:
-        check_monotone(fit.booster, x_val if len(x_val) > 50 else x_train, monotone, spec.features)
+        check_monotone(booster, x_val if len(x_val) > 50 else x_train, monotone, spec.features)
     fitted = ModelBundle(
-        **{**bundle.__dict__, "model_string": fit.booster.model_to_string(), "_booster": None}
-    )
-    calibrator, calib_info = fit_calibrator(
-        fitted.raw_score(x_val, threads=cfg.threads), y_val, seed=cfg.seed
+        **{**bundle.__dict__, "model_string": booster.model_to_string(), "_booster": None}
     )
     fitted.calibrator = calibrator
-    fitted.metadata = {"calibration": calibrator.method, **calib_info}
+    fitted.metadata = {
+        "calibration": calibrator.method,
+        "refit_on_validation": cfg.refit_on_validation,
+        **calib_info,
+    }
     return fitted, fit
 
 
