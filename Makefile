@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast lint format bench clean
+.PHONY: help setup demo serve test test-fast lint format bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,13 @@ setup: $(VENV)/.synced ## Install uv and the locked environment into .venv
 
 demo: setup ## Run the main job end to end on the embedded default data
 	$(BIN)/creditguard demo
+
+serve: setup ## Serve the champions over HTTP on port 3000 (creates a development key)
+	@mkdir -p models/keys
+	@test -f models/keys/dev.key || (umask 077; $(BIN)/python -c "import secrets; print('admin:' + secrets.token_urlsafe(24))" > models/keys/dev.key)
+	@echo "development API key (role admin): $$(cut -d: -f2 models/keys/dev.key)"
+	@echo "try: curl -X POST localhost:3000/score -H 'authorization: Bearer $$(cut -d: -f2 models/keys/dev.key)' -H 'content-type: application/json' -d '{\"client_id\": \"C0000042\", \"requested_limit\": 50000}'"
+	CREDITGUARD_API_KEYS_FILE=models/keys/dev.key $(BIN)/creditguard serve --port 3000
 
 lint: setup ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

@@ -314,6 +314,74 @@ def promote(
         raise typer.Exit(code=3)  # the gate refused: scripts can tell a refusal from an error
 
 
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
+    ledger: Annotated[
+        Path | None, typer.Option(help="Ledger to score against (default: the demo ledger).")
+    ] = None,
+) -> None:
+    """Start the BentoML service (`bentoml serve serving.service:CreditGuard`) with the champions."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if ledger is not None:
+        env["CREDITGUARD_LEDGER"] = str(ledger.resolve())
+    if not env.get("CREDITGUARD_API_KEYS") and not env.get("CREDITGUARD_API_KEYS_FILE"):
+        console.print(
+            "[yellow]no API keys configured: set CREDITGUARD_API_KEYS=role:key,... (see `make serve`)[/yellow]"
+        )
+    bentoml = Path(sys.executable).with_name("bentoml")
+    root = Path(__file__).resolve().parents[1]
+    raise typer.Exit(
+        subprocess.call(
+            [
+                str(bentoml),
+                "serve",
+                "serving.service:CreditGuard",
+                "--port",
+                str(port),
+                "--working-dir",
+                str(root),
+            ],
+            env=env,
+        )
+    )
+
+
+@app.command()
+def audit(
+    client: Annotated[str, typer.Option(help="Client id whose decision history to show.")],
+) -> None:
+    """Every audited decision for a client: time, key id, models, PD, grade, decision, reasons."""
+    import json
+
+    from serving.state import AuditLog, audit_path
+
+    history = AuditLog(audit_path()).history(client)
+    if history.empty:
+        console.print(f"no audited decisions for {client}")
+        return
+    table = Table(title=f"decisions for {client}")
+    for col in ("at", "key", "endpoint", "models", "PD", "grade", "decision", "reasons"):
+        table.add_column(col)
+    for r in history.itertuples():
+        decision = json.loads(r.decision) or {}
+        table.add_row(
+            r.at,
+            r.key_id,
+            r.endpoint,
+            r.model_versions,
+            f"{r.pd:.2%}",
+            str(r.grade),
+            f"{decision.get('decision', '-')} {decision.get('approved_amount', '')}",
+            "; ".join(json.loads(r.reasons)),
+        )
+    console.print(table)
+
+
 @app.command("import-ibm")
 def import_ibm(
     source: Annotated[Path, typer.Argument(help="The IBM accounts-receivable CSV or its folder.")],

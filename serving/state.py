@@ -1,0 +1,141 @@
+"""What the service holds: the scorer, the ledger for the online feature path, keys and the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Ledger
+from features.io import load_ledger
+from features.payment_behaviour import build_client_features
+from features.pipeline import client_ledger
+from serving.bundle import MODELS_DIR
+
+ROLES = {
+    "officer": {"score"},
+    "batch": {"score", "score_batch"},
+    "admin": {"score", "score_batch", "reload"},
+}
+DEFAULT_LEDGER = MODELS_DIR.parent / "data" / "demo" / "ledger"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """Keys stored only as SHA-256 hashes, each with a role and a short id for the audit log."""
+
+    by_hash: dict[str, tuple[str, str]]  # hash -> (role, key id)
+
+    @classmethod
+    def from_env(cls) -> ApiKeys:
+        """`CREDITGUARD_API_KEYS` = 'role:key,role:key' or `CREDITGUARD_API_KEYS_FILE` (one per line)."""
+        text = os.environ.get("CREDITGUARD_API_KEYS", "")
+        path = os.environ.get("CREDITGUARD_API_KEYS_FILE")
+        if path:
+            text += "," + Path(path).read_text().replace("\n", ",")
+        by_hash = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            role, _, key = item.partition(":")
+            if role not in ROLES or not key:
+                raise ValueError(
+                    f"API key entries are 'role:key' with role in {sorted(ROLES)}; got role {role!r}"
+                )
+            digest = hash_key(key)
+            by_hash[digest] = (role, digest[:12])
+        return cls(by_hash)
+
+    def check(self, authorization: str | None, action: str) -> tuple[int, str]:
+        """(0, key id) when allowed, else (401 or 403, message)."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return 401, "missing bearer token (Authorization: Bearer <key>)"
+        found = self.by_hash.get(hash_key(authorization[7:].strip()))
+        if found is None:
+            return 401, "unknown or revoked API key"
+        role, key_id = found
+        if action not in ROLES[role]:
+            return 403, f"role {role!r} may not {action}"
+        return 0, key_id
+
+
+class AuditLog:
+    """Append-only SQLite log of every decision."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.lock = threading.Lock()
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "create table if not exists decisions (at text, key_id text, endpoint text, client_id text, "
+                "model_versions text, pd real, grade integer, decision text, reasons text)"
+            )
+
+    def append(self, *, key_id: str, endpoint: str, doc: dict[str, Any]) -> None:
+        decision = doc.get("limit_decision") or {}
+        row = (
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            key_id,
+            endpoint,
+            str(doc.get("client_id")),
+            json.dumps(doc.get("model_versions")),
+            float(doc["pd_12m"]),
+            int(doc["grade"]),
+            json.dumps(decision),
+            json.dumps([r["text"] for r in doc.get("risk_reasons", [])]),
+        )
+        with self.lock, sqlite3.connect(self.path) as db:
+            db.execute("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def history(self, client_id: str) -> pd.DataFrame:
+        with sqlite3.connect(self.path) as db:
+            return pd.read_sql_query(
+                "select * from decisions where client_id = ? order by at", db, params=(client_id,)
+            )
+
+
+def audit_path() -> Path:
+    return Path(os.environ.get("CREDITGUARD_AUDIT_DB", MODELS_DIR / "audit" / "audit.db"))
+
+
+class OnlineLedger:
+    """The ledger the service scores against; one client's history is cut out per request."""
+
+    def __init__(self, folder: Path) -> None:
+        self.ledger: Ledger = load_ledger(folder)
+        self.clients = set(self.ledger.clients["client_id"])
+        inv = self.ledger.invoices
+        self.invoice_rows = (
+            pd.Series(np.arange(len(inv))).groupby(inv["client_id"].to_numpy()).indices
+        )
+        self.names = self.ledger.clients.set_index("client_id")["name"]
+
+    def features(self, client_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
+        led = self.ledger
+        rows = self.invoice_rows.get(client_id, np.array([], dtype=int))
+        invoices = led.invoices.iloc[rows]
+        one = led.with_tables(
+            {
+                "clients": led.clients[led.clients["client_id"] == client_id],
+                "invoices": invoices,
+                "payments": led.payments[led.payments["invoice_id"].isin(invoices["invoice_id"])],
+                "financials": led.financials[led.financials["client_id"] == client_id],
+                "insolvencies": led.insolvencies[led.insolvencies["client_id"] == client_id],
+            }
+        )
+        return build_client_features(one, as_of_dates=[as_of])
+
+    def batch_features(self, client_ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
+        return build_client_features(client_ledger(self.ledger, client_ids), as_of_dates=[as_of])

@@ -1,0 +1,178 @@
+"""The HTTP service, end to end: a real `bentoml serve` process on a free port, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from features.pipeline import build_feature_table, month_ends
+from serving.cli import app
+from training.config import TrainConfig
+from training.tracking import log_training
+from training.train import ledger_spec, train_model
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = {"officer": "officer-key", "batch": "batch-key", "admin": "admin-key"}
+FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20)
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(
+    small_ledger, small_ledger_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    home = tmp_path_factory.mktemp("service")
+    env = dict(os.environ)
+    env |= {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "CREDITGUARD_LEDGER": str(small_ledger_dir),
+        "CREDITGUARD_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items()),
+        "CREDITGUARD_AUDIT_DB": str(home / "audit.db"),
+        "BENTOML_HOME": str(home / "bentoml"),
+    }
+    old = dict(os.environ)
+    os.environ.update({k: env[k] for k in ("MLFLOW_TRACKING_URI", "CREDITGUARD_AUDIT_DB")})
+    cwd = os.getcwd()
+    os.chdir(home)
+    try:
+        clients = build_feature_table(
+            small_ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30")
+        )
+        recent = small_ledger.invoices.loc[
+            small_ledger.invoices["issued_on"] >= "2024-06-01", "invoice_id"
+        ]
+        invoices = build_feature_table(small_ledger, unit="invoice", invoices=recent)
+        for spec, table in ((ledger_spec("default"), clients), (ledger_spec("late"), invoices)):
+            log_training(train_model(table, spec, FAST), FAST, plots=False)
+        port = _free_port()
+        bentoml = Path(sys.executable).with_name("bentoml")
+        proc = subprocess.Popen(
+            [
+                str(bentoml),
+                "serve",
+                "serving.service:CreditGuard",
+                "--port",
+                str(port),
+                "--working-dir",
+                str(REPO),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(home / "serve.log", "w"),  # noqa: SIM115
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:  # not listening yet, or busy loading the models
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError((home / "serve.log").read_text()[-3000:])
+            time.sleep(1)
+        else:
+            raise RuntimeError("service did not become ready in 120 s")
+        yield url
+        proc.terminate()
+        proc.wait(timeout=30)
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(old)
+        os.environ.update({k: env[k] for k in ("CREDITGUARD_AUDIT_DB",)})
+
+
+def _post(url: str, path: str, body: object, role: str | None = "officer") -> requests.Response:
+    headers = {"authorization": f"Bearer {KEYS[role]}"} if role else {}
+    return requests.post(f"{url}{path}", json=body, headers=headers, timeout=30)
+
+
+def test_an_officer_gets_pd_grade_reasons_and_a_limit_decision(server: str) -> None:
+    r = _post(server, "/score", {"client_id": "C0000042", "requested_limit": 50_000})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert 0 < doc["pd_12m"] < 1 and 1 <= doc["grade"] <= 10
+    assert doc["risk_reasons"] and all(x["text"] for x in doc["risk_reasons"])
+    assert doc["limit_decision"]["decision"] in {"approve", "approve_in_part", "refuse", "refer"}
+    assert doc["model_versions"] == {"creditguard-default": "1", "creditguard-late": "1"}
+
+
+def test_auth_missing_wrong_and_insufficient(server: str) -> None:
+    assert _post(server, "/score", {"client_id": "C0000042"}, role=None).status_code == 401
+    bad = requests.post(
+        f"{server}/score",
+        json={"client_id": "C0000042"},
+        headers={"authorization": "Bearer nope"},
+        timeout=30,
+    )
+    assert bad.status_code == 401
+    assert (
+        _post(server, "/score_batch", {"client_ids": ["C0000042"]}, role="officer").status_code
+        == 403
+    )
+    assert _post(server, "/reload", {}, role="batch").status_code == 403
+
+
+def test_bad_input_is_a_4xx_naming_the_field(server: str) -> None:
+    r = _post(server, "/score", {"client_id": "C0000042", "requested_limit": -5})
+    assert r.status_code == 400 and "requested_limit" in r.text
+    assert _post(server, "/score", {"client_id": "NOPE"}).status_code == 404
+    assert _post(server, "/score", {"client_ids": 3}).status_code == 400
+    too_many = _post(
+        server, "/score_batch", {"client_ids": [f"C{i:07d}" for i in range(1, 600)]}, role="batch"
+    )
+    assert too_many.status_code == 400 and "client_ids" in too_many.text
+    late = _post(server, "/score", {"client_id": "C0000042", "as_of": "2030-01-01"})
+    assert late.status_code == 422
+
+
+def test_batch_scores_equal_single_scores(server: str) -> None:
+    ids = ["C0000001", "C0000042", "C0000100"]
+    batch = _post(server, "/score_batch", {"client_ids": ids}, role="batch").json()["scores"]
+    for doc in batch:
+        single = _post(server, "/score", {"client_id": doc["client_id"]}).json()
+        assert single["pd_12m"] == doc["pd_12m"] and single["risk_reasons"] == doc["risk_reasons"]
+
+
+def test_concurrent_requests_all_succeed(server: str) -> None:
+    ids = [f"C{i:07d}" for i in range(1, 65)]
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda c: _post(server, "/score", {"client_id": c}).status_code, ids))
+    assert set(codes) <= {200, 422} and codes.count(200) > 40  # 422: onboarded after the date
+
+
+def test_admin_reloads_the_champions(server: str) -> None:
+    r = _post(server, "/reload", {}, role="admin")
+    assert r.status_code == 200 and r.json()["model_versions"]["creditguard-default"] == "1"
+
+
+def test_health_metrics_and_openapi(server: str) -> None:
+    assert requests.get(f"{server}/livez", timeout=5).status_code == 200
+    assert "bentoml" in requests.get(f"{server}/metrics", timeout=5).text.lower()
+    spec = requests.get(f"{server}/docs.json", timeout=5).json()
+    assert "/score" in spec["paths"] and "/score_batch" in spec["paths"]
+
+
+def test_every_decision_is_audited(server: str) -> None:
+    _post(server, "/score", {"client_id": "C0000007", "requested_limit": 20_000})
+    result = CliRunner().invoke(app, ["audit", "--client", "C0000007"])
+    assert result.exit_code == 0, result.output
+    assert "C0000007" in result.output and "score" in result.output
+    assert KEYS["officer"] not in result.output  # keys are never stored or shown
