@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,21 +78,23 @@ def server(
             stderr=open(home / "serve.log", "w"),  # noqa: SIM115
         )
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:  # not listening yet, or busy loading the models
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError((home / "serve.log").read_text()[-3000:])
-            time.sleep(1)
-        else:
-            raise RuntimeError("service did not become ready in 120 s")
-        yield url
-        proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                try:
+                    if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:  # not listening yet, or busy loading the models
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError((home / "serve.log").read_text()[-3000:])
+                time.sleep(1)
+            else:
+                raise RuntimeError("service did not become ready in 180 s")
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
     finally:
         os.chdir(cwd)
         os.environ.clear()
