@@ -423,7 +423,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the demo ledger.")] = 42,
     trials: Annotated[
         int, typer.Option(min=1, help="Search budget per model (optuna trials).")
-    ] = 8,
+    ] = 6,
 ) -> None:
     """Run the main job end to end on the embedded default: ledger, features, models, champions."""
     import logging
@@ -473,13 +473,13 @@ def demo(
         f"{client_path}: {stats['rows']:,} client snapshots, 12-month default rate {stats['rate']:.2%} (uncensored)"
     )
     recent = ledger.invoices.loc[
-        ledger.invoices["issued_on"] >= gen.extracted_on - pd.DateOffset(months=12), "invoice_id"
+        ledger.invoices["issued_on"] >= gen.extracted_on - pd.DateOffset(months=6), "invoice_id"
     ]
     stats = write_feature_table(
         ledger, invoice_path, unit="invoice", invoices=recent, progress=True
     )
     console.print(
-        f"{invoice_path}: {stats['rows']:,} invoices of the last year, late rate {stats['rate']:.2%} (uncensored)"
+        f"{invoice_path}: {stats['rows']:,} invoices of the last six months, late rate {stats['rate']:.2%} (uncensored)"
     )
 
     console.rule(f"4. train, log and register both models ({tracking_uri()})")
