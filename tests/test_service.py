@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -93,7 +94,8 @@ def server(
                 raise RuntimeError("service did not become ready in 180 s")
             yield url
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     finally:
         os.chdir(cwd)

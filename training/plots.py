@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -77,7 +78,11 @@ def plot_shap(contrib: np.ndarray, x: np.ndarray, names: list[str], folder: Path
 
     values = contrib[:, :-1]
     paths = []
-    shap.summary_plot(values, x, feature_names=names, show=False, max_display=20)
+    with warnings.catch_warnings():
+        # shap's beeswarm jitters with NumPy's global RNG and warns about it once anything in the
+        # process has seeded that RNG; the plot is the same either way.
+        warnings.simplefilter("ignore", FutureWarning)
+        shap.summary_plot(values, x, feature_names=names, show=False, max_display=20)
     paths.append(_save(plt.gcf(), folder / "shap_summary.png"))
     importance = pd.Series(np.abs(values).mean(axis=0), index=names).sort_values().tail(20)
     fig, ax = plt.subplots(figsize=(6, 6))
