@@ -96,7 +96,12 @@ def server(
         finally:
             with contextlib.suppress(ProcessLookupError):  # already gone
                 os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a slow graceful shutdown on a loaded machine
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
     finally:
         os.chdir(cwd)
         os.environ.clear()

@@ -19,7 +19,9 @@ class TrainConfig:
     learning_rate: float = 0.05  # during the search
     # the winner is refitted at this fraction of the search's learning rate (1 = no refit)
     refit_learning_rate_factor: float = 0.4
-    refit_on_validation: bool = True  # the final booster also learns from the validation window
+    refit_on_validation: bool = (
+        True  # table mode only: the final booster also learns from validation rows
+    )
     validation_fraction: float = 0.2  # of the distinct dates (out-of-time) or of rows (table mode)
     test_fraction: float = 0.2
     cv_folds: int = 5  # table mode without a time column

@@ -176,10 +176,12 @@ def _fit_one(
     raw_val = fit.booster.predict(x_val, raw_score=True, num_threads=cfg.threads)
     calibrator, calib_info = fit_calibrator(np.asarray(raw_val), y_val, seed=cfg.seed)
     booster = fit.booster
-    if cfg.refit_on_validation:
-        # The validation window is the most recent labelled data: once it has chosen the
-        # parameters, the number of trees and the calibrator (on scores it had not seen), the final
-        # booster learns from it too, with the tree count scaled to the larger sample.
+    if cfg.refit_on_validation and spec.time_column is None:
+        # Once the validation rows have chosen the parameters, the tree count and the calibrator
+        # (on scores they had not seen), the final booster learns from them too. Never for
+        # out-of-time splits: validation snapshots are the test clients a few months earlier, with
+        # outcome windows that reach into the test period, so learning from them leaks the test
+        # labels (it lifted the demo's default AUC from 0.83 to 0.95).
         rounds = max(1, round(fit.best_iteration * (len(y_train) + len(y_val)) / len(y_train)))
         data = lgb.Dataset(
             np.vstack([x_train, x_val]),
