@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from typer.testing import CliRunner
@@ -27,6 +27,20 @@ REPO = Path(__file__).resolve().parents[1]
 KEYS = {"officer": "officer-key", "batch": "batch-key", "admin": "admin-key"}
 FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20)
 pytestmark = pytest.mark.slow
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop `bentoml serve` and its workers (it leaves our process group, so signal each process)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for p in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.terminate()
+        _, alive = psutil.wait_procs(family, timeout=30)
+        for p in alive:  # a slow graceful shutdown on a loaded machine
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+    proc.wait(timeout=30)
 
 
 def _free_port() -> int:
@@ -94,14 +108,7 @@ def server(
                 raise RuntimeError("service did not become ready in 180 s")
             yield url
         finally:
-            with contextlib.suppress(ProcessLookupError):  # already gone
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a slow graceful shutdown on a loaded machine
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+            _stop(proc)
     finally:
         os.chdir(cwd)
         os.environ.clear()
