@@ -38,9 +38,10 @@ def use_store() -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        location = (
-            None if "MLFLOW_TRACKING_URI" in os.environ else (MODELS_DIR / "artifacts").as_uri()
-        )
+        # Artifacts sit beside an SQLite store (models/artifacts by default), never in the cwd.
+        location = None
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
     return MlflowClient()
