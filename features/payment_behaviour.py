@@ -46,6 +46,12 @@ AGING = (
 # The catalog, built by the same loops as the features
 
 
+def _aging_label(name: str, lo: float, hi: float) -> str:
+    if name == "current":
+        return "not yet due"
+    return f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due"
+
+
 def client_feature_specs() -> list[FeatureSpec]:
     """Every client feature, in the builder's column order."""
     s: list[FeatureSpec] = []
@@ -205,11 +211,7 @@ def client_feature_specs() -> list[FeatureSpec]:
         FeatureSpec("overdue_balance", "exposure", "Open balance past its due date", "amount", 1),
     ]
     for name, lo, hi in AGING:
-        label = (
-            "not yet due"
-            if name == "current"
-            else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
-        )
+        label = _aging_label(name, lo, hi)
         s.append(
             FeatureSpec(
                 f"aging_{name}",
@@ -220,11 +222,7 @@ def client_feature_specs() -> list[FeatureSpec]:
             )
         )
     for name, lo, hi in AGING:
-        label = (
-            "not yet due"
-            if name == "current"
-            else (f"{lo}-{hi} days past due" if np.isfinite(hi) else "more than 90 days past due")
-        )
+        label = _aging_label(name, lo, hi)
         s.append(
             FeatureSpec(
                 f"aging_{name}_share",
