@@ -63,6 +63,14 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("founded_on", "date", "Date of incorporation.", nullable=True),
             _c("onboarded_on", "date", "Date the client was onboarded for credit."),
             _c("external_rating", "str", "Agency rating.", nullable=True, optional=True),
+            _c(
+                "credit_limit",
+                "float",
+                "Credit limit currently granted (batch scoring decides on it).",
+                nullable=True,
+                optional=True,
+                minimum=0.0,
+            ),
         ),
     ),
     "invoices": TableSchema(

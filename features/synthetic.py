@@ -280,6 +280,8 @@ def _simulate_clients(
             "founded_on": pa.array(founded, pa.date32()),
             "onboarded_on": pa.array(onboarded, pa.date32()),
             "external_rating": pa.array(_RATINGS[rating_idx], pa.string(), mask=~rated),
+            # the limit granted today: about two months of usual purchases
+            "credit_limit": pa.array(np.round(2.0 * np.exp(log_volume), -3), pa.float64()),
         }
     )
     return _Clients(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -226,6 +226,14 @@ def train(
         int | None, typer.Option(min=1, help="Override the search budget (optuna trials).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Override the random seed.")] = None,
+    gap_days: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Out-of-time splits: drop rows this many days before the next part starts, so "
+            "outcome windows do not overlap (365 for a 12-month label).",
+        ),
+    ] = None,
 ) -> None:
     """Train, calibrate, evaluate and register a model in MLflow (alias: challenger)."""
     import logging
@@ -241,6 +249,8 @@ def train(
         cfg = replace(cfg, n_trials=trials)
     if seed is not None:
         cfg = replace(cfg, seed=seed)
+    if gap_days is not None:
+        cfg = replace(cfg, gap_days=gap_days)
     if (features_ is None) == (table is None):
         raise typer.BadParameter(
             "give either --features FILE --model default|late, or --table FILE --target COL"
@@ -320,6 +330,10 @@ def serve(
     ledger: Annotated[
         Path | None, typer.Option(help="Ledger to score against (default: the demo ledger).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Worker processes (each holds the models and ledger)."),
+    ] = 1,
 ) -> None:
     """Start the BentoML service (`bentoml serve serving.service:CreditGuard`) with the champions."""
     import os
@@ -327,6 +341,7 @@ def serve(
     import sys
 
     env = dict(os.environ)
+    env["CREDITGUARD_WORKERS"] = str(workers)
     if ledger is not None:
         env["CREDITGUARD_LEDGER"] = str(ledger.resolve())
     if not env.get("CREDITGUARD_API_KEYS") and not env.get("CREDITGUARD_API_KEYS_FILE"):
@@ -380,6 +395,178 @@ def audit(
             "; ".join(json.loads(r.reasons)),
         )
     console.print(table)
+
+
+def run_scoring(
+    ledger_dir: Path,
+    as_of: pd.Timestamp | None,
+    out: Path,
+    *,
+    engine: str = "local",
+    master: str = "local[2]",
+    previous: Path | None = None,
+    scratch: Path | None = None,
+) -> dict[str, Any]:
+    """Validate (rejecting bad rows), score every client and open invoice, write the run."""
+    from tqdm import tqdm
+
+    from serving.portfolio import RunResult, load_for_scoring, score_local, write_run
+    from serving.scoring import Scorer
+
+    if previous is not None and not (previous / "clients.parquet").exists():
+        raise typer.BadParameter(f"{previous} is not a scoring run", param_hint="--previous")
+    ledger, rejects = load_for_scoring(ledger_dir)
+    day = pd.Timestamp(as_of) if as_of is not None else ledger.extracted_on + pd.Timedelta(days=1)
+    if day > ledger.extracted_on + pd.Timedelta(days=1):
+        raise typer.BadParameter(
+            f"{day.date()} is after the ledger's data ({ledger.extracted_on.date()})",
+            param_hint="--as-of",
+        )
+    scorer = Scorer.from_registry()
+    with tqdm(total=len(ledger.clients), desc=f"score ({engine})", unit="client") as bar:
+        if engine == "spark":
+            from serving.spark import score_spark
+
+            clients, invoices, features = score_spark(
+                ledger,
+                scorer,
+                day,
+                master=master,
+                scratch=scratch,
+                progress=bar.update,  # type: ignore[arg-type]
+            )
+        else:
+            clients, invoices, features = score_local(ledger, scorer, day, progress=bar.update)  # type: ignore[arg-type]
+    result = RunResult(clients, invoices, features, rejects, day, dict(scorer.versions))
+    return write_run(result, out, previous=previous)
+
+
+@app.command()
+def score(
+    ledger: Annotated[Path, typer.Option(help="Ledger folder to score.")],
+    out: Annotated[Path, typer.Option(help="Run folder to write (replaced atomically).")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Scoring date YYYY-MM-DD (default: the day after the extraction)."),
+    ] = None,
+    engine: Annotated[str, typer.Option(help="local, or spark for Apache Spark.")] = "local",
+    master: Annotated[
+        str, typer.Option(help="Spark master URL (with --engine spark).")
+    ] = "local[2]",
+    previous: Annotated[
+        Path | None,
+        typer.Option(help="The previous run, for migration and early warnings."),
+    ] = None,
+    scratch: Annotated[
+        Path | None,
+        typer.Option(help="Spark: folder for the bucketed ledger, readable by every executor."),
+    ] = None,
+) -> None:
+    """Score the whole portfolio: clients.parquet, invoices.parquet, rejects.parquet, report.html."""
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("must be local or spark", param_hint="--engine")
+    try:
+        day = pd.Timestamp(as_of) if as_of else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
+        ) from None
+    figures = run_scoring(
+        ledger, day, out, engine=engine, master=master, previous=previous, scratch=scratch
+    )
+    _print_report(figures, out)
+
+
+def _print_report(figures: dict[str, Any], out: Path) -> None:
+    summary = {
+        k: figures[k]
+        for k in (
+            "as_of",
+            "clients",
+            "open_invoices",
+            "rejected_rows",
+            "total_expected_loss",
+            "total_open_balance",
+            "mean_pd",
+            "overdue_balance",
+        )
+    }
+    summary["grades 1..10"] = " ".join(str(v) for v in figures["grade_distribution"].values())
+    summary["limit decisions"] = ", ".join(
+        f"{k} {v}" for k, v in figures["limit_decisions"].items()
+    )
+    summary["early warnings"] = len(figures["early_warnings"])
+    if "downgraded" in figures:
+        summary["downgraded / upgraded"] = f"{figures['downgraded']} / {figures['upgraded']}"
+    _print_mapping("portfolio", summary)
+    console.print(f"report: {out / 'report.html'} (figures: {out / 'report.json'})")
+
+
+@app.command()
+def monitor(
+    run: Annotated[Path, typer.Option(help="A run folder from `creditguard score`.")],
+    previous: Annotated[
+        Path | None, typer.Option(help="Compare with this run (default: the run's --previous).")
+    ] = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option(help="A later ledger with the outcomes, for the per-grade backtest."),
+    ] = None,
+    log: Annotated[
+        bool, typer.Option(help="Log the results to MLflow against the champion.")
+    ] = True,
+) -> None:
+    """PSI of the score and CSI of every feature (0.10 / 0.25 verdicts) and the backtest per grade."""
+    import json
+
+    from serving.monitor import monitor_run
+
+    if not (run / "run.json").exists():
+        raise typer.BadParameter(f"{run} is not a scoring run", param_hint="--run")
+    if previous is None:
+        recorded = json.loads((run / "run.json").read_text()).get("previous")
+        previous = Path(recorded) if recorded and Path(recorded).exists() else None
+    result = monitor_run(run, previous=previous, ledger=ledger, log=log)
+    table = Table(
+        title=f"monitoring {result['as_of']} (creditguard-default v{result['model_version']})"
+    )
+    for col in (
+        "against",
+        "score PSI",
+        "verdict",
+        "features shifted",
+        "features to watch",
+        "top CSI",
+    ):
+        table.add_column(col)
+    for ref, block in result["stability"].items():
+        top = block["csi"][0] if block["csi"] else {"feature": "", "csi": 0.0}
+        table.add_row(
+            ref,
+            f"{block['score_psi']:.4f}",
+            block["score_verdict"],
+            str(block["features_shifted"]),
+            str(block["features_watch"]),
+            f"{top['feature']} {top['csi']:.3f}",
+        )
+    console.print(table)
+    if result.get("backtest"):
+        bt = Table(title="realised default rate per grade")
+        for col in ("grade", "clients", "predicted PD", "realised", "p-value", "verdict"):
+            bt.add_column(col)
+        for r in result["backtest"]:
+            bt.add_row(
+                str(r["grade"]),
+                str(r["clients"]),
+                f"{r['predicted_pd']:.2%}",
+                f"{r['realised_rate']:.2%}",
+                f"{r['p_value']:.3f}",
+                r["verdict"],
+            )
+        console.print(bt)
+    elif result.get("backtest_note"):
+        console.print(f"backtest: {result['backtest_note']}")
+    console.print(f"written: {run / 'monitoring.json'}, {run / 'report.html'}")
 
 
 @app.command("import-ibm")
@@ -506,7 +693,28 @@ def demo(
             else f"unchanged: {decision.reason}",
         )
     console.print(table)
+
+    console.rule("5. score the portfolio: last month, then today")
+    runs = workdir / "runs"
+    last_month = gen.extracted_on - pd.offsets.MonthEnd(1)
+    before = runs / str(last_month.date())
+    run_scoring(ledger_dir, last_month, before)
+    today = gen.extracted_on + pd.Timedelta(days=1)
+    latest = runs / str(today.date())
+    figures = run_scoring(ledger_dir, today, latest, previous=before)
+    _print_report(figures, latest)
+
+    console.rule("6. monitor: stability against training and last month")
+    from serving.monitor import monitor_run
+
+    monitoring = monitor_run(latest, previous=before)
+    for ref, block in monitoring["stability"].items():
+        console.print(
+            f"against {ref}: score PSI {block['score_psi']:.4f} ({block['score_verdict']}), "
+            f"{block['features_shifted']} feature(s) shifted, {block['features_watch']} to watch"
+        )
     console.print("browse the runs: .venv/bin/mlflow ui --backend-store-uri " + tracking_uri())
+    console.print(f"portfolio report: {latest / 'report.html'}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ class CreditModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
+        if params is not None and not params.get("reasons", True):
+            return self.bundle.predict(model_input, threads=1)  # PD and grade only
         return predict_with_reasons(self.bundle, model_input)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+import pandas as pd
 
 from features.catalog import FeatureSpec
 from features.pipeline import feature_specs
@@ -71,8 +72,7 @@ def top_reasons(
     strengths = [i for i in order[::-1] if contributions[i] < 0][:top]
 
     def build(i: int) -> Reason:
-        return Reason(
-            names[i], values[i], float(contributions[i]), reason_text(names[i], values[i])
-        )
+        value = None if pd.isna(values[i]) else values[i]
+        return Reason(names[i], value, float(contributions[i]), reason_text(names[i], value))
 
     return [build(i) for i in risks], [build(i) for i in strengths]

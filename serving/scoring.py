@@ -4,6 +4,7 @@ PD, late-payment probability, grade, reasons, expected loss and limit decision o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -40,19 +41,26 @@ class Scorer:
             },
         )
 
-    def typical_invoices(self, clients: pd.DataFrame) -> pd.DataFrame:
-        """A typical new invoice per client: its usual amount, 30-day terms, issued at `as_of`."""
-        rows = clients.copy()
-        usual = rows["invoice_amount_365"] / rows["invoice_count_365"].where(
-            rows["invoice_count_365"] > 0
-        )
-        rows["invoice_amount"] = usual
-        rows["invoice_amount_to_usual"] = np.where(usual.notna(), 1.0, np.nan)
-        rows["invoice_terms_days"] = TYPICAL_TERMS_DAYS
-        rows["invoice_issue_month"] = pd.to_datetime(rows["as_of"]).dt.month.astype("float64")
+    def typical_invoices(self, clients: pd.DataFrame) -> dict[str, np.ndarray]:
+        """A typical new invoice per client: its usual amount, 30-day terms, issued at `as_of`;
+        the invoice's own columns, to go with the client's features."""
+        count = clients["invoice_count_365"].to_numpy(dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            usual = np.where(
+                count > 0, clients["invoice_amount_365"].to_numpy(dtype="float64") / count, np.nan
+            )
         currencies = self.late.categories.get("invoice_currency", [])
-        rows["invoice_currency"] = currencies[0] if currencies else None
-        return rows
+        return {
+            "invoice_amount": usual,
+            "invoice_amount_to_usual": np.where(np.isfinite(usual), 1.0, np.nan),
+            "invoice_terms_days": np.full(len(clients), TYPICAL_TERMS_DAYS),
+            "invoice_issue_month": pd.DatetimeIndex(clients["as_of"]).month.to_numpy(
+                dtype="float64"
+            ),
+            "invoice_currency": np.full(
+                len(clients), currencies[0] if currencies else None, dtype=object
+            ),
+        }
 
     def score(
         self,
@@ -73,7 +81,9 @@ class Scorer:
         pd_ = self.default.probability(raw)
         grade = self.default.master_scale.grade(pd_)
         late_p = self.late.probability(
-            self.late.raw_score(self.late.matrix(self.typical_invoices(clients)), threads=threads)
+            self.late.raw_score(
+                self.late.matrix(clients, self.typical_invoices(clients)), threads=threads
+            )
         )
         out = pd.DataFrame(
             {
@@ -84,6 +94,11 @@ class Scorer:
                 "late_payment_probability": late_p,
                 "raw_score": raw,
                 "thin_file": clients["thin_file"].to_numpy() >= 0.5,
+                "data_sufficiency": np.where(
+                    clients["thin_file"].to_numpy() >= 0.5,
+                    "thin file: too little payment history for a full profile",
+                    "full",
+                ),
                 "open_balance": clients["open_balance"].to_numpy(),
             }
         )
@@ -91,8 +106,19 @@ class Scorer:
         el: list[float] = []
         decisions: list[dict[str, Any] | None] = []
         requested = requested_limits.to_numpy() if requested_limits is not None else None
-        for i, row in enumerate(clients.itertuples(index=False)):
-            exposure = _exposure(row)
+        needed = [
+            "tenure_days",
+            "late_share_365",
+            "invoice_amount_365",
+            "log_revenue",
+            "open_balance",
+            "thin_file",
+        ]
+        if "expected_monthly_purchases" in clients:
+            needed.append("expected_monthly_purchases")
+        columns = {c: clients[c].to_numpy(dtype="float64") for c in needed}
+        for i in range(len(clients)):
+            exposure = _exposure(SimpleNamespace(**{c: v[i] for c, v in columns.items()}))
             rec = recommend_limit(
                 self.policy, pd_=float(pd_[i]), grade=int(grade[i]), client=exposure
             )
@@ -119,7 +145,7 @@ class Scorer:
         out["limit_decision"] = decisions
         if reasons:
             names = self.default.features
-            values = clients[names].astype(object).where(clients[names].notna(), None).to_numpy()
+            values = clients[names].to_numpy(dtype=object)
             risks, strengths = [], []
             for i in range(len(clients)):
                 r, s = top_reasons(names, list(values[i]), contrib[i, :-1], top=top)
@@ -146,6 +172,9 @@ def _exposure(row: Any) -> ClientExposure:
     months = min(max(row.tenure_days, 0.0) / 30.44, 120.0) if np.isfinite(row.tenure_days) else 0.0
     late_share = row.late_share_365 if np.isfinite(row.late_share_365) else 1.0
     volume = row.invoice_amount_365 / 12.0 if np.isfinite(row.invoice_amount_365) else float("nan")
+    expected = getattr(row, "expected_monthly_purchases", float("nan"))
+    if not np.isfinite(volume) and expected is not None and np.isfinite(expected):
+        volume = float(expected)  # an applicant's own estimate, until we have history
     revenue = float(np.expm1(row.log_revenue)) if np.isfinite(row.log_revenue) else float("nan")
     return ClientExposure(
         monthly_volume=volume,

@@ -18,6 +18,10 @@ import pandas as pd
 from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, Field
 
+from features.contract import LedgerValidationError
+from features.payment_behaviour import build_client_features
+from serving.applicant import TradeReference, applicant_ledger, apply_trade_references
+from serving.openapi import ConformingResponses
 from serving.scoring import Scorer
 from serving.state import DEFAULT_LEDGER, ApiKeys, AuditLog, OnlineLedger, audit_path
 
@@ -63,14 +67,77 @@ class ScoreDocument(BaseModel):
     thin_file: bool = Field(
         description="Data sufficiency: too little history for a full payment profile."
     )
+    data_sufficiency: str = Field(
+        description="'full', or why the file is thin.",
+        examples=["thin file: too little payment history for a full profile"],
+    )
     risk_reasons: list[Reason] = Field(description="What raises the risk most.")
     strengths: list[Reason] = Field(description="What lowers the risk most.")
     limit_decision: LimitDecisionOut | None = None
     model_versions: dict[str, str]
 
 
+class ApplicantProfile(BaseModel):
+    """Who the prospective client is (the contract's clients table, without our own dates)."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["Nordlicht Logistik GmbH"])
+    country: str = Field(
+        min_length=2, max_length=2, description="ISO 3166-1 alpha-2.", examples=["DE"]
+    )
+    industry: str = Field(min_length=1, max_length=64, examples=["wholesale"])
+    registered_capital: float | None = Field(default=None, ge=0, le=1e13)
+    founded_on: dt.date | None = Field(default=None, description="Date of incorporation.")
+    external_rating: str | None = Field(
+        default=None, max_length=8, description="Agency rating, e.g. BBB.", examples=["BBB"]
+    )
+
+
+class Statement(BaseModel):
+    """One financial statement of the applicant (the contract's financials table)."""
+
+    period_end: dt.date
+    published_on: dt.date | None = Field(
+        default=None, description="When it became available (default: handed in today)."
+    )
+    revenue: float | None = Field(default=None, ge=0, le=1e13)
+    total_assets: float | None = Field(default=None, ge=0, le=1e13)
+    total_liabilities: float | None = Field(default=None, ge=0, le=1e13)
+    current_assets: float | None = Field(default=None, ge=0, le=1e13)
+    current_liabilities: float | None = Field(default=None, ge=0, le=1e13)
+    cash: float | None = Field(default=None, ge=0, le=1e13)
+    operating_cash_flow: float | None = Field(default=None, ge=-1e13, le=1e13)
+    equity: float | None = Field(default=None, ge=-1e13, le=1e13)
+
+
+class TradeReferenceIn(BaseModel):
+    """Another supplier's payment experience with the applicant."""
+
+    supplier: str = Field(min_length=1, max_length=200)
+    average_days_beyond_terms: float = Field(ge=-365, le=3650)
+    max_days_beyond_terms: float = Field(ge=-365, le=3650)
+    credit_limit: float | None = Field(default=None, ge=0, le=1e13)
+    written_off: bool = False
+
+
+class ApplicantDocument(ScoreDocument):
+    trade_reference_findings: list[str] = Field(
+        description="What the trade references say; an adverse one sends any request to an analyst."
+    )
+
+
 class BatchOut(BaseModel):
     scores: list[ScoreDocument]
+
+
+def _applicant_violations(exc: LedgerValidationError) -> str:
+    """Contract violations in the request's own terms: profile.FIELD or financials[i].FIELD."""
+    parts = []
+    for v in exc.violations.head(10).to_dict("records"):
+        # contract rows count from 1; request lists from 0
+        where = "profile" if v["table"] == "clients" else f"{v['table']}[{int(v['row']) - 1}]"
+        rule = str(v["rule"]).replace("the extraction date", "the day before as_of")
+        parts.append(f"{where}.{v['column']} {rule} (value: {v['value']!r})")
+    return "invalid applicant: " + "; ".join(parts)
 
 
 def _document(row: dict[str, Any]) -> ScoreDocument:
@@ -89,6 +156,7 @@ def _document(row: dict[str, Any]) -> ScoreDocument:
         recommended_limit=num(row["recommended_limit"]),
         open_balance=num(row["open_balance"]),
         thin_file=bool(row["thin_file"]),
+        data_sufficiency=str(row["data_sufficiency"]),
         risk_reasons=[Reason(**r) for r in row.get("risk_reasons", [])],
         strengths=[Reason(**r) for r in row.get("strengths", [])],
         limit_decision=LimitDecisionOut(**decision) if decision else None,
@@ -96,7 +164,7 @@ def _document(row: dict[str, Any]) -> ScoreDocument:
     )
 
 
-@bentoml.service(traffic={"timeout": 60})
+@bentoml.service(traffic={"timeout": 60}, workers=int(os.environ.get("CREDITGUARD_WORKERS", "1")))
 class CreditGuard:
     """Scores clients of the configured ledger with the champion models."""
 
@@ -167,6 +235,54 @@ class CreditGuard:
         return doc
 
     @bentoml.api
+    def score_applicant(
+        self,
+        ctx: bentoml.Context,
+        profile: ApplicantProfile,
+        financials: Annotated[
+            list[Statement], Field(max_length=20, description="Financial statements, any order.")
+        ] = [],  # noqa: B006  (pydantic copies defaults)
+        trade_references: Annotated[list[TradeReferenceIn], Field(max_length=20)] = [],  # noqa: B006
+        expected_monthly_purchases: Annotated[
+            float | None,
+            Field(gt=0, le=1e12, description="Expected purchases per month, for the limit."),
+        ] = None,
+        requested_limit: Annotated[
+            float | None, Field(gt=0, le=1e12, description="A credit limit to decide on.")
+        ] = None,
+        as_of: Annotated[
+            dt.date | None, Field(description="Score as of this date (default: as for /score).")
+        ] = None,
+    ) -> ApplicantDocument:
+        """A prospective client not in the ledger: scored from its profile and financial
+        statements (a thin file by definition), with what its trade references say."""
+        key_id = self._authorize(ctx, "score")
+        day = self._as_of(as_of)
+        try:
+            ledger = applicant_ledger(
+                profile.model_dump(),
+                [s.model_dump() for s in financials],
+                day,
+            )
+        except LedgerValidationError as exc:
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, _applicant_violations(exc)) from None
+        features = build_client_features(ledger, as_of_dates=[day])
+        features["expected_monthly_purchases"] = (
+            expected_monthly_purchases if expected_monthly_purchases is not None else float("nan")
+        )
+        requested = pd.Series([requested_limit if requested_limit is not None else float("nan")])
+        with self.lock:
+            scorer = self.scorer
+        row = scorer.score(features, requested_limits=requested).iloc[0].to_dict()
+        refs = [TradeReference(**r.model_dump()) for r in trade_references]
+        row["limit_decision"], findings = apply_trade_references(row["limit_decision"], refs)
+        row["data_sufficiency"] = "thin file: a prospective client, no payment history with us"
+        doc = ApplicantDocument(**_document(row).model_dump(), trade_reference_findings=findings)
+        audited = doc.model_dump(mode="json") | {"client_id": f"applicant:{profile.name}"}
+        self.audit.append(key_id=key_id, endpoint="score_applicant", doc=audited)
+        return doc
+
+    @bentoml.api
     def score_batch(
         self,
         ctx: bentoml.Context,
@@ -201,3 +317,7 @@ class CreditGuard:
         with self.lock:
             self.scorer = fresh
         return {"model_versions": fresh.versions}
+
+
+# BentoML's responses, made to match its own OpenAPI document (see serving/openapi.py)
+CreditGuard.add_asgi_middleware(ConformingResponses)

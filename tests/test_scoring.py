@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import Ledger
+from features.contract import Ledger, LedgerValidationError
 from features.payment_behaviour import build_client_features
 from features.pipeline import build_feature_table, client_ledger, month_ends
+from serving.applicant import TradeReference, applicant_ledger, apply_trade_references
 from serving.limits import LimitPolicy
 from serving.scoring import Scorer
 from training.config import TrainConfig
@@ -82,3 +83,65 @@ def test_online_and_batch_scores_are_identical(
         assert online["pd_12m"] == batch.loc[client_id, "pd_12m"]
         assert online["risk_reasons"] == batch.loc[client_id, "risk_reasons"]
         assert online["recommended_limit"] == batch.loc[client_id, "recommended_limit"]
+
+
+APPLICANT = {
+    "name": "Nordlicht Logistik GmbH",
+    "country": "DE",
+    "industry": "wholesale",
+    "registered_capital": 250_000.0,
+    "founded_on": "2012-05-01",
+}
+STATEMENTS = [
+    {
+        "period_end": "2024-12-31",
+        "revenue": 4.2e6,
+        "total_assets": 3.1e6,
+        "total_liabilities": 1.9e6,
+        "current_assets": 1.4e6,
+        "current_liabilities": 0.9e6,
+        "cash": 0.3e6,
+        "operating_cash_flow": 0.25e6,
+        "equity": 1.2e6,
+    }
+]
+
+
+def test_an_applicant_is_scored_as_a_thin_file_from_profile_and_financials(
+    scorer: Scorer,
+) -> None:
+    day = pd.Timestamp(AS_OF)
+    features = build_client_features(
+        applicant_ledger(APPLICANT, STATEMENTS, day), as_of_dates=[day]
+    )
+    assert len(features) == 1 and features["thin_file"].iloc[0] == 1
+    assert np.isfinite(features["log_revenue"].iloc[0])  # the statement is read
+    doc = scorer.score(features, requested_limits=pd.Series([5e5])).iloc[0]
+    assert 0 < doc["pd_12m"] < 1 and doc["thin_file"]
+    assert doc["data_sufficiency"].startswith("thin file")
+    # a new client starts capped: a large request is never approved in full
+    assert doc["limit_decision"]["decision"] in {"approve_in_part", "refer", "refuse"}
+    # contributions still add up, with every payment feature missing
+    contrib = scorer.default.contributions(scorer.default.matrix(features))
+    assert contrib.sum(axis=1)[0] == pytest.approx(doc["raw_score"], abs=1e-9)
+
+
+def test_applicant_violations_name_the_field_and_row() -> None:
+    bad = [{**STATEMENTS[0], "period_end": "2025-06-30", "published_on": "2025-03-01"}]
+    with pytest.raises(LedgerValidationError) as err:
+        applicant_ledger({**APPLICANT, "country": "UK"}, bad, pd.Timestamp(AS_OF))
+    found = set(zip(err.value.violations["table"], err.value.violations["column"], strict=True))
+    assert ("clients", "country") in found and ("financials", "published_on") in found
+
+
+def test_an_adverse_trade_reference_turns_an_approval_into_a_referral() -> None:
+    approved = {"decision": "approve", "approved_amount": 10_000.0, "rules": ["within"]}
+    good = TradeReference("Acme", average_days_beyond_terms=3, max_days_beyond_terms=12)
+    bad = TradeReference("Bolt", average_days_beyond_terms=20, max_days_beyond_terms=95)
+    same, findings = apply_trade_references(approved, [good])
+    assert same == approved and "Acme" in findings[0]
+    referred, findings = apply_trade_references(approved, [good, bad])
+    assert referred is not None and referred["decision"] == "refer"
+    assert "adverse trade reference" in referred["rules"][-1] and "95 days" in findings[1]
+    refused = {"decision": "refuse", "approved_amount": 0.0, "rules": []}
+    assert apply_trade_references(refused, [bad])[0] == refused  # never upgrades a refusal

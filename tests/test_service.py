@@ -193,3 +193,78 @@ def test_every_decision_is_audited(server: str) -> None:
     assert result.exit_code == 0, result.output
     assert "C0000007" in result.output and "score" in result.output
     assert KEYS["officer"] not in result.output  # keys are never stored or shown
+
+
+APPLICANT = {
+    "profile": {"name": "Nordlicht Logistik GmbH", "country": "DE", "industry": "wholesale"},
+    "financials": [
+        {"period_end": "2024-12-31", "revenue": 4.2e6, "total_assets": 3.1e6, "equity": 1.2e6}
+    ],
+    "expected_monthly_purchases": 40_000,
+    "requested_limit": 8_000,
+    "as_of": "2025-03-31",
+}
+
+
+def test_an_applicant_gets_a_thin_file_score_and_a_decision(server: str) -> None:
+    r = _post(server, "/score_applicant", APPLICANT)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["thin_file"] and "prospective client" in doc["data_sufficiency"]
+    assert 0 < doc["pd_12m"] < 1 and doc["trade_reference_findings"] == [
+        "no trade references given"
+    ]
+    assert doc["limit_decision"]["decision"] in {"approve", "refer", "refuse", "approve_in_part"}
+    adverse = {
+        **APPLICANT,
+        "trade_references": [
+            {"supplier": "Bolt AG", "average_days_beyond_terms": 30, "max_days_beyond_terms": 120}
+        ],
+    }
+    r = _post(server, "/score_applicant", adverse)
+    assert r.status_code == 200 and "120 days" in r.json()["trade_reference_findings"][0]
+    if doc["limit_decision"]["decision"] == "approve":
+        assert r.json()["limit_decision"]["decision"] == "refer"
+
+
+def test_an_invalid_applicant_is_a_4xx_naming_the_field(server: str) -> None:
+    r = _post(
+        server,
+        "/score_applicant",
+        {**APPLICANT, "profile": {**APPLICANT["profile"], "country": "UK"}},
+    )  # type: ignore[dict-item]
+    assert r.status_code == 422 and "profile.country" in r.text
+    late = [{"period_end": "2025-12-31", "revenue": 1e6}]
+    r = _post(server, "/score_applicant", {**APPLICANT, "financials": late})
+    assert r.status_code == 422 and "financials[0]" in r.text
+    r = _post(server, "/score_applicant", {**APPLICANT, "profile": {"name": "x"}})
+    assert r.status_code == 400 and "country" in r.text
+
+
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(server: str, tmp_path: Path) -> None:
+    """Property-based fuzzing of every operation in the OpenAPI schema, as an admin (every role)."""
+    st = Path(sys.executable).with_name("st")
+    run = subprocess.run(
+        [
+            str(st),
+            "run",
+            f"{server}/docs.json",
+            "--checks",
+            "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--header",
+            f"Authorization: Bearer {KEYS['admin']}",
+            "--max-examples",
+            "15",
+            "--seed",
+            "1",
+            "--generation-database",
+            "none",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "/score_applicant" in run.stdout and "/score" in run.stdout

@@ -20,7 +20,7 @@ from training.evaluate import evaluate, expected_calibration_error
 from training.fit import MonotonicityError, check_monotone, fit_model
 from training.registry import load_bundle, promote
 from training.split import split_by_time
-from training.train import ModelSpec, ledger_spec, train_model
+from training.train import ModelSpec, _purge, ledger_spec, train_model
 
 FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20, shap_sample=200)
 
@@ -51,6 +51,24 @@ def test_the_split_is_by_date_with_the_latest_dates_for_test() -> None:
     assert set(times[part == "test"].dt.month) == {9, 10}
     assert set(times[part == "validation"].dt.month) == {7, 8}
     assert times[part == "train"].max() < times[part == "validation"].min()
+
+
+def test_a_gap_drops_the_rows_whose_outcome_window_reaches_the_next_part() -> None:
+    times = pd.Series(pd.to_datetime([f"2024-{m:02d}-28" for m in range(1, 11)]).repeat(3))
+    part = split_by_time(times, validation_fraction=0.2, test_fraction=0.2)
+    purged = _purge(part, times, pd.Timedelta(days=40))
+    # validation starts 07-28, test 09-28: 06-28 (train) and 08-28 (validation) fall in the gaps
+    assert set(times[purged == "gap"].dt.month) == {6, 8}
+    assert set(times[purged == "test"].dt.month) == {9, 10}
+    for earlier, later in (("train", "validation"), ("validation", "test")):
+        assert (
+            times[purged == earlier].max() + pd.Timedelta(days=40) <= times[purged == later].min()
+        )
+
+
+def test_a_gap_longer_than_the_history_is_refused(client_table: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="gap_days"):
+        train_model(client_table, ledger_spec("default"), replace(FAST, gap_days=2000))
 
 
 def test_metrics_of_a_perfectly_calibrated_and_ranked_score() -> None:

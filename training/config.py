@@ -22,6 +22,11 @@ class TrainConfig:
     refit_on_validation: bool = (
         True  # table mode only: the final booster also learns from validation rows
     )
+    # Ledger splits: rows whose as_of falls within this many days before the next part starts are
+    # dropped (train before validation, validation before test), so that no outcome window of an
+    # earlier part reaches into a later one. A 12-month label needs 365 for a fully honest estimate;
+    # 0 keeps every row (outcome windows overlap; common practice, mildly optimistic).
+    gap_days: int = 0
     validation_fraction: float = 0.2  # of the distinct dates (out-of-time) or of rows (table mode)
     test_fraction: float = 0.2
     cv_folds: int = 5  # table mode without a time column

@@ -203,7 +203,11 @@ def log_training(
                 name="model",
                 python_model=CreditModel(),
                 artifacts={"bundle": str(bundle_path)},
-                signature=infer_signature(example, predict_with_reasons(result.bundle, example)),
+                signature=infer_signature(
+                    example,
+                    predict_with_reasons(result.bundle, example),
+                    params={"reasons": True},
+                ),
                 input_example=example,
                 pip_requirements=PIP_REQUIREMENTS,
             )

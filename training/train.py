@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 from features.catalog import FeatureSpec
 from features.pipeline import feature_specs
 from serving.bundle import MasterScale, ModelBundle
+from serving.monitor import population_reference
 from training.calibrate import fit_calibrator
 from training.config import TrainConfig
 from training.evaluate import evaluate, evaluate_segments
@@ -209,6 +210,17 @@ def _size_band(frame: pd.DataFrame) -> pd.Series:
     return bands.astype(object).fillna("unknown")
 
 
+def _purge(part: pd.Series, times: pd.Series, gap: pd.Timedelta) -> pd.Series:
+    """Drop ("gap") the rows whose as_of lies within `gap` before the start of the next part."""
+    out = part.copy()
+    for earlier, later in (("train", "validation"), ("validation", "test")):
+        starts = times[part == later]
+        if starts.empty:
+            continue
+        out[(part == earlier) & (times > starts.min() - gap)] = "gap"
+    return out
+
+
 def train_model(
     table: pd.DataFrame,
     spec: ModelSpec,
@@ -240,7 +252,16 @@ def train_model(
             part[early] = split_by_time(
                 times[early], validation_fraction=share, test_fraction=0.0
             ).to_numpy()
+        if cfg.gap_days > 0:
+            part = _purge(part, times, pd.Timedelta(days=cfg.gap_days))
         train, val, test = (rows[part == p] for p in ("train", "validation", "test"))
+        population = train
+        if train.empty or val.empty or test.empty or train[spec.target].nunique() < 2:
+            raise ValueError(
+                f"the out-of-time split left too few rows (train {len(train):,}, validation "
+                f"{len(val):,}, test {len(test):,}); use more snapshot dates or a smaller gap_days "
+                f"(now {cfg.gap_days})"
+            )
         bundle, fit = _fit_one(cfg, spec, base, train, val, progress=progress)
         evaluation = test
         raw = bundle.raw_score(bundle.matrix(test), threads=cfg.threads)
@@ -257,6 +278,8 @@ def train_model(
             for k, v in (("train", train), ("validation", val), ("test", test))
         }
         split_info |= {
+            "gap_days": float(cfg.gap_days),
+            "rows_gap": float((part == "gap").sum()),
             "test_from": str(pd.Timestamp(test[spec.time_column].min()).date()),
             "validation_from": str(pd.Timestamp(val[spec.time_column].min()).date()),
         }
@@ -296,6 +319,7 @@ def train_model(
             cfg, spec, base, rows.iloc[final_train], rows.iloc[final_val], progress=progress
         )
         evaluation = rows
+        population = rows
         split_info = {"rows_train": float(len(rows)), "cv_folds": float(cfg.cv_folds)}
 
     y = evaluation[spec.target].to_numpy(dtype=int)
@@ -319,7 +343,15 @@ def train_model(
             if c == "size_band" or c in evaluation
         }
         segments = evaluate_segments(predictions, y="y", p="pd", segments=seg_cols)
+    sample = population.sample(min(len(population), 200_000), random_state=cfg.seed)
     bundle.metadata |= {
+        # the training population, binned, for monitoring (PSI of the PD, CSI of each feature)
+        "reference": population_reference(
+            sample,
+            spec.features,
+            spec.categorical,
+            bundle.probability(bundle.raw_score(bundle.matrix(sample), threads=cfg.threads)),
+        ),
         "unit": spec.unit,
         "best_iteration": fit.best_iteration,
         "validation_auc": fit.validation_auc,

@@ -1,0 +1,237 @@
+"""The portfolio report: figures as JSON and a self-contained HTML page (plots inlined, no CDN)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from serving.portfolio import RunResult
+
+PD_JUMP = 2.0  # PD at least doubled
+NOTCHES = 2  # grade down two or more notches
+EXPOSURE_GROWTH = 1.5  # open balance up 50 %...
+EXPOSURE_FLOOR = 10_000.0  # ...and by at least this much
+
+
+def build_report(
+    result: RunResult, prev_clients: pd.DataFrame | None, prev_invoices: pd.DataFrame | None
+) -> dict[str, Any]:
+    """Grade distribution, expected loss, migration against the previous run and early warnings."""
+    c, inv = result.clients, result.invoices
+    grades = list(range(1, 11))
+    counts = c["grade"].value_counts().reindex(grades, fill_value=0)
+    figures: dict[str, Any] = {
+        "as_of": str(result.as_of.date()),
+        "model_versions": result.versions,
+        "clients": len(c),
+        "open_invoices": len(inv),
+        "rejected_rows": len(result.rejects),
+        "total_expected_loss": float(c["expected_loss"].sum()),
+        "total_open_balance": float(c["open_balance"].fillna(0).sum()),
+        "mean_pd": float(c["pd_12m"].mean()) if len(c) else float("nan"),
+        "thin_file_share": float(c["thin_file"].mean()) if len(c) else float("nan"),
+        "grade_distribution": {str(g): int(n) for g, n in counts.items()},
+        "expected_loss_by_grade": {
+            str(g): float(v)
+            for g, v in c.groupby("grade")["expected_loss"]
+            .sum()
+            .reindex(grades, fill_value=0)
+            .items()
+        },
+        "limit_decisions": {str(k): int(v) for k, v in c["limit_decision"].value_counts().items()},
+        "escalation_stages": {
+            str(k): int(v) for k, v in inv["escalation_stage"].value_counts().sort_index().items()
+        },
+        "overdue_balance": float(inv.loc[inv["days_past_due"] > 0, "outstanding"].sum()),
+    }
+    if prev_clients is not None:
+        both = c.merge(prev_clients, on="client_id", suffixes=("", "_prev"))
+        matrix = pd.crosstab(both["grade_prev"], both["grade"]).reindex(
+            index=grades, columns=grades, fill_value=0
+        )
+        figures["previous_as_of"] = str(pd.Timestamp(prev_clients["as_of"].iloc[0]).date())
+        figures["migration_matrix"] = {
+            str(g): {str(h): int(matrix.loc[g, h]) for h in grades} for g in grades
+        }
+        figures["downgraded"] = int((both["grade"] > both["grade_prev"]).sum())
+        figures["upgraded"] = int((both["grade"] < both["grade_prev"]).sum())
+        figures["early_warnings"] = early_warnings(c, inv, prev_clients, prev_invoices)
+    else:
+        figures["early_warnings"] = early_warnings(c, inv, None, None)
+    return figures
+
+
+def early_warnings(
+    clients: pd.DataFrame,
+    invoices: pd.DataFrame,
+    prev_clients: pd.DataFrame | None,
+    prev_invoices: pd.DataFrame | None,
+) -> list[dict[str, Any]]:
+    """Clients whose PD at least doubled, whose grade fell two or more notches, who are newly 30+
+    days past due, or whose exposure grew sharply since the previous run."""
+    max_dpd = invoices.groupby("client_id")["days_past_due"].max()
+    now = clients.set_index("client_id")
+    flags: dict[str, list[str]] = {}
+    if prev_clients is None:
+        return []
+    prev = prev_clients.set_index("client_id")
+    prev_dpd = (
+        prev_invoices.groupby("client_id")["days_past_due"].max()
+        if prev_invoices is not None and len(prev_invoices)
+        else pd.Series(dtype="float64")
+    )
+    common = now.index.intersection(prev.index)
+    a, b = now.loc[common], prev.loc[common]
+    for cid in common[(a["pd_12m"] >= PD_JUMP * b["pd_12m"]).to_numpy()]:
+        flags.setdefault(cid, []).append(
+            f"PD {prev.at[cid, 'pd_12m']:.1%} -> {now.at[cid, 'pd_12m']:.1%}"
+        )
+    for cid in common[(a["grade"] - b["grade"] >= NOTCHES).to_numpy()]:
+        flags.setdefault(cid, []).append(f"grade {prev.at[cid, 'grade']} -> {now.at[cid, 'grade']}")
+    dpd_now = max_dpd.reindex(common).fillna(0)
+    dpd_then = prev_dpd.reindex(common).fillna(0)
+    for cid in common[((dpd_now > 30) & (dpd_then <= 30)).to_numpy()]:
+        flags.setdefault(cid, []).append(f"newly {int(dpd_now[cid])} days past due")
+    ob_now, ob_then = a["open_balance"].fillna(0), b["open_balance"].fillna(0)
+    grew = (ob_now >= EXPOSURE_GROWTH * ob_then) & (ob_now - ob_then >= EXPOSURE_FLOOR)
+    for cid in common[grew.to_numpy()]:
+        flags.setdefault(cid, []).append(f"open balance {ob_then[cid]:,.0f} -> {ob_now[cid]:,.0f}")
+    rows = [
+        {
+            "client_id": cid,
+            "pd_12m": float(now.at[cid, "pd_12m"]),
+            "grade": int(now.at[cid, "grade"]),
+            "expected_loss": float(now.at[cid, "expected_loss"]),
+            "flags": reasons,
+            "top_reason": str(now.at[cid, "reason_1"]),
+        }
+        for cid, reasons in flags.items()
+    ]
+    return sorted(rows, key=lambda r: (-r["expected_loss"], r["client_id"]))
+
+
+def _plot(draw: Any) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    draw(ax)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, classes="t", float_format=lambda v: f"{v:,.4g}")
+
+
+def render_html(figures: dict[str, Any], result: RunResult | None, folder: Path) -> str:
+    """A self-contained page: summary, plots, migration, early warnings, collections, monitoring."""
+    e = html.escape
+    grades = figures["grade_distribution"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>creditguard portfolio "
+        f"{e(figures['as_of'])}</title><style>body{{font-family:sans-serif;margin:2em;max-width:70em}}"
+        "table.t{border-collapse:collapse;font-size:90%}.t td,.t th{padding:2px 8px;"
+        "border-bottom:1px solid #ddd;text-align:right}h2{margin-top:1.5em}</style></head><body>",
+        f"<h1>Portfolio as of {e(figures['as_of'])}</h1>",
+        f"<p>{figures['clients']:,} clients, {figures['open_invoices']:,} open invoices, "
+        f"total expected loss <b>{figures['total_expected_loss']:,.0f}</b> on an open balance of "
+        f"{figures['total_open_balance']:,.0f}; mean PD {figures['mean_pd']:.2%}; "
+        f"{figures['rejected_rows']:,} ledger rows rejected (rejects.parquet). Models: "
+        f"{e(str(figures['model_versions']))}.</p>",
+    ]
+    parts.append(
+        "<h2>Grade distribution</h2><img alt='grades' src='"
+        + _plot(
+            lambda ax: (
+                ax.bar([int(g) for g in grades], list(grades.values()), color="#4a7"),
+                ax.set_xlabel("grade (1 best, 10 worst)"),
+                ax.set_ylabel("clients"),
+                ax.set_xticks(range(1, 11)),
+            )
+        )
+        + "'>"
+    )
+    el = figures["expected_loss_by_grade"]
+    parts.append(
+        "<h2>Expected loss by grade</h2><img alt='expected loss' src='"
+        + _plot(
+            lambda ax: (
+                ax.bar([int(g) for g in el], list(el.values()), color="#c64"),
+                ax.set_xlabel("grade"),
+                ax.set_ylabel("expected loss"),
+                ax.set_xticks(range(1, 11)),
+            )
+        )
+        + "'>"
+    )
+    parts.append(
+        "<h2>Limit decisions on current limits</h2>"
+        + _table(
+            pd.DataFrame(list(figures["limit_decisions"].items()), columns=["decision", "clients"])
+        )
+    )
+    if "migration_matrix" in figures:
+        m = pd.DataFrame(figures["migration_matrix"]).T
+        m.index.name = "from \\ to"
+        parts.append(
+            f"<h2>Grade migration since {e(figures['previous_as_of'])}</h2>"
+            f"<p>{figures['downgraded']:,} downgraded, {figures['upgraded']:,} upgraded.</p>"
+            + m.reset_index().to_html(index=False, border=0, classes="t")
+        )
+    warnings = figures["early_warnings"]
+    parts.append(f"<h2>Early warnings ({len(warnings):,})</h2>")
+    if warnings:
+        w = pd.DataFrame(warnings[:100])
+        w["flags"] = w["flags"].map("; ".join)
+        parts.append(_table(w))
+    else:
+        parts.append("<p>None (early warnings need a previous run: --previous DIR).</p>")
+    if result is not None and len(result.invoices):
+        top = result.invoices.head(25)[
+            [
+                "collection_priority_rank",
+                "invoice_id",
+                "client_id",
+                "outstanding",
+                "days_past_due",
+                "escalation_action",
+                "late_payment_probability",
+                "expected_loss",
+            ]
+        ]
+        parts.append("<h2>Collections: first 25 by priority</h2>" + _table(top))
+    monitoring = figures.get("monitoring")
+    if monitoring:
+        parts.append("<h2>Monitoring</h2>")
+        for ref, block in monitoring.get("stability", {}).items():
+            parts.append(
+                f"<h3>against {e(ref)}</h3><p>score PSI {block['score_psi']:.4f} "
+                f"({e(block['score_verdict'])})</p>"
+            )
+            csi = pd.DataFrame(block["csi"]).sort_values("csi", ascending=False).head(15)
+            parts.append(_table(csi))
+        if monitoring.get("backtest"):
+            parts.append("<h3>Realised default rate per grade</h3>")
+            parts.append(_table(pd.DataFrame(monitoring["backtest"])))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def verdict(index: float) -> str:
+    """The usual reading of a population stability index."""
+    if not np.isfinite(index):
+        return "n/a"
+    return "stable" if index < 0.10 else "watch" if index < 0.25 else "shifted"
