@@ -110,8 +110,8 @@ class ConformingResponses:
             nonlocal start
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = dict(message.get("headers", []))
-                is_json = headers.get(b"content-type", b"").startswith(b"application/json")
+                kinds = dict(message.get("headers", []))
+                is_json = kinds.get(b"content-type", b"").startswith(b"application/json")
                 if (is_docs or status >= 400) and is_json:
                     start = message
                     return
@@ -130,7 +130,9 @@ class ConformingResponses:
                 raw = json.dumps(body).encode()
             except ValueError:
                 pass  # not JSON after all: pass it on untouched
-            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+            headers: list[tuple[bytes, bytes]] = [
+                (k, v) for k, v in start.get("headers", []) if k != b"content-length"
+            ]
             headers.append((b"content-length", str(len(raw)).encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": raw})

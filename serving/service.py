@@ -320,4 +320,4 @@ class CreditGuard:
 
 
 # BentoML's responses, made to match its own OpenAPI document (see serving/openapi.py)
-CreditGuard.add_asgi_middleware(ConformingResponses)
+CreditGuard.add_asgi_middleware(ConformingResponses)  # type: ignore[attr-defined]
