@@ -4,14 +4,13 @@ PD, late-payment probability, grade, reasons, expected loss and limit decision o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from serving.bundle import ModelBundle
-from serving.limits import ClientExposure, LimitPolicy, decide_limit, recommend_limit
+from serving.limits import ClientExposure, LimitPolicy, decide_limit, recommend_limits
 from serving.reasons import top_reasons
 
 TYPICAL_TERMS_DAYS = 30.0
@@ -102,46 +101,31 @@ class Scorer:
                 "open_balance": clients["open_balance"].to_numpy(),
             }
         )
-        limits: list[float] = []
-        el: list[float] = []
-        decisions: list[dict[str, Any] | None] = []
         requested = requested_limits.to_numpy() if requested_limits is not None else None
-        needed = [
-            "tenure_days",
-            "late_share_365",
-            "invoice_amount_365",
-            "log_revenue",
-            "open_balance",
-            "thin_file",
-        ]
-        if "expected_monthly_purchases" in clients:
-            needed.append("expected_monthly_purchases")
-        columns = {c: clients[c].to_numpy(dtype="float64") for c in needed}
-        for i in range(len(clients)):
-            exposure = _exposure(SimpleNamespace(**{c: v[i] for c, v in columns.items()}))
-            rec = recommend_limit(
-                self.policy, pd_=float(pd_[i]), grade=int(grade[i]), client=exposure
+        exposure = _exposures(clients)
+        policy_view = {k: v for k, v in exposure.items() if k != "open_balance"}
+        limits = recommend_limits(self.policy, pd_=pd_, grade=grade, **policy_view)
+        ead = exposure_at_default(exposure["open_balance"], limits, self.policy.ccf)
+        decisions: list[dict[str, Any] | None] = [None] * len(clients)
+        asked = (
+            np.flatnonzero(np.isfinite(requested)) if requested is not None else np.zeros(0, int)
+        )
+        for i in asked:  # only rows with a request pay for the rule-by-rule decision and wording
+            assert requested is not None
+            d = decide_limit(
+                self.policy,
+                requested=float(requested[i]),
+                pd_=float(pd_[i]),
+                grade=int(grade[i]),
+                client=ClientExposure(**{k: v[i].item() for k, v in exposure.items()}),
             )
-            limits.append(rec.limit)
-            ead = exposure.open_balance + self.policy.ccf * max(
-                rec.limit - exposure.open_balance, 0.0
-            )
-            el.append(float(pd_[i]) * self.policy.lgd * ead)
-            if requested is not None and np.isfinite(requested[i]):
-                d = decide_limit(
-                    self.policy,
-                    requested=float(requested[i]),
-                    pd_=float(pd_[i]),
-                    grade=int(grade[i]),
-                    client=exposure,
-                )
-                decisions.append(
-                    {"decision": d.decision, "approved_amount": d.approved_amount, "rules": d.rules}
-                )
-            else:
-                decisions.append(None)
+            decisions[i] = {
+                "decision": d.decision,
+                "approved_amount": d.approved_amount,
+                "rules": d.rules,
+            }
         out["recommended_limit"] = limits
-        out["expected_loss"] = el
+        out["expected_loss"] = pd_ * self.policy.lgd * ead
         out["limit_decision"] = decisions
         if reasons:
             names = self.default.features
@@ -168,20 +152,34 @@ def _reason(r: Any) -> dict[str, Any]:
     }
 
 
-def _exposure(row: Any) -> ClientExposure:
-    months = min(max(row.tenure_days, 0.0) / 30.44, 120.0) if np.isfinite(row.tenure_days) else 0.0
-    late_share = row.late_share_365 if np.isfinite(row.late_share_365) else 1.0
-    volume = row.invoice_amount_365 / 12.0 if np.isfinite(row.invoice_amount_365) else float("nan")
-    expected = getattr(row, "expected_monthly_purchases", float("nan"))
-    if not np.isfinite(volume) and expected is not None and np.isfinite(expected):
-        volume = float(expected)  # an applicant's own estimate, until we have history
-    revenue = float(np.expm1(row.log_revenue)) if np.isfinite(row.log_revenue) else float("nan")
-    return ClientExposure(
-        monthly_volume=volume,
-        open_balance=float(row.open_balance) if np.isfinite(row.open_balance) else 0.0,
-        tenure_days=float(row.tenure_days) if np.isfinite(row.tenure_days) else 0.0,
-        on_time_months=months * (1.0 - late_share),
-        revenue=revenue,
-        equity=float("nan"),
-        thin_file=bool(row.thin_file >= 0.5),
-    )
+def exposure_at_default(open_balance: np.ndarray, limit: np.ndarray, ccf: float) -> np.ndarray:
+    """What is drawn at default: today's balance plus a share of the undrawn limit."""
+    return open_balance + ccf * np.maximum(limit - open_balance, 0.0)
+
+
+def _exposures(clients: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The policy's view of each client (`ClientExposure` fields), as arrays."""
+
+    def col(name: str) -> np.ndarray:
+        if name not in clients:
+            return np.full(len(clients), np.nan)
+        return clients[name].to_numpy(dtype="float64")
+
+    tenure = col("tenure_days")
+    months = np.where(np.isfinite(tenure), np.clip(tenure, 0.0, None) / 30.44, 0.0)
+    months = np.minimum(months, 120.0)
+    late_share = np.where(np.isfinite(col("late_share_365")), col("late_share_365"), 1.0)
+    volume = col("invoice_amount_365") / 12.0
+    expected = col("expected_monthly_purchases")
+    volume = np.where(np.isfinite(volume), volume, expected)  # an applicant's own estimate
+    log_revenue = col("log_revenue")
+    balance = col("open_balance")
+    return {
+        "monthly_volume": volume,
+        "open_balance": np.where(np.isfinite(balance), balance, 0.0),
+        "tenure_days": np.where(np.isfinite(tenure), tenure, 0.0),
+        "on_time_months": months * (1.0 - late_share),
+        "revenue": np.where(np.isfinite(log_revenue), np.expm1(log_revenue), np.nan),
+        "equity": np.full(len(clients), np.nan),
+        "thin_file": col("thin_file") >= 0.5,
+    }

@@ -83,3 +83,27 @@ def test_decisions_by_hand() -> None:
     assert (
         decide_limit(POLICY, requested=10_000, pd_=0.15, grade=9, client=solid).decision == "refer"
     )
+
+
+@given(rows=st.lists(st.tuples(clients, pds), min_size=1, max_size=20))
+def test_the_vectorised_policy_equals_the_rule_by_rule_one(
+    rows: list[tuple[ClientExposure, float]],
+) -> None:
+    import numpy as np
+
+    from serving.limits import recommend_limits
+
+    p = np.array([pd_ for _, pd_ in rows])
+    grade = SCALE.grade(p)
+    col = {
+        f: np.array([getattr(c, f) for c, _ in rows], dtype="float64")
+        for f in ("monthly_volume", "revenue", "equity", "tenure_days", "on_time_months")
+    }
+    vector = recommend_limits(
+        POLICY, pd_=p, grade=grade, thin_file=np.array([c.thin_file for c, _ in rows]), **col
+    )
+    scalar = [
+        recommend_limit(POLICY, pd_=float(pd_), grade=int(g), client=c).limit
+        for (c, pd_), g in zip(rows, grade, strict=True)
+    ]
+    assert vector.tolist() == scalar
