@@ -132,6 +132,18 @@ def _plot(draw: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _bars(title: str, by_grade: dict[str, float], label: str, color: str) -> str:
+    """A section with a bar chart of a figure per grade 1..10."""
+
+    def draw(ax: Any) -> None:
+        ax.bar([int(g) for g in by_grade], list(by_grade.values()), color=color)
+        ax.set_xlabel("grade (1 best, 10 worst)")
+        ax.set_ylabel(label)
+        ax.set_xticks(range(1, 11))
+
+    return f"<h2>{html.escape(title)}</h2><img alt='{html.escape(label)}' src='{_plot(draw)}'>"
+
+
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, classes="t", float_format=lambda v: f"{v:,.4g}")
 
@@ -152,30 +164,9 @@ def render_html(figures: dict[str, Any], result: RunResult | None, folder: Path)
         f"{figures['rejected_rows']:,} ledger rows rejected (rejects.parquet). Models: "
         f"{e(str(figures['model_versions']))}.</p>",
     ]
+    parts.append(_bars("Grade distribution", grades, "clients", "#4a7"))
     parts.append(
-        "<h2>Grade distribution</h2><img alt='grades' src='"
-        + _plot(
-            lambda ax: (
-                ax.bar([int(g) for g in grades], list(grades.values()), color="#4a7"),
-                ax.set_xlabel("grade (1 best, 10 worst)"),
-                ax.set_ylabel("clients"),
-                ax.set_xticks(range(1, 11)),
-            )
-        )
-        + "'>"
-    )
-    el = figures["expected_loss_by_grade"]
-    parts.append(
-        "<h2>Expected loss by grade</h2><img alt='expected loss' src='"
-        + _plot(
-            lambda ax: (
-                ax.bar([int(g) for g in el], list(el.values()), color="#c64"),
-                ax.set_xlabel("grade"),
-                ax.set_ylabel("expected loss"),
-                ax.set_xticks(range(1, 11)),
-            )
-        )
-        + "'>"
+        _bars("Expected loss by grade", figures["expected_loss_by_grade"], "expected loss", "#c64")
     )
     parts.append(
         "<h2>Limit decisions on current limits</h2>"

@@ -14,16 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 from features.contract import Ledger
-from features.pipeline import build_feature_table, month_ends
 from serving.cli import app
 from serving.monitor import population_reference, stability_index
 from serving.portfolio import escalation_stage, load_for_scoring, score_local
 from serving.scoring import Scorer
-from training.config import TrainConfig
-from training.tracking import log_training
-from training.train import ledger_spec, train_model
+from tests.models import log_small_models
+from training.train import ledger_spec
 
-FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20, shap_sample=200)
 BEFORE, AFTER = "2024-02-29", "2024-03-31"
 
 
@@ -33,15 +30,7 @@ def store(small_ledger: Ledger, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         mp.chdir(home)
-        clients = build_feature_table(
-            small_ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30")
-        )
-        recent = small_ledger.invoices.loc[
-            small_ledger.invoices["issued_on"] >= "2024-06-01", "invoice_id"
-        ]
-        invoices = build_feature_table(small_ledger, unit="invoice", invoices=recent)
-        for spec, table in ((ledger_spec("default"), clients), (ledger_spec("late"), invoices)):
-            log_training(train_model(table, spec, FAST), FAST, plots=False)
+        log_small_models(small_ledger)
         yield home
 
 

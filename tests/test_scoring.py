@@ -8,29 +8,22 @@ import pytest
 
 from features.contract import Ledger, LedgerValidationError
 from features.payment_behaviour import build_client_features
-from features.pipeline import build_feature_table, client_ledger, month_ends
+from features.pipeline import client_ledger
 from serving.applicant import TradeReference, applicant_ledger, apply_trade_references
 from serving.limits import LimitPolicy
 from serving.scoring import Scorer
-from training.config import TrainConfig
+from tests.models import FAST, small_tables
 from training.train import ledger_spec, train_model
 
-FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20)
 AS_OF = "2025-03-31"
 
 
 @pytest.fixture(scope="module")
 def scorer(small_ledger: Ledger) -> Scorer:
-    clients = build_feature_table(
-        small_ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30")
-    )
-    recent = small_ledger.invoices.loc[
-        small_ledger.invoices["issued_on"] >= "2024-06-01", "invoice_id"
-    ]
-    invoices = build_feature_table(small_ledger, unit="invoice", invoices=recent)
+    tables = small_tables(small_ledger)
     return Scorer(
-        default=train_model(clients, ledger_spec("default"), FAST).bundle,
-        late=train_model(invoices, ledger_spec("late"), FAST).bundle,
+        default=train_model(tables["default"], ledger_spec("default"), FAST).bundle,
+        late=train_model(tables["late"], ledger_spec("late"), FAST).bundle,
         policy=LimitPolicy.load(),
         versions={"creditguard-default": "test", "creditguard-late": "test"},
     )

@@ -17,15 +17,11 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from features.pipeline import build_feature_table, month_ends
 from serving.cli import app
-from training.config import TrainConfig
-from training.tracking import log_training
-from training.train import ledger_spec, train_model
+from tests.models import log_small_models
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"officer": "officer-key", "batch": "batch-key", "admin": "admin-key"}
-FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20)
 pytestmark = pytest.mark.slow
 
 
@@ -67,15 +63,7 @@ def server(
     cwd = os.getcwd()
     os.chdir(home)
     try:
-        clients = build_feature_table(
-            small_ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30")
-        )
-        recent = small_ledger.invoices.loc[
-            small_ledger.invoices["issued_on"] >= "2024-06-01", "invoice_id"
-        ]
-        invoices = build_feature_table(small_ledger, unit="invoice", invoices=recent)
-        for spec, table in ((ledger_spec("default"), clients), (ledger_spec("late"), invoices)):
-            log_training(train_model(table, spec, FAST), FAST, plots=False)
+        log_small_models(small_ledger)
         port = _free_port()
         bentoml = Path(sys.executable).with_name("bentoml")
         proc = subprocess.Popen(

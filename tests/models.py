@@ -1,0 +1,31 @@
+"""The small models the scoring, service and portfolio tests share: trained fast on the small ledger."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.contract import Ledger
+from features.pipeline import build_feature_table, month_ends
+from training.config import TrainConfig
+from training.tracking import log_training
+from training.train import ledger_spec, train_model
+
+FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20, shap_sample=200)
+
+
+def small_tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
+    """Monthly client snapshots (default model) and June 2024's invoices at issue (late model)."""
+    clients = build_feature_table(
+        ledger, unit="client", as_of_dates=month_ends("2023-03-31", "2024-06-30")
+    )
+    recent = ledger.invoices.loc[ledger.invoices["issued_on"] >= "2024-06-01", "invoice_id"]
+    return {
+        "default": clients,
+        "late": build_feature_table(ledger, unit="invoice", invoices=recent),
+    }
+
+
+def log_small_models(ledger: Ledger) -> None:
+    """Train both models and log them to the current MLflow store (the first become champions)."""
+    for model, table in small_tables(ledger).items():
+        log_training(train_model(table, ledger_spec(model), FAST), FAST, plots=False)  # type: ignore[arg-type]
