@@ -6,12 +6,15 @@ answers a malformed multipart request with a 500,
 declares an error's `detail` as a string while sending pydantic's list of errors, and sends errors
 raised by the service as a one-element list `[{"error": ...}]` where it documents an object.
 This rewrites the schema (`nullable: true`, `detail` of any type), unwraps those error bodies and
-answers non-JSON request bodies with a 415 before BentoML parses them.
+answers non-JSON request bodies with a 415 before BentoML parses them. BentoML also replaces the
+message of every 401 and 403 by "Authorization error"; `explain_auth`, when given, says why
+(unknown key, expired key, role) from the request's own headers.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,8 +79,11 @@ def fix_error(body: Any) -> Any:
 class ConformingResponses:
     """Buffers /docs.json and JSON error responses and rewrites them; everything else streams."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, explain_auth: Callable[[str, str | None], str] | None = None
+    ) -> None:
         self.app = app
+        self.explain_auth = explain_auth  # (path, Authorization header) -> message
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,10 +110,11 @@ class ConformingResponses:
                 return
         is_docs = scope.get("path") == "/docs.json"
         start: Message | None = None
+        status = 0
         chunks: list[bytes] = []
 
         async def wrapped(message: Message) -> None:
-            nonlocal start
+            nonlocal start, status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 kinds = dict(message.get("headers", []))
@@ -127,6 +134,10 @@ class ConformingResponses:
             try:
                 body = json.loads(raw)
                 body = fix_schema(body) if is_docs else fix_error(body)
+                if status in (401, 403) and self.explain_auth is not None:
+                    auth = dict(scope.get("headers", [])).get(b"authorization")
+                    header = auth.decode("latin-1") if auth is not None else None
+                    body = {"error": self.explain_auth(str(scope.get("path", "")), header)}
                 raw = json.dumps(body).encode()
             except ValueError:
                 pass  # not JSON after all: pass it on untouched

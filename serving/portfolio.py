@@ -80,7 +80,7 @@ def score_chunk(
     )
     limits = features["client_id"].map(current).astype("float64")
     scored = scorer.score(features, requested_limits=limits.where(limits > 0), top=TOP_REASONS)
-    clients = _client_rows(scored, limits)
+    clients = client_rows(scored, limits)
 
     invoices = open_invoices(ledger, as_of)
     invoices = invoices[invoices["client_id"].isin(clients["client_id"])].reset_index(drop=True)
@@ -108,7 +108,7 @@ def score_chunk(
     return clients, invoices, features
 
 
-def _client_rows(scored: pd.DataFrame, current_limits: pd.Series) -> pd.DataFrame:
+def client_rows(scored: pd.DataFrame, current_limits: pd.Series) -> pd.DataFrame:
     out = scored[
         [
             "client_id",

@@ -17,15 +17,18 @@ import bentoml
 import pandas as pd
 from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, Field
+from starlette.staticfiles import StaticFiles
 
 from features.contract import LedgerValidationError
 from features.payment_behaviour import build_client_features
 from serving.applicant import TradeReference, applicant_ledger, apply_trade_references
+from serving.officer import client_view, search
 from serving.openapi import ConformingResponses
 from serving.scoring import Scorer
 from serving.state import DEFAULT_LEDGER, ApiKeys, AuditLog, OnlineLedger, audit_path
 
 MAX_BATCH = 500
+UI_DIR = Path(__file__).parent / "ui"
 
 
 class ApiError(BentoMLException):
@@ -127,6 +130,83 @@ class ApplicantDocument(ScoreDocument):
 
 class BatchOut(BaseModel):
     scores: list[ScoreDocument]
+
+
+class ClientMatch(BaseModel):
+    client_id: str
+    name: str
+    country: str
+    industry: str
+
+
+class SearchOut(BaseModel):
+    matches: list[ClientMatch] = Field(description="Up to 20 clients, an exact id first.")
+
+
+class WaterfallStep(BaseModel):
+    label: str = Field(description="The contribution in words (first: the model's expected value).")
+    value: float = Field(description="Log-odds; all steps add up to the raw score.")
+
+
+class GradeBand(BaseModel):
+    grade: int
+    upper_pd: float
+    label: str
+
+
+class HistoryMonth(BaseModel):
+    month: str = Field(examples=["2025-03"])
+    invoices: int = Field(description="Invoices settled in the month.")
+    mean_days_past_due: float
+    max_days_past_due: int
+
+
+class AgingBucket(BaseModel):
+    bucket: str
+    amount: float
+    invoices: int
+
+
+class OpenInvoice(BaseModel):
+    invoice_id: str
+    due_on: str
+    outstanding: float
+    days_past_due: int
+    action: str = Field(description="The escalation stage's action.")
+
+
+class Financials(BaseModel):
+    period_end: str
+    revenue: float | None
+    equity: float | None
+    total_assets: float | None
+    total_liabilities: float | None
+    current_assets: float | None
+    current_liabilities: float | None
+    cash: float | None
+    operating_cash_flow: float | None
+    current_ratio: float | None
+    revenue_growth: float | None
+
+
+class ClientView(BaseModel):
+    """Everything the credit officer's page shows about one client."""
+
+    score: ScoreDocument
+    name: str
+    country: str
+    industry: str
+    onboarded_on: str
+    current_limit: float | None
+    pd_a_month_ago: float | None
+    grade_a_month_ago: int | None
+    waterfall: list[WaterfallStep]
+    master_scale: list[GradeBand]
+    early_warnings: list[str] = Field(description="The nightly report's rules, against a month ago.")
+    payment_history: list[HistoryMonth]
+    aging: list[AgingBucket]
+    open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")
+    financials: Financials | None
 
 
 def _applicant_violations(exc: LedgerValidationError) -> str:
@@ -310,6 +390,47 @@ class CreditGuard:
         return BatchOut(scores=docs)
 
     @bentoml.api
+    def search_clients(
+        self,
+        ctx: bentoml.Context,
+        query: Annotated[
+            str,
+            Field(min_length=1, max_length=100, description="Part of a client id or name."),
+        ],
+    ) -> SearchOut:
+        """Clients whose id or name contains the query (case-insensitive)."""
+        self._authorize(ctx, "score")
+        if not query.strip():
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "query must not be blank")
+        return SearchOut(
+            matches=[ClientMatch(**m) for m in search(self.ledger.ledger.clients, query)]
+        )
+
+    @bentoml.api
+    def client_view(
+        self,
+        ctx: bentoml.Context,
+        client_id: Annotated[str, Field(min_length=1, max_length=64, examples=["C0000042"])],
+        as_of: Annotated[dt.date | None, Field(description="View as of this date.")] = None,
+    ) -> ClientView:
+        """The client page: score and reasons as a waterfall, payment history, aging, financial
+        highlights, early warnings and limits. Looking is not deciding: nothing is audited."""
+        self._authorize(ctx, "score")
+        if client_id not in self.ledger.clients:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"client_id {client_id!r} is not in the ledger")
+        day = self._as_of(as_of)
+        ledger = self.ledger.client(client_id)
+        if not (ledger.clients["onboarded_on"] < day).any():
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"client {client_id!r} was not yet onboarded on {day.date()}",
+            )
+        with self.lock:
+            scorer = self.scorer
+        view = client_view(ledger, scorer, day)
+        return ClientView(score=_document(view.pop("score_row")), **view)
+
+    @bentoml.api
     def reload(self, ctx: bentoml.Context) -> dict[str, dict[str, str]]:
         """Load the current champions without a restart (admin)."""
         self._authorize(ctx, "reload")
@@ -319,5 +440,18 @@ class CreditGuard:
         return {"model_versions": fresh.versions}
 
 
+# The credit officer's page: static files that ship with the project (no CDN), calling the API above
+CreditGuard = bentoml.mount_asgi_app(StaticFiles(directory=UI_DIR, html=True), path="/ui")(
+    CreditGuard
+)
 # BentoML's responses, made to match its own OpenAPI document (see serving/openapi.py)
-CreditGuard.add_asgi_middleware(ConformingResponses)  # type: ignore[attr-defined]
+ACTIONS = {"/score_batch": "score_batch", "/reload": "reload"}  # every other endpoint: "score"
+
+
+def _explain_auth(path: str, authorization: str | None) -> str:
+    """Why a request was refused (BentoML itself only says 'Authorization error')."""
+    status, detail = ApiKeys.from_env().check(authorization, ACTIONS.get(path, "score"))
+    return detail if status else "not authorised"
+
+
+CreditGuard.add_asgi_middleware(ConformingResponses, explain_auth=_explain_auth)  # type: ignore[attr-defined]
