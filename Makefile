@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo serve test test-fast lint format bench clean
+.PHONY: help setup browser demo serve test test-fast lint format bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 setup: $(VENV)/.synced ## Install uv and the locked environment into .venv
 
+browser: ## Debian's chromium for the page tests (apt; sudo when not root)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
+
 demo: setup ## Run the main job end to end on the embedded default data
 	$(BIN)/creditguard demo
 
@@ -27,6 +33,7 @@ serve: setup ## Serve the champions over HTTP on port 3000 (creates a developmen
 	@mkdir -p models/keys
 	@test -f models/keys/dev.key || (umask 077; $(BIN)/python -c "import secrets; print('admin:' + secrets.token_urlsafe(24))" > models/keys/dev.key)
 	@echo "development API key (role admin): $$(cut -d: -f2 models/keys/dev.key)"
+	@echo "officer page: http://localhost:3000/ui/ (sign in with the key above)"
 	@echo "try: curl -X POST localhost:3000/score -H 'authorization: Bearer $$(cut -d: -f2 models/keys/dev.key)' -H 'content-type: application/json' -d '{\"client_id\": \"C0000042\", \"requested_limit\": 50000}'"
 	CREDITGUARD_API_KEYS_FILE=models/keys/dev.key $(BIN)/creditguard serve --port 3000
 
@@ -39,8 +46,8 @@ format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ## Lint, then the whole test suite
-	$(BIN)/pytest
+test: lint browser ## Lint, then the whole test suite (browser tests included)
+	CREDITGUARD_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 test-fast: setup ## The tests without the slow integration ones
 	$(BIN)/pytest -m "not slow"

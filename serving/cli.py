@@ -391,7 +391,12 @@ def audit(
             r.model_versions,
             f"{r.pd:.2%}",
             str(r.grade),
-            f"{decision.get('decision', '-')} {decision.get('approved_amount', '')}",
+            (
+                f"{decision.get('requested_amount', float('nan')):,.0f} asked: "
+                f"{decision['decision']} {decision['approved_amount']:,.0f}"
+                if decision
+                else "-"
+            ),
             "; ".join(json.loads(r.reasons)),
         )
     console.print(table)

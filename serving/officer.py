@@ -42,7 +42,7 @@ def search(clients: pd.DataFrame, query: str, limit: int = SEARCH_LIMIT) -> list
     found = clients.loc[hit, ["client_id", "name", "country", "industry"]].astype(str)
     exact = found["client_id"].str.lower() == q
     found = pd.concat([found[exact], found[~exact].sort_values("client_id")]).head(limit)
-    return found.to_dict("records")  # type: ignore[return-value]
+    return found.to_dict("records")
 
 
 def waterfall(row: dict[str, Any], steps: int = WATERFALL_STEPS) -> list[dict[str, Any]]:
@@ -72,7 +72,7 @@ def _payment_history(ledger: Ledger, as_of: pd.Timestamp) -> list[dict[str, Any]
     return [
         {
             "month": str(month),
-            "invoices": int(len(d)),
+            "invoices": len(d),
             "mean_days_past_due": round(float(d.mean()), 1),
             "max_days_past_due": int(d.max()),
         }
@@ -154,7 +154,11 @@ def client_view(ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp) -> dict[str
         "master_scale": [
             {"grade": g + 1, "upper_pd": u, "label": lab}
             for g, (u, lab) in enumerate(
-                zip(scorer.default.master_scale.upper, scorer.default.master_scale.labels)
+                zip(
+                    scorer.default.master_scale.upper,
+                    scorer.default.master_scale.labels,
+                    strict=True,
+                )
             )
         ],
         "early_warnings": flags,

@@ -120,6 +120,7 @@ class Scorer:
                 client=ClientExposure(**{k: v[i].item() for k, v in exposure.items()}),
             )
             decisions[i] = {
+                "requested_amount": float(requested[i]),
                 "decision": d.decision,
                 "approved_amount": d.approved_amount,
                 "rules": d.rules,

@@ -51,6 +51,7 @@ class Reason(BaseModel):
 
 
 class LimitDecisionOut(BaseModel):
+    requested_amount: float
     decision: str = Field(description="approve, approve_in_part, refuse or refer.")
     approved_amount: float
     rules: list[str] = Field(description="The policy rules that fired.")
@@ -202,7 +203,9 @@ class ClientView(BaseModel):
     grade_a_month_ago: int | None
     waterfall: list[WaterfallStep]
     master_scale: list[GradeBand]
-    early_warnings: list[str] = Field(description="The nightly report's rules, against a month ago.")
+    early_warnings: list[str] = Field(
+        description="The nightly report's rules, against a month ago."
+    )
     payment_history: list[HistoryMonth]
     aging: list[AgingBucket]
     open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")
@@ -441,9 +444,7 @@ class CreditGuard:
 
 
 # The credit officer's page: static files that ship with the project (no CDN), calling the API above
-CreditGuard = bentoml.mount_asgi_app(StaticFiles(directory=UI_DIR, html=True), path="/ui")(
-    CreditGuard
-)
+CreditGuard.mount_asgi_app(StaticFiles(directory=UI_DIR, html=True), path="/ui")  # type: ignore[attr-defined]
 # BentoML's responses, made to match its own OpenAPI document (see serving/openapi.py)
 ACTIONS = {"/score_batch": "score_batch", "/reload": "reload"}  # every other endpoint: "score"
 

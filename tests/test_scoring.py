@@ -11,6 +11,7 @@ from features.payment_behaviour import build_client_features
 from features.pipeline import client_ledger
 from serving.applicant import TradeReference, applicant_ledger, apply_trade_references
 from serving.limits import LimitPolicy
+from serving.officer import WATERFALL_STEPS, waterfall
 from serving.scoring import Scorer
 from tests.models import FAST, small_tables
 from training.train import ledger_spec, train_model
@@ -48,6 +49,20 @@ def test_contributions_match_shap_tree_explainer(scorer: Scorer, snapshot: pd.Da
     ours = scorer.default.contributions(x)
     np.testing.assert_allclose(explainer.shap_values(x), ours[:, :-1], atol=1e-8)
     assert float(np.ravel(explainer.expected_value)[0]) == pytest.approx(ours[0, -1], abs=1e-8)
+
+
+def test_the_waterfall_adds_up_to_the_raw_score_and_the_pd(
+    scorer: Scorer, snapshot: pd.DataFrame
+) -> None:
+    """The officer page's waterfall: expected value plus every step is the raw score exactly, and
+    the calibrator maps that raw score to the PD shown."""
+    scored = scorer.score(snapshot.head(20), top=WATERFALL_STEPS)
+    for row in scored.to_dict("records"):
+        steps = waterfall(row)
+        assert sum(s["value"] for s in steps) == pytest.approx(row["raw_score"], abs=1e-6)
+        pd_ = scorer.default.probability(np.array([sum(s["value"] for s in steps)]))[0]
+        assert pd_ == pytest.approx(row["pd_12m"], abs=1e-6)
+        assert len(steps) <= 2 * WATERFALL_STEPS + 2
 
 
 def test_the_score_document(scorer: Scorer, snapshot: pd.DataFrame) -> None:

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 import requests
 from typer.testing import CliRunner
 
+from features.contract import Ledger
 from serving.cli import app
+from tests.browser import chromium
 from tests.models import log_small_models
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"officer": "officer-key", "batch": "batch-key", "admin": "admin-key"}
+EXPIRED_KEY = "old-officer-key"  # valid through 2020-01-01
 pytestmark = pytest.mark.slow
 
 
@@ -54,7 +61,8 @@ def server(
     env |= {
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
         "CREDITGUARD_LEDGER": str(small_ledger_dir),
-        "CREDITGUARD_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items()),
+        "CREDITGUARD_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items())
+        + f",officer:{EXPIRED_KEY}:2020-01-01",
         "CREDITGUARD_AUDIT_DB": str(home / "audit.db"),
         "BENTOML_HOME": str(home / "bentoml"),
     }
@@ -146,6 +154,21 @@ def test_bad_input_is_a_4xx_naming_the_field(server: str) -> None:
     assert too_many.status_code == 400 and "client_ids" in too_many.text
     late = _post(server, "/score", {"client_id": "C0000042", "as_of": "2030-01-01"})
     assert late.status_code == 422
+
+
+def test_refusals_say_why(server: str) -> None:
+    """BentoML alone answers every 401/403 with 'Authorization error'; ours name the cause."""
+    expired = requests.post(
+        f"{server}/score",
+        json={"client_id": "C0000042"},
+        headers={"authorization": f"Bearer {EXPIRED_KEY}"},
+        timeout=30,
+    )
+    assert expired.status_code == 401 and "expired on 2020-01-01" in expired.json()["error"]
+    unknown = _post(server, "/score", {"client_id": "C0000042"}, role=None)
+    assert "missing bearer token" in unknown.json()["error"]
+    role = _post(server, "/reload", {}, role="officer")
+    assert role.status_code == 403 and role.json()["error"] == "role 'officer' may not reload"
 
 
 def test_batch_scores_equal_single_scores(server: str) -> None:
@@ -256,3 +279,122 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(server: str, tmp_path
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "/score_applicant" in run.stdout and "/score" in run.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# The credit officer's page at /ui, driven in headless Chromium
+
+DECISION_WORDS = ("Approved in full", "Approved in part", "Refused", "Referred to an analyst")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/ui/")
+    yield page
+    context.close()
+    assert not errors, errors  # no script error on any page
+
+
+def _sign_in(page: Any, key: str) -> None:
+    page.fill("#api-key", key)
+    page.click("#signin-form button")
+
+
+def _error(page: Any) -> str:
+    page.wait_for_selector("#error:not([hidden])")
+    return str(page.inner_text("#error"))
+
+
+def test_the_page_ships_every_asset_itself(server: str) -> None:
+    html = requests.get(f"{server}/ui/", timeout=10)
+    assert html.status_code == 200 and "creditguard" in html.text
+    assets = re.findall(r'(?:src|href)="([^"#]+)"', html.text)
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))]
+    for asset in assets:
+        if not asset.startswith("data:"):
+            assert requests.get(f"{server}/ui/{asset}", timeout=10).status_code == 200, asset
+    script = requests.get(f"{server}/ui/app.js", timeout=10).text
+    assert "http://" not in script.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_an_officer_finds_a_client_reads_the_view_and_gets_a_limit_decision(
+    page: Any, server: str, small_ledger: Ledger
+) -> None:
+    name = str(small_ledger.clients.set_index("client_id").at["C0000042", "name"])
+    _sign_in(page, KEYS["officer"])
+    page.wait_for_selector("#search-view:not([hidden])")
+    page.fill("#query", name.split()[0].lower())  # part of the name, any case
+    page.click("#search-form button")
+    page.click("#results a:text-is('C0000042')")
+    page.wait_for_selector("#waterfall .wf-bar")
+    view = _post(server, "/client_view", {"client_id": "C0000042"}).json()
+    assert page.inner_text("#client-title") == f"{name} (C0000042)"
+    assert page.inner_text("#grade") == str(view["score"]["grade"])
+    assert page.locator("#scale-marker").count() == 1
+    # one bar per contribution; the labels are the reasons in words
+    assert page.locator("#waterfall .wf-bar").count() == len(view["waterfall"]) - 1
+    assert view["waterfall"][1]["label"][:40] in page.text_content("#waterfall")
+    assert page.locator("#history .history-bar").count() == len(view["payment_history"]) > 0
+    assert page.locator("#aging tbody tr").count() == 5
+    assert page.inner_text("#recommended-limit") == f"{view['score']['recommended_limit']:,.0f}"
+
+    page.fill("#amount", "50,000")
+    page.click("#limit-form button")
+    decision = page.locator("#decision-text").inner_text()
+    assert decision.startswith(DECISION_WORDS), decision
+    assert page.locator("#decision .rules li").count() >= 1
+    with sqlite3.connect(os.environ["CREDITGUARD_AUDIT_DB"]) as db:
+        last = db.execute(
+            "select decision from decisions where client_id = 'C0000042' order by rowid desc"
+        ).fetchone()
+    assert json.loads(last[0])["requested_amount"] == 50_000  # audited like any other decision
+
+
+def test_the_page_explains_every_error(page: Any, server: str) -> None:
+    _sign_in(page, "not-a-key")
+    assert "unknown or revoked API key" in _error(page)
+    _sign_in(page, EXPIRED_KEY)
+    assert "expired on 2020-01-01" in _error(page)
+    assert page.is_visible("#signin-view")
+
+    _sign_in(page, KEYS["officer"])
+    page.wait_for_selector("#search-view:not([hidden])")
+    page.goto(f"{server}/ui/#client/NOPE")
+    assert "client_id 'NOPE' is not in the ledger" in _error(page)
+
+    page.goto(f"{server}/ui/#client/C0000042")
+    page.wait_for_selector("#waterfall .wf-bar")
+    for bad in ("-5", "abc", "0"):
+        page.fill("#amount", bad)
+        page.click("#limit-form button")
+        assert "Invalid amount" in _error(page)
+    assert page.is_hidden("#decision")
+    assert page.inner_text("body").strip()  # never a blank page
+
+
+def test_an_applicant_is_scored_from_the_form(page: Any) -> None:
+    _sign_in(page, KEYS["officer"])
+    page.click("#nav-applicant")
+    page.fill("[name=name]", "Nordlicht Logistik GmbH")
+    page.fill("[name=period_end]", "2024-12-31")
+    page.fill("[name=revenue]", "4200000")
+    page.fill("[name=equity]", "1200000")
+    page.fill("[name=expected_monthly_purchases]", "40000")
+    page.fill("[name=requested_limit]", "8000")
+    page.click("#applicant-form button[type=submit]")
+    page.wait_for_selector("#applicant-result:not([hidden])")
+    assert "thin file" in page.inner_text("#applicant-score")
+    assert page.locator("#applicant-decision-text").inner_text().startswith(DECISION_WORDS)
+    page.fill("[name=revenue]", "lots")
+    page.click("#applicant-form button[type=submit]")
+    assert "Revenue" in _error(page) and "must be a number" in _error(page)
