@@ -209,7 +209,7 @@ class ClientView(BaseModel):
     payment_history: list[HistoryMonth]
     aging: list[AgingBucket]
     open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")
-    financials: Financials | None
+    financials: Financials | None = None
 
 
 def _applicant_violations(exc: LedgerValidationError) -> str:

@@ -278,7 +278,10 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(server: str, tmp_path
         timeout=900,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "/score_applicant" in run.stdout and "/score" in run.stdout
+    selected = re.search(r"Selected: (\d+)/(\d+)", run.stdout)
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert selected and tested, run.stdout[-2000:]
+    assert int(tested.group(1)) == int(selected.group(2)) >= 8  # every operation was exercised
 
 
 # --------------------------------------------------------------------------------------------
