@@ -401,3 +401,58 @@ def test_an_applicant_is_scored_from_the_form(page: Any) -> None:
     page.fill("[name=revenue]", "lots")
     page.click("#applicant-form button[type=submit]")
     assert "Revenue" in _error(page) and "must be a number" in _error(page)
+
+
+# --------------------------------------------------------------------------------------------
+# The same ASGI app in this process (BentoML's app under Starlette's TestClient)
+
+
+@pytest.fixture(scope="module")
+def asgi(server: str, small_ledger_dir: Path) -> Iterator[Any]:
+    """The service built in-process from the same registry and ledger as the real server."""
+    from starlette.testclient import TestClient
+
+    from serving.service import CreditGuard
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CREDITGUARD_LEDGER", str(small_ledger_dir))
+        mp.setenv("CREDITGUARD_API_KEYS", ",".join(f"{r}:{k}" for r, k in KEYS.items()))
+        with TestClient(CreditGuard.to_asgi()) as client:  # type: ignore[attr-defined]
+            yield client
+
+
+def _auth(role: str = "officer") -> dict[str, str]:
+    return {"authorization": f"Bearer {KEYS[role]}"}
+
+
+def test_in_process_scores_equal_the_served_ones(asgi: Any, server: str) -> None:
+    body = {"client_id": "C0000042", "requested_limit": 30_000}
+    here = asgi.post("/score", json=body, headers=_auth())
+    assert here.status_code == 200, here.text
+    there = _post(server, "/score", body).json()
+    assert here.json() == there
+
+
+def test_in_process_errors_are_4xx_that_say_why(asgi: Any) -> None:
+    r = asgi.post("/score", json={"client_id": "C0000042"})
+    assert r.status_code == 401 and "missing bearer token" in r.json()["error"]
+    r = asgi.post("/score_batch", json={"client_ids": ["C0000042"]}, headers=_auth())
+    assert r.status_code == 403 and "may not score_batch" in r.json()["error"]
+    r = asgi.post("/client_view", json={"client_id": "NOPE"}, headers=_auth())
+    assert r.status_code == 404 and "NOPE" in r.json()["error"]
+    r = asgi.post("/search_clients", json={"query": "   "}, headers=_auth())
+    assert r.status_code == 422 and "blank" in r.json()["error"]
+    r = asgi.post(
+        "/score", content=b"client_id=C1", headers=_auth() | {"content-type": "text/plain"}
+    )
+    assert r.status_code == 415
+
+
+def test_in_process_client_view_and_search(asgi: Any) -> None:
+    view = asgi.post("/client_view", json={"client_id": "C0000042"}, headers=_auth()).json()
+    assert view["score"]["client_id"] == "C0000042" and len(view["master_scale"]) == 10
+    assert view["waterfall"][0]["label"].startswith("average client")
+    assert [a["bucket"] for a in view["aging"]][0] == "not yet due"
+    found = asgi.post("/search_clients", json={"query": "c000004"}, headers=_auth()).json()
+    assert found["matches"] and all("C000004" in m["client_id"] for m in found["matches"])
+    assert asgi.get("/ui/").status_code == 200
