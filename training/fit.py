@@ -90,8 +90,18 @@ def fit_model(
     progress: bool = False,
 ) -> FitResult:
     """Search hyper-parameters on the validation AUC (TPE, fixed seed, `cfg.n_trials` trials, the
-    regularised defaults first) and return the best booster, cut at its best iteration."""
+    regularised defaults first) and return the best booster, cut at its best iteration.
+
+    With more than `cfg.search_rows` training rows the search sees a seeded sample of them, and the
+    winner is refitted on every row (there is then no full-data booster of the search to keep)."""
     base = _base_params(cfg)
+    full_train, full_y = x_train, y_train
+    sampled = len(y_train) > cfg.search_rows
+    if sampled:
+        keep = np.sort(
+            np.random.default_rng(cfg.seed).choice(len(y_train), cfg.search_rows, replace=False)
+        )
+        x_train, y_train = x_train[keep], y_train[keep]
     if monotone is not None and any(monotone):
         base |= {"monotone_constraints": monotone, "monotone_constraints_method": "intermediate"}
     optuna.logging.set_verbosity(logging.WARNING)
@@ -128,14 +138,14 @@ def fit_model(
     best_auc = float(best.value or float("nan"))
     params = base | best.params
     # The search runs at a coarse learning rate to fit its budget; the winner is refitted at a
-    # finer one and kept only if the validation AUC agrees.
+    # finer one and kept only if the validation AUC agrees (always, when the search saw a sample).
     fine = {**params, "learning_rate": cfg.learning_rate * cfg.refit_learning_rate_factor}
     fine_cfg = replace(cfg, max_rounds=int(cfg.max_rounds / cfg.refit_learning_rate_factor))
-    if cfg.refit_learning_rate_factor < 1:
+    if cfg.refit_learning_rate_factor < 1 or sampled:
         refit, refit_auc = _train(
-            fine, fine_cfg, x_train, y_train, x_val, y_val, categorical=categorical
+            fine, fine_cfg, full_train, full_y, x_val, y_val, categorical=categorical
         )
-        if refit_auc > best_auc:
+        if refit_auc > best_auc or sampled:
             booster, best_auc, params = refit, refit_auc, fine
     trials = [
         {"number": t.number, "auc": t.value, **t.params, **t.user_attrs} for t in study.trials

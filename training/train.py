@@ -266,9 +266,14 @@ def train_model(
         evaluation = test
         raw = bundle.raw_score(bundle.matrix(test), threads=cfg.threads)
         p = bundle.probability(raw)
+        card_rows = (
+            train.sample(cfg.search_rows, random_state=cfg.seed)
+            if len(train) > cfg.search_rows
+            else train
+        )
         card = fit_scorecard(
-            train[spec.features],
-            train[spec.target].to_numpy(int),
+            card_rows[spec.features],
+            card_rows[spec.target].to_numpy(int),
             categorical=spec.categorical,
             directions=spec.directions,
         )
