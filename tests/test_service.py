@@ -452,7 +452,10 @@ def test_in_process_client_view_and_search(asgi: Any) -> None:
     view = asgi.post("/client_view", json={"client_id": "C0000042"}, headers=_auth()).json()
     assert view["score"]["client_id"] == "C0000042" and len(view["master_scale"]) == 10
     assert view["waterfall"][0]["label"].startswith("average client")
-    assert [a["bucket"] for a in view["aging"]][0] == "not yet due"
+    assert [a["bucket"] for a in view["aging"]] == [
+        "not yet due",
+        *(f"{b} DPD" for b in ("1-30", "31-60", "61-90", "90+")),
+    ]
     found = asgi.post("/search_clients", json={"query": "c000004"}, headers=_auth()).json()
     assert found["matches"] and all("C000004" in m["client_id"] for m in found["matches"])
     assert asgi.get("/ui/").status_code == 200

@@ -17,7 +17,7 @@ from features.pipeline import build_feature_table, month_ends
 from serving.cli import app
 from training.config import TrainConfig
 from training.evaluate import evaluate, expected_calibration_error
-from training.fit import MonotonicityError, check_monotone, fit_model
+from training.fit import MonotonicityError, _train, check_monotone, fit_model
 from training.registry import load_bundle, promote
 from training.split import split_by_time
 from training.train import ModelSpec, _purge, ledger_spec, train_model
@@ -129,6 +129,21 @@ def test_constrained_fits_pass_the_monotone_check() -> None:
         FAST, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[], monotone=[1, 1, 0]
     )
     check_monotone(fit.booster, x, [1, 1, 0], ["a", "b", "c"])
+
+
+def test_a_large_table_is_searched_on_a_sample_and_refitted_on_every_row() -> None:
+    x, y = _against_the_grain()
+    cfg = replace(FAST, search_rows=500)
+    fit = fit_model(cfg, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[])
+    fine = cfg.learning_rate * cfg.refit_learning_rate_factor
+    assert fit.params["learning_rate"] == pytest.approx(fine)
+    # the deployed booster is the winner's parameters trained on all 2,000 rows, not the sample
+    fine_cfg = replace(cfg, max_rounds=int(cfg.max_rounds / cfg.refit_learning_rate_factor))
+    full, _ = _train(fit.params, fine_cfg, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[])
+    np.testing.assert_allclose(
+        fit.booster.predict(x, raw_score=True),
+        full.predict(x, raw_score=True, num_iteration=full.best_iteration),
+    )
 
 
 def test_the_logged_model_predicts_pd_grade_and_reasons(store: str, trained) -> None:  # type: ignore[no-untyped-def]
