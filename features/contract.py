@@ -182,6 +182,12 @@ class LedgerValidationError(ValueError):
         super().__init__(f"{len(violations)} contract violation(s):\n" + "\n".join(lines))
 
 
+# The amounts of a financial statement (revenue ... equity), in contract order.
+STATEMENT_AMOUNTS: tuple[str, ...] = tuple(
+    c.name for c in SCHEMAS["financials"].columns if c.kind == "float"
+)
+
+
 def empty_table(name: str) -> pd.DataFrame:
     """An empty table of the right columns and dtypes."""
     schema = SCHEMAS[name]

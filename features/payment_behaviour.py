@@ -20,7 +20,7 @@ import pandas as pd
 
 from features.arrays import index_in, isin
 from features.catalog import WINDOWS, FeatureSpec
-from features.contract import Ledger
+from features.contract import STATEMENT_AMOUNTS, Ledger
 
 EPOCH = np.datetime64("1970-01-01", "D")
 PAYDEX_DAYS = np.array([-20.0, -10.0, 0.0, 15.0, 22.0, 30.0, 60.0, 90.0, 120.0, 180.0])
@@ -483,19 +483,7 @@ def _history(ledger: Ledger) -> _History:
     st_pub = _days(fin["published_on"])
     st_order = np.lexsort((_days(fin["period_end"]), st_pub, st_client))
     st_client = st_client[st_order]
-    st = {
-        c: fin[c].to_numpy(dtype="float64")[st_order]
-        for c in (
-            "revenue",
-            "total_assets",
-            "total_liabilities",
-            "current_assets",
-            "current_liabilities",
-            "cash",
-            "operating_cash_flow",
-            "equity",
-        )
-    }
+    st = {c: fin[c].to_numpy(dtype="float64")[st_order] for c in STATEMENT_AMOUNTS}
     st["period_end"] = _days(fin["period_end"])[st_order]
     st["published"] = st_pub[st_order]
 

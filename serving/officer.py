@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contract import Ledger
+from features.contract import STATEMENT_AMOUNTS, Ledger
 from features.payment_behaviour import build_client_features
 from serving.portfolio import STAGES, client_rows, escalation_stage, open_invoices
 from serving.report import early_warnings
@@ -19,16 +19,6 @@ WATERFALL_STEPS = 6  # contributions shown one by one on each side; the rest are
 HISTORY_MONTHS = 24
 LOOKBACK = pd.Timedelta(days=30)  # early warnings compare with the client a month earlier
 SEARCH_LIMIT = 20
-FINANCIAL_FIELDS = (
-    "revenue",
-    "equity",
-    "total_assets",
-    "total_liabilities",
-    "current_assets",
-    "current_liabilities",
-    "cash",
-    "operating_cash_flow",
-)
 
 
 def search(clients: pd.DataFrame, query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, str]]:
@@ -106,7 +96,7 @@ def _financials(ledger: Ledger, as_of: pd.Timestamp) -> dict[str, Any] | None:
         return None if pd.isna(v) else float(v)
 
     out: dict[str, Any] = {"period_end": str(last["period_end"].date())}
-    out |= {f: num(last.get(f)) for f in FINANCIAL_FIELDS}
+    out |= {f: num(last.get(f)) for f in STATEMENT_AMOUNTS}
     ca, cl = out["current_assets"], out["current_liabilities"]
     out["current_ratio"] = ca / cl if ca is not None and cl else None
     prior = num(known.iloc[-2]["revenue"]) if len(known) > 1 else None

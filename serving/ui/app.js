@@ -470,7 +470,6 @@ async function scoreApplicant(event) {
     box.replaceChildren();
     const head = document.createElement("p");
     head.id = "applicant-score";
-    head.innerHTML = "";
     head.textContent = `PD ${fmtPct(doc.pd_12m)} · grade ${doc.grade} · recommended limit ${fmtMoney(doc.recommended_limit)} · ${doc.data_sufficiency}`;
     box.append(head);
     const list = document.createElement("ul");
