@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from serving.treeshap import CompiledTrees
+
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
@@ -57,6 +59,7 @@ class ModelBundle:
     master_scale: MasterScale
     metadata: dict[str, object] = field(default_factory=dict)
     _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
+    _trees: CompiledTrees | None = field(default=None, repr=False, compare=False)
     _level_index: dict[str, pd.Index] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -65,9 +68,18 @@ class ModelBundle:
             self._booster = lgb.Booster(model_str=self.model_string)
         return self._booster
 
+    @property
+    def trees(self) -> CompiledTrees:
+        """The booster's trees compiled for scoring and exact TreeSHAP (built once, ~1 s)."""
+        trees = self.__dict__.get("_trees")  # absent in bundles pickled before
+        if trees is None:
+            trees = self._trees = CompiledTrees.from_booster(self.booster)
+        return trees
+
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_booster"] = None  # rebuilt from the model string: pickles stay small and portable
+        state["_trees"] = None
         state["_level_index"] = {}
         return state
 
@@ -115,15 +127,13 @@ class ModelBundle:
         return cache[name]
 
     def raw_score(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
-        return np.asarray(
-            self.booster.predict(x, raw_score=True, num_threads=threads), dtype="float64"
-        )
+        """The booster's raw (log-odds) score: the same numbers as LightGBM's `predict`."""
+        return self.trees.raw_score(x, threads=threads)
 
     def contributions(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
-        """Exact TreeSHAP contributions on the raw (log-odds) score; the last column is the expected value."""
-        return np.asarray(
-            self.booster.predict(x, pred_contrib=True, num_threads=threads), dtype="float64"
-        )
+        """Exact TreeSHAP contributions on the raw (log-odds) score, the last column the expected
+        value: LightGBM's `pred_contrib` numbers, computed by `serving.treeshap` (faster)."""
+        return self.trees.contributions(x, threads=threads)
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         return np.clip(self.calibrator.predict(raw), 1e-6, 1 - 1e-6)

@@ -38,7 +38,7 @@ def predict_with_reasons(
     """PD, grade, raw score and the features that push the score up most (exact TreeSHAP)."""
     x = bundle.matrix(frame)
     contrib = bundle.contributions(x, threads=1)
-    raw = contrib.sum(axis=1)
+    raw = bundle.raw_score(x, threads=1)
     p = bundle.probability(raw)
     out = pd.DataFrame({"pd": p, "grade": bundle.master_scale.grade(p), "raw_score": raw})
     order = np.argsort(-contrib[:, :-1], axis=1)[:, :top]

@@ -72,11 +72,9 @@ class Scorer:
     ) -> pd.DataFrame:
         """One row per client feature row, vectorised: the same numbers online and in batch."""
         x = self.default.matrix(clients)
+        raw = self.default.raw_score(x, threads=threads)  # LightGBM's own number, reasons or not
         if reasons:
             contrib = self.default.contributions(x, threads=threads)
-            raw = contrib.sum(axis=1)
-        else:
-            raw = self.default.raw_score(x, threads=threads)
         pd_ = self.default.probability(raw)
         grade = self.default.master_scale.grade(pd_)
         late_p = self.late.probability(
