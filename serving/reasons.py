@@ -67,11 +67,11 @@ def top_reasons(
     names: list[str], values: list[object], contributions: np.ndarray, *, top: int = 3
 ) -> tuple[list[Reason], list[Reason]]:
     """The `top` features that raise the risk most, and the `top` that lower it most."""
-    order = np.argsort(-contributions, kind="stable")
-    risks = [i for i in order if contributions[i] > 0][:top]
-    strengths = [i for i in order[::-1] if contributions[i] < 0][:top]
+    order = np.argsort(-contributions, kind="stable")  # the positive ones first, negative last
+    risks = order[: min(top, int(np.count_nonzero(contributions > 0)))]
+    strengths = order[::-1][: min(top, int(np.count_nonzero(contributions < 0)))]
 
-    def build(i: int) -> Reason:
+    def build(i: np.intp) -> Reason:
         value = None if pd.isna(values[i]) else values[i]
         return Reason(names[i], value, float(contributions[i]), reason_text(names[i], value))
 

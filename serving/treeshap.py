@@ -39,7 +39,7 @@ _ZERO = 1e-35  # LightGBM's kZeroThreshold
 BLOCK = 256  # rows per block in the contributions kernel
 TABLE_ROWS = 8  # smaller blocks (a single request) skip the tables: cold tables cost more
 _CORES = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-TABLE_DEPTH = 12  # leaves with more distinct path features (rare) are computed row by row
+TABLE_DEPTH = 14  # leaves with more distinct path features (rare) are computed row by row
 
 
 @dataclass(frozen=True)
@@ -394,10 +394,12 @@ def _shap(
         r0 = block * BLOCK
         b = min(BLOCK, rows - r0)
         went_left = np.empty((widest, BLOCK), dtype=np.bool_)
+        phi = np.zeros((out.shape[1] - 1, BLOCK))  # feature-major: the inner loops run along rows
         mask = np.empty(BLOCK, dtype=np.int64)
         outside = np.empty(BLOCK)
         agree = np.empty(depth, dtype=np.int64)
         poly = np.empty(depth + 1)
+        quot = np.empty(depth + 1)
         for t in range(trees):
             base = tree_node[t]
             for k in range(tree_node[t + 1] - base):
@@ -413,7 +415,8 @@ def _shap(
                     continue
                 v = leaf_value[leaf]
                 at = leaf_table[leaf]
-                if leaf_table[leaf + 1] > at and b >= TABLE_ROWS:  # tabulated: O(d) per row
+                tabulated = leaf_table[leaf + 1] > at
+                if tabulated and b >= TABLE_ROWS:  # O(d) per row
                     for j in range(b):
                         mask[j] = 0
                         outside[j] = 1.0
@@ -435,7 +438,7 @@ def _shap(
                         for j in range(b):  # H(A minus i) when followed, H(A) when not: A & ~bit
                             mk = mask[j]
                             scale = gain if mk & bit else -v
-                            out[r0 + j, col] += scale * outside[j] * table[at + (mk & ~bit)]
+                            phi[col, j] += scale * outside[j] * table[at + (mk & ~bit)]
                     continue
                 w = weights[d]
                 for j in range(b):  # row by row, the table's numbers computed on the spot
@@ -450,18 +453,32 @@ def _shap(
                             n += 1
                         else:
                             out_z *= unique_zero[u]
+                    # H(A): the product polynomial of the followed features, left in `poly`
+                    h_all = _subset_sum(unique_zero, agree, n, -1, w, poly)
                     if n < d:  # every feature the row does not follow: -v * outside * H(A)
-                        share = -v * out_z * _subset_sum(unique_zero, agree, n, -1, w, poly)
+                        share = -v * out_z * h_all
                         m = 0
                         for u in range(first, last):
                             if m < n and agree[m] == u:
                                 m += 1
                             else:
-                                out[r0 + j, unique_feature[u]] += share
+                                phi[unique_feature[u], j] += share
                     for m in range(n):  # a followed feature i: H(A minus i)
                         u = agree[m]
-                        h = _subset_sum(unique_zero, agree, n, m, w, poly)
-                        out[r0 + j, unique_feature[u]] += v * (1.0 - unique_zero[u]) * out_z * h
+                        z = unique_zero[u]
+                        if tabulated:  # a single row: rebuilt exactly as its table was
+                            h = _subset_sum(unique_zero, agree, n, m, w, quot)
+                        else:  # a path too long for a table: divide (t + z) out of poly
+                            quot[n - 1] = poly[n]
+                            for s in range(n - 1, 0, -1):
+                                quot[s - 1] = poly[s] - z * quot[s]
+                            h = 0.0
+                            for s in range(n):
+                                h += w[s] * quot[s]
+                        phi[unique_feature[u], j] += v * (1.0 - z) * out_z * h
+        for f in range(phi.shape[0]):
+            for j in range(b):
+                out[r0 + j, f] = phi[f, j]
 
 
 def _subset_sum_py(
