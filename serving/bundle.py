@@ -20,6 +20,23 @@ from serving.treeshap import CompiledTrees
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
+SMALL_FRAME = 8  # up to this many rows, `matrix` converts value by value (a service request)
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or value != value
+
+
+def _number(value: object) -> float:
+    """A feature value as float, missing or non-numeric as NaN (as `pd.to_numeric(errors="coerce")`)."""
+    if _missing(value):
+        return float("nan")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 class Calibrator(Protocol):
     def predict(self, raw: np.ndarray) -> np.ndarray: ...
 
@@ -81,6 +98,7 @@ class ModelBundle:
         state["_booster"] = None  # rebuilt from the model string: pickles stay small and portable
         state["_trees"] = None
         state["_level_index"] = {}
+        state.pop("_code_maps", None)
         return state
 
     def matrix(
@@ -95,6 +113,8 @@ class ModelBundle:
             raise KeyError(
                 f"feature table lacks {len(missing)} model feature(s): {', '.join(missing[:5])}"
             )
+        if len(frame) <= SMALL_FRAME:
+            return self._small_matrix(frame, overrides)
         out = np.empty((len(frame), len(self.features)), dtype="float64")
         dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
         numeric = [
@@ -119,6 +139,30 @@ class ModelBundle:
             else:
                 out[:, j] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
         return out
+
+    def _small_matrix(self, frame: pd.DataFrame, overrides: dict[str, np.ndarray]) -> np.ndarray:
+        """`matrix` for a request's few rows: one conversion of the frame to objects and plain
+        Python per value costs ~0.3 ms, where pandas' per-column machinery costs several ms."""
+        values = frame.to_numpy(dtype=object)
+        where = {name: i for i, name in enumerate(frame.columns)}
+        out = np.empty((len(frame), len(self.features)), dtype="float64")
+        for j, name in enumerate(self.features):
+            column = overrides[name] if name in overrides else values[:, where[name]]
+            if name in self.categories:
+                codes = self._codes(name)
+                out[:, j] = [np.nan if _missing(v) else codes.get(str(v), np.nan) for v in column]
+                continue
+            try:
+                out[:, j] = np.asarray(column, dtype="float64")
+            except (TypeError, ValueError):  # pd.NA, None or text among the values
+                out[:, j] = [_number(v) for v in column]
+        return out
+
+    def _codes(self, name: str) -> dict[str, int]:
+        cache = self.__dict__.setdefault("_code_maps", {})
+        if name not in cache:
+            cache[name] = {level: i for i, level in enumerate(self.categories[name])}
+        return cache[name]
 
     def _levels(self, name: str) -> pd.Index:
         cache = self.__dict__.setdefault("_level_index", {})  # absent in bundles pickled before

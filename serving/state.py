@@ -90,8 +90,14 @@ class AuditLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lock = threading.Lock()
-        with sqlite3.connect(path) as db:
-            db.execute(
+        # One connection for the service's life; write-ahead log: a decision costs one fsync
+        # (synchronous=FULL keeps every committed decision through a power cut), and readers
+        # such as `creditguard audit` never block the service.
+        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self.db.execute("pragma journal_mode=wal")
+        self.db.execute("pragma synchronous=full")
+        with self.db:
+            self.db.execute(
                 "create table if not exists decisions (at text, key_id text, endpoint text, client_id text, "
                 "model_versions text, pd real, grade integer, decision text, reasons text)"
             )
@@ -109,8 +115,8 @@ class AuditLog:
             json.dumps(decision),
             json.dumps([r["text"] for r in doc.get("risk_reasons", [])]),
         )
-        with self.lock, sqlite3.connect(self.path) as db:
-            db.execute("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        with self.lock, self.db:
+            self.db.execute("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
     def history(self, client_id: str) -> pd.DataFrame:
         with sqlite3.connect(self.path) as db:
@@ -148,6 +154,12 @@ class OnlineLedger:
                 else {}
             )
         self.names = self.ledger.clients.set_index("client_id")["name"]
+        # Every client's features on the default day (the day after the extraction), built once by
+        # the batch path of the same feature code: a request for that day takes its row instead
+        # of rebuilding the client's history (~12 ms). Other days go through the online path.
+        self.default_day = self.ledger.extracted_on + pd.Timedelta(days=1)
+        self.snapshot = build_client_features(self.ledger, as_of_dates=[self.default_day])
+        self.snapshot_row = {c: i for i, c in enumerate(self.snapshot["client_id"])}
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019  (one ledger per service, lives as long)
     def client(self, client_id: str) -> Ledger:
@@ -161,7 +173,13 @@ class OnlineLedger:
         )
 
     def features(self, client_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
+        """The client's feature row on `as_of` (empty when it was not yet onboarded)."""
+        if as_of == self.default_day and client_id in self.snapshot_row:
+            return self.snapshot.iloc[[self.snapshot_row[client_id]]].reset_index(drop=True)
         return build_client_features(self.client(client_id), as_of_dates=[as_of])
 
     def batch_features(self, client_ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
+        if as_of == self.default_day:
+            rows = sorted(self.snapshot_row[c] for c in client_ids if c in self.snapshot_row)
+            return self.snapshot.iloc[rows].reset_index(drop=True)
         return build_client_features(client_ledger(self.ledger, client_ids), as_of_dates=[as_of])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from serving.applicant import TradeReference, applicant_ledger, apply_trade_refe
 from serving.limits import LimitPolicy
 from serving.officer import WATERFALL_STEPS, waterfall
 from serving.scoring import Scorer
+from serving.state import OnlineLedger
 from tests.models import FAST, small_tables
 from training.train import ledger_spec, train_model
 
@@ -153,3 +156,41 @@ def test_an_adverse_trade_reference_turns_an_approval_into_a_referral() -> None:
     assert "adverse trade reference" in referred["rules"][-1] and "95 days" in findings[1]
     refused = {"decision": "refuse", "approved_amount": 0.0, "rules": []}
     assert apply_trade_references(refused, [bad])[0] == refused  # never upgrades a refusal
+
+
+def test_the_services_default_day_rows_equal_the_online_path(small_ledger_dir: Path) -> None:
+    """The service builds every client's features for the default day once (batch path) and
+    serves requests from them: each row equals what the online path builds for that client."""
+    ledger = OnlineLedger(small_ledger_dir)
+    clients = sorted(ledger.clients)
+    for client_id in clients[::37]:
+        online = build_client_features(ledger.client(client_id), as_of_dates=[ledger.default_day])
+        served = ledger.features(client_id, ledger.default_day)
+        pd.testing.assert_frame_equal(served, online)
+    batch = ledger.batch_features(clients[:30], ledger.default_day)
+    rebuilt = build_client_features(
+        client_ledger(ledger.ledger, clients[:30]),
+        as_of_dates=[ledger.default_day],
+    )
+    pd.testing.assert_frame_equal(batch, rebuilt)
+
+
+def test_a_few_rows_make_the_same_matrix_as_a_large_frame(
+    scorer: Scorer, snapshot: pd.DataFrame
+) -> None:
+    """A request's rows take a value-by-value path to the model matrix; batches take pandas'
+    column path. Both give the same numbers, missing values, category codes and unseen levels."""
+    frame = snapshot.head(40).copy()
+    frame.loc[frame.index[1], "industry"] = "an industry never seen"
+    frame.loc[frame.index[2], "industry"] = None
+    for bundle, overrides in (
+        (scorer.default, None),
+        (scorer.late, scorer.typical_invoices(frame)),
+    ):
+        whole = bundle.matrix(frame, overrides)
+        for start in (0, 1, 2, 3, 20):
+            part = frame.iloc[start : start + 2]
+            small = bundle.matrix(
+                part, {k: v[start : start + 2] for k, v in (overrides or {}).items()}
+            )
+            np.testing.assert_array_equal(small, whole[start : start + 2])
