@@ -4,6 +4,7 @@ client's own values."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -64,15 +65,21 @@ class Reason:
 
 
 def top_reasons(
-    names: list[str], values: list[object], contributions: np.ndarray, *, top: int = 3
+    names: list[str],
+    value_of: Callable[[int], object],
+    contributions: np.ndarray,
+    *,
+    top: int = 3,
 ) -> tuple[list[Reason], list[Reason]]:
-    """The `top` features that raise the risk most, and the `top` that lower it most."""
+    """The `top` features that raise the risk most, and the `top` that lower it most;
+    `value_of(j)` is the client's value of feature j (asked only for those shown)."""
     order = np.argsort(-contributions, kind="stable")  # the positive ones first, negative last
     risks = order[: min(top, int(np.count_nonzero(contributions > 0)))]
     strengths = order[::-1][: min(top, int(np.count_nonzero(contributions < 0)))]
 
     def build(i: np.intp) -> Reason:
-        value = None if pd.isna(values[i]) else values[i]
+        raw = value_of(int(i))
+        value = None if pd.isna(raw) else raw
         return Reason(names[i], value, float(contributions[i]), reason_text(names[i], value))
 
     return [build(i) for i in risks], [build(i) for i in strengths]

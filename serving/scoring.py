@@ -82,7 +82,7 @@ class Scorer:
                 self.late.matrix(clients, self.typical_invoices(clients)), threads=threads
             )
         )
-        out = pd.DataFrame(
+        out: dict[str, Any] = (  # columns, made a frame once at the end (each insert costs ~1 ms)
             {
                 "client_id": clients["client_id"].to_numpy(),
                 "as_of": clients["as_of"].to_numpy(),
@@ -128,17 +128,23 @@ class Scorer:
         out["limit_decision"] = decisions
         if reasons:
             names = self.default.features
-            values = clients[names].to_numpy(dtype=object)
+            columns: dict[int, np.ndarray] = {}  # only the features some row names, read once
+
+            def column(j: int) -> np.ndarray:
+                if j not in columns:
+                    columns[j] = clients[names[j]].to_numpy(dtype=object)
+                return columns[j]
+
             risks, strengths = [], []
             for i in range(len(clients)):
-                r, s = top_reasons(names, list(values[i]), contrib[i, :-1], top=top)
+                r, s = top_reasons(names, lambda j: column(j)[i], contrib[i, :-1], top=top)  # noqa: B023
                 risks.append([_reason(x) for x in r])
                 strengths.append([_reason(x) for x in s])
             out["risk_reasons"] = risks
             out["strengths"] = strengths
             out["expected_value"] = contrib[:, -1]
-        out["model_versions"] = [dict(self.versions)] * len(out)
-        return out
+        out["model_versions"] = [dict(self.versions)] * len(clients)
+        return pd.DataFrame(out)
 
 
 def _reason(r: Any) -> dict[str, Any]:
