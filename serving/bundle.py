@@ -78,6 +78,7 @@ class ModelBundle:
     _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
     _trees: CompiledTrees | None = field(default=None, repr=False, compare=False)
     _level_index: dict[str, pd.Index] = field(default_factory=dict, repr=False, compare=False)
+    _code_maps: dict[str, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def booster(self) -> lgb.Booster:
@@ -98,7 +99,7 @@ class ModelBundle:
         state["_booster"] = None  # rebuilt from the model string: pickles stay small and portable
         state["_trees"] = None
         state["_level_index"] = {}
-        state.pop("_code_maps", None)
+        state["_code_maps"] = {}
         return state
 
     def matrix(

@@ -193,7 +193,12 @@ def _fit_one(
     if use_monotone:
         check_monotone(booster, x_val if len(x_val) > 50 else x_train, monotone, spec.features)
     fitted = ModelBundle(
-        **{**bundle.__dict__, "model_string": booster.model_to_string(), "_booster": None, "_trees": None}
+        **{
+            **bundle.__dict__,
+            "model_string": booster.model_to_string(),
+            "_booster": None,
+            "_trees": None,
+        }
     )
     fitted.calibrator = calibrator
     fitted.metadata = {
