@@ -82,7 +82,7 @@ class Scorer:
                 self.late.matrix(clients, self.typical_invoices(clients)), threads=threads
             )
         )
-        out: dict[str, Any] = (  # columns, made a frame once at the end (each insert costs ~1 ms)
+        out: dict[str, Any] = (  # the columns; one frame is made of them at the end
             {
                 "client_id": clients["client_id"].to_numpy(),
                 "as_of": clients["as_of"].to_numpy(),
