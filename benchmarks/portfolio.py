@@ -13,6 +13,8 @@
 3. The peer on the same model and rows: MLflow pyfunc `predict` (PD only) plus
    `shap.TreeExplainer(...).shap_values` for the reasons; clients per second and the ratio.
 Both sides are warmed up on 10 rows before the clock starts (model loading is not throughput).
+The feature table is read with `pre_buffer=False`: pyarrow's pre-buffering keeps column chunks
+of earlier row groups, and its memory grew by ~270 MiB over this table with no scoring at all.
 Each measurement runs in its own process, one at a time (LightGBM on 2 cores hates company).
 """
 
@@ -33,7 +35,7 @@ rows, reasons, limit = 0, {reasons}, {limit}
 warm = next(pq.ParquetFile({path!r}).iter_batches(batch_size=10)).to_pandas()
 scorer.score(warm, reasons=reasons, threads=2)  # loading: trees compiled, kernels loaded
 start = time.perf_counter()
-for batch in pq.ParquetFile({path!r}).iter_batches(batch_size=50_000):
+for batch in pq.ParquetFile({path!r}, pre_buffer=False).iter_batches(batch_size=50_000):
     frame = batch.to_pandas()
     if rows + len(frame) > limit:
         frame = frame.iloc[: limit - rows]
