@@ -4,6 +4,7 @@ PD, late-payment probability, grade, reasons, expected loss and limit decision o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,18 @@ class Scorer:
             ),
         }
 
+    def prepare(self, clients: pd.DataFrame) -> ClientRows:
+        """What scoring reads of a client feature table, converted once (see `ClientRows`)."""
+        return ClientRows(
+            client_id=clients["client_id"].to_numpy(dtype=object),
+            as_of=clients["as_of"].to_numpy(),
+            x_default=self.default.matrix(clients),
+            x_late=self.late.matrix(clients, self.typical_invoices(clients)),
+            open_balance=clients["open_balance"].to_numpy(dtype="float64"),
+            exposure=_exposures(clients),
+            labels={name: clients[name].to_numpy(dtype=object) for name in self.default.categories},
+        )
+
     def score(
         self,
         clients: pd.DataFrame,
@@ -71,40 +84,50 @@ class Scorer:
         threads: int = 1,
     ) -> pd.DataFrame:
         """One row per client feature row, vectorised: the same numbers online and in batch."""
-        x = self.default.matrix(clients)
+        requested = (
+            requested_limits.to_numpy(dtype="float64") if requested_limits is not None else None
+        )
+        scored = self.score_rows(
+            self.prepare(clients), reasons=reasons, top=top, requested=requested, threads=threads
+        )
+        return pd.DataFrame(scored)
+
+    def score_rows(
+        self,
+        rows: ClientRows,
+        *,
+        reasons: bool = True,
+        top: int = 3,
+        requested: np.ndarray | None = None,
+        threads: int = 1,
+    ) -> dict[str, Any]:
+        """`score` on prepared rows, as columns (one array or list per output column)."""
+        x = rows.x_default
         raw = self.default.raw_score(x, threads=threads)  # LightGBM's own number, reasons or not
         if reasons:
             contrib = self.default.contributions(x, threads=threads)
         pd_ = self.default.probability(raw)
         grade = self.default.master_scale.grade(pd_)
-        late_p = self.late.probability(
-            self.late.raw_score(
-                self.late.matrix(clients, self.typical_invoices(clients)), threads=threads
-            )
-        )
-        out: dict[str, Any] = (  # the columns; one frame is made of them at the end
-            {
-                "client_id": clients["client_id"].to_numpy(),
-                "as_of": clients["as_of"].to_numpy(),
-                "pd_12m": pd_,
-                "grade": grade,
-                "late_payment_probability": late_p,
-                "raw_score": raw,
-                "thin_file": clients["thin_file"].to_numpy() >= 0.5,
-                "data_sufficiency": np.where(
-                    clients["thin_file"].to_numpy() >= 0.5,
-                    "thin file: too little payment history for a full profile",
-                    "full",
-                ),
-                "open_balance": clients["open_balance"].to_numpy(),
-            }
-        )
-        requested = requested_limits.to_numpy() if requested_limits is not None else None
-        exposure = _exposures(clients)
+        late_p = self.late.probability(self.late.raw_score(rows.x_late, threads=threads))
+        exposure = rows.exposure
+        thin = exposure["thin_file"]
+        out: dict[str, Any] = {
+            "client_id": rows.client_id,
+            "as_of": rows.as_of,
+            "pd_12m": pd_,
+            "grade": grade,
+            "late_payment_probability": late_p,
+            "raw_score": raw,
+            "thin_file": thin,
+            "data_sufficiency": np.where(
+                thin, "thin file: too little payment history for a full profile", "full"
+            ),
+            "open_balance": rows.open_balance,
+        }
         policy_view = {k: v for k, v in exposure.items() if k != "open_balance"}
         limits = recommend_limits(self.policy, pd_=pd_, grade=grade, **policy_view)
         ead = exposure_at_default(exposure["open_balance"], limits, self.policy.ccf)
-        decisions: list[dict[str, Any] | None] = [None] * len(clients)
+        decisions: list[dict[str, Any] | None] = [None] * len(rows)
         asked = (
             np.flatnonzero(np.isfinite(requested)) if requested is not None else np.zeros(0, int)
         )
@@ -128,23 +151,61 @@ class Scorer:
         out["limit_decision"] = decisions
         if reasons:
             names = self.default.features
-            columns: dict[int, np.ndarray] = {}  # only the features some row names, read once
-
-            def column(j: int) -> np.ndarray:
-                if j not in columns:
-                    columns[j] = clients[names[j]].to_numpy(dtype=object)
-                return columns[j]
-
             risks, strengths = [], []
-            for i in range(len(clients)):
-                r, s = top_reasons(names, lambda j: column(j)[i], contrib[i, :-1], top=top)  # noqa: B023
+            for i in range(len(rows)):
+                r, s = top_reasons(
+                    names,
+                    partial(rows.value, self.default, i),
+                    contrib[i, :-1],
+                    top=top,
+                )
                 risks.append([_reason(x) for x in r])
                 strengths.append([_reason(x) for x in s])
             out["risk_reasons"] = risks
             out["strengths"] = strengths
             out["expected_value"] = contrib[:, -1]
-        out["model_versions"] = [dict(self.versions)] * len(clients)
-        return pd.DataFrame(out)
+        out["model_versions"] = [dict(self.versions)] * len(rows)
+        return out
+
+
+@dataclass(frozen=True)
+class ClientRows:
+    """What the scoring core reads of a client feature table: both models' matrices (the late
+    model's with a typical new invoice), the policy's view of each client and the category labels
+    the reasons show. `Scorer.prepare` builds it once per table; the service prepares its
+    default-day table at start and a request takes its client's row (converting a one-row frame
+    costs milliseconds of pandas per request, taking a row microseconds)."""
+
+    client_id: np.ndarray
+    as_of: np.ndarray
+    x_default: np.ndarray
+    x_late: np.ndarray
+    open_balance: np.ndarray  # as in the table (missing stays missing); the exposure fills 0
+    exposure: dict[str, np.ndarray]  # `ClientExposure` fields, plus `open_balance`
+    labels: dict[str, np.ndarray]  # the default model's categorical features, as given
+
+    def __len__(self) -> int:
+        return len(self.client_id)
+
+    def take(self, index: list[int] | np.ndarray) -> ClientRows:
+        at = np.asarray(index, dtype=np.intp)
+        return ClientRows(
+            client_id=self.client_id[at],
+            as_of=self.as_of[at],
+            x_default=self.x_default[at],
+            x_late=self.x_late[at],
+            open_balance=self.open_balance[at],
+            exposure={k: v[at] for k, v in self.exposure.items()},
+            labels={k: v[at] for k, v in self.labels.items()},
+        )
+
+    def value(self, bundle: ModelBundle, i: int, j: int) -> object:
+        """Row i's value of the default model's feature j: the matrix holds it, except for a
+        category, whose label is kept as given (an unseen label is missing to the model)."""
+        name = bundle.features[j]
+        if name in self.labels:
+            return self.labels[name][i]
+        return self.x_default[i, j]
 
 
 def _reason(r: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
+import numpy as np
 import pandas as pd
 from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, Field
@@ -24,7 +25,7 @@ from features.payment_behaviour import build_client_features
 from serving.applicant import TradeReference, applicant_ledger, apply_trade_references
 from serving.officer import client_view, search
 from serving.openapi import ConformingResponses
-from serving.scoring import Scorer
+from serving.scoring import ClientRows, Scorer
 from serving.state import DEFAULT_LEDGER, ApiKeys, AuditLog, OnlineLedger, audit_path
 
 MAX_BATCH = 500
@@ -256,7 +257,24 @@ class CreditGuard:
         self.audit = AuditLog(audit_path())
         self.ledger = OnlineLedger(Path(os.environ.get("CREDITGUARD_LEDGER", DEFAULT_LEDGER)))
         self.lock = threading.Lock()
-        self.scorer = Scorer.from_registry()
+        self.scorer, self.prepared = self._load()
+
+    def _load(self) -> tuple[Scorer, ClientRows]:
+        """The champions, and every client's default-day row prepared for them (a request then
+        takes its row: no pandas per request)."""
+        scorer = Scorer.from_registry()
+        return scorer, scorer.prepare(self.ledger.snapshot)
+
+    def _rows(self, client_ids: list[str], day: pd.Timestamp) -> tuple[Scorer, ClientRows]:
+        """The scorer and the prepared rows of these clients on `day` (clients not yet onboarded
+        on that day have none): taken from the default-day table, or built by the online path."""
+        with self.lock:
+            scorer, prepared = self.scorer, self.prepared
+        at = self.ledger.snapshot_rows(client_ids, day)
+        if at is not None:
+            return scorer, prepared.take(at)
+        features = self.ledger.batch_features(client_ids, day)
+        return scorer, scorer.prepare(features)
 
     def _authorize(self, ctx: bentoml.Context, action: str) -> str:
         status, detail = self.keys.check(ctx.request.headers.get("authorization"), action)
@@ -303,17 +321,15 @@ class CreditGuard:
         if client_id not in self.ledger.clients:
             raise ApiError(HTTPStatus.NOT_FOUND, f"client_id {client_id!r} is not in the ledger")
         day = self._as_of(as_of)
-        features = self.ledger.features(client_id, day)
-        if features.empty:
+        scorer, rows = self._rows([client_id], day)
+        if not len(rows):
             raise ApiError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 f"client {client_id!r} was not yet onboarded on {day.date()}",
             )
-        requested = pd.Series([requested_limit if requested_limit is not None else float("nan")])
-        with self.lock:
-            scorer = self.scorer
-        row = scorer.score(features, requested_limits=requested).iloc[0].to_dict()
-        doc = _document(row)
+        requested = np.array([requested_limit if requested_limit is not None else np.nan])
+        scored = scorer.score_rows(rows, requested=requested)
+        doc = _document({name: column[0] for name, column in scored.items()})
         self.audit.append(key_id=key_id, endpoint="score", doc=doc.model_dump(mode="json"))
         return doc
 
@@ -383,11 +399,9 @@ class CreditGuard:
                 HTTPStatus.NOT_FOUND,
                 f"{len(unknown)} unknown client_id(s): {', '.join(unknown[:5])}",
             )
-        features = self.ledger.batch_features(sorted(set(client_ids)), self._as_of(as_of))
-        with self.lock:
-            scorer = self.scorer
-        scored = scorer.score(features)
-        docs = [_document(r) for r in scored.to_dict("records")]
+        scorer, rows = self._rows(sorted(set(client_ids)), self._as_of(as_of))
+        scored = scorer.score_rows(rows)
+        docs = [_document({k: v[i] for k, v in scored.items()}) for i in range(len(rows))]
         for d in docs:
             self.audit.append(key_id=key_id, endpoint="score_batch", doc=d.model_dump(mode="json"))
         return BatchOut(scores=docs)
@@ -437,9 +451,9 @@ class CreditGuard:
     def reload(self, ctx: bentoml.Context) -> dict[str, dict[str, str]]:
         """Load the current champions without a restart (admin)."""
         self._authorize(ctx, "reload")
-        fresh = Scorer.from_registry()
+        fresh, prepared = self._load()
         with self.lock:
-            self.scorer = fresh
+            self.scorer, self.prepared = fresh, prepared
         return {"model_versions": fresh.versions}
 
 

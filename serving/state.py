@@ -172,6 +172,13 @@ class OnlineLedger:
             }
         )
 
+    def snapshot_rows(self, client_ids: list[str], as_of: pd.Timestamp) -> list[int] | None:
+        """Positions in `snapshot` of these clients' rows (those onboarded by then, in table
+        order) when `as_of` is the default day; None for any other day."""
+        if as_of != self.default_day:
+            return None
+        return sorted(self.snapshot_row[c] for c in client_ids if c in self.snapshot_row)
+
     def features(self, client_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
         """The client's feature row on `as_of` (empty when it was not yet onboarded)."""
         if as_of == self.default_day and client_id in self.snapshot_row:
@@ -179,7 +186,9 @@ class OnlineLedger:
         return build_client_features(self.client(client_id), as_of_dates=[as_of])
 
     def batch_features(self, client_ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
-        if as_of == self.default_day:
-            rows = sorted(self.snapshot_row[c] for c in client_ids if c in self.snapshot_row)
+        rows = self.snapshot_rows(client_ids, as_of)
+        if rows is not None:
             return self.snapshot.iloc[rows].reset_index(drop=True)
+        if len(client_ids) == 1:  # one client's history is cut out once and kept
+            return build_client_features(self.client(client_ids[0]), as_of_dates=[as_of])
         return build_client_features(client_ledger(self.ledger, client_ids), as_of_dates=[as_of])

@@ -463,18 +463,19 @@ def _shap(
                                 m += 1
                             else:
                                 phi[unique_feature[u], j] += share
-                    for m in range(n):  # a followed feature i: H(A minus i)
+                    # A followed feature i: H(A minus i), by dividing (t + z_i) out of H(A)'s
+                    # polynomial, O(n). Rebuilding each polynomial as the tables do gives the
+                    # batch's numbers bit for bit but costs O(n^2) (a single row 4.4 vs 3.6 ms on
+                    # the demo champion); the two agree to ~1e-15 relative (tested).
+                    for m in range(n):
                         u = agree[m]
                         z = unique_zero[u]
-                        if tabulated:  # a single row: rebuilt exactly as its table was
-                            h = _subset_sum(unique_zero, agree, n, m, w, quot)
-                        else:  # a path too long for a table: divide (t + z) out of poly
-                            quot[n - 1] = poly[n]
-                            for s in range(n - 1, 0, -1):
-                                quot[s - 1] = poly[s] - z * quot[s]
-                            h = 0.0
-                            for s in range(n):
-                                h += w[s] * quot[s]
+                        quot[n - 1] = poly[n]
+                        for s in range(n - 1, 0, -1):
+                            quot[s - 1] = poly[s] - z * quot[s]
+                        h = 0.0
+                        for s in range(n):
+                            h += w[s] * quot[s]
                         phi[unique_feature[u], j] += v * (1.0 - z) * out_z * h
         for f in range(phi.shape[0]):
             for j in range(b):
@@ -484,9 +485,8 @@ def _shap(
 def _subset_sum_py(
     unique_zero: np.ndarray, agree: np.ndarray, n: int, skip: int, w: np.ndarray, poly: np.ndarray
 ) -> float:
-    """H(B) for B = agree[:n] without agree[skip]: the product polynomial of (t + z) built in the
-    same order and with the same operations as `_tabulate_leaves`, so a leaf's numbers do not
-    depend on whether they came from its table (a batch) or from here (a single request)."""
+    """H(B) for B = agree[:n] without agree[skip], with the product polynomial of (t + z) left in
+    `poly` (built in the same order and with the same operations as `_tabulate_leaves`)."""
     poly[0] = 1.0
     size = 0
     for m in range(n):
