@@ -6,6 +6,7 @@ creditguard serve [--port 3000]      # or: bentoml serve serving.service:CreditG
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 import os
 import threading
@@ -224,6 +225,14 @@ def _applicant_violations(exc: LedgerValidationError) -> str:
     return "invalid applicant: " + "; ".join(parts)
 
 
+def _settle_heap() -> None:
+    """Hide everything loaded so far (ledger, models: ~600k objects on the demo) from the garbage
+    collector. A full collection over them takes ~350 ms, and the ones that fell on requests were
+    the whole p99 at concurrency 1 (159 ms with a p50 of 8 ms)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _document(row: dict[str, Any]) -> ScoreDocument:
     def num(v: Any) -> float:
         v = float(v)
@@ -248,7 +257,14 @@ def _document(row: dict[str, Any]) -> ScoreDocument:
     )
 
 
-@bentoml.service(traffic={"timeout": 60}, workers=int(os.environ.get("CREDITGUARD_WORKERS", "1")))
+@bentoml.service(
+    traffic={"timeout": 60},
+    workers=int(os.environ.get("CREDITGUARD_WORKERS", "1")),
+    # Threads per worker for the (sync) endpoints; BentoML's default of 1 runs one request at a
+    # time. The compiled tree kernels release the GIL, so a second request's Python overlaps them.
+    threads=int(os.environ.get("CREDITGUARD_THREADS", "2")),
+    logging={"access": {"enabled": os.environ.get("CREDITGUARD_ACCESS_LOG", "0") == "1"}},
+)
 class CreditGuard:
     """Scores clients of the configured ledger with the champion models."""
 
@@ -258,12 +274,16 @@ class CreditGuard:
         self.ledger = OnlineLedger(Path(os.environ.get("CREDITGUARD_LEDGER", DEFAULT_LEDGER)))
         self.lock = threading.Lock()
         self.scorer, self.prepared = self._load()
+        _settle_heap()
 
     def _load(self) -> tuple[Scorer, ClientRows]:
         """The champions, and every client's default-day row prepared for them (a request then
         takes its row: no pandas per request)."""
         scorer = Scorer.from_registry()
-        return scorer, scorer.prepare(self.ledger.snapshot)
+        prepared = scorer.prepare(self.ledger.snapshot)
+        if len(prepared):  # compile the trees and load the kernels now, not on a request
+            scorer.score_rows(prepared.take([0]))
+        return scorer, prepared
 
     def _rows(self, client_ids: list[str], day: pd.Timestamp) -> tuple[Scorer, ClientRows]:
         """The scorer and the prepared rows of these clients on `day` (clients not yet onboarded
@@ -454,6 +474,8 @@ class CreditGuard:
         fresh, prepared = self._load()
         with self.lock:
             self.scorer, self.prepared = fresh, prepared
+        gc.unfreeze()  # the old champions become garbage; one full collection, then settle again
+        _settle_heap()
         return {"model_versions": fresh.versions}
 
 

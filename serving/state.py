@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -90,6 +91,10 @@ class AuditLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lock = threading.Lock()
+        # Writers in other worker processes queue on an flock, which wakes the next one as soon as
+        # the lock is free. SQLite's own busy handler sleeps 1, 2, 5 ... 100 ms between retries: with
+        # several workers that put stalls of tens of ms on requests (p99 ~0.5 s at 4 workers).
+        self.writers = (path.parent / f"{path.name}.lock").open("a")
         # One connection for the service's life; write-ahead log: a decision costs one fsync
         # (synchronous=FULL keeps every committed decision through a power cut), and readers
         # such as `creditguard audit` never block the service.
@@ -115,8 +120,13 @@ class AuditLog:
             json.dumps(decision),
             json.dumps([r["text"] for r in doc.get("risk_reasons", [])]),
         )
-        with self.lock, self.db:
-            self.db.execute("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        with self.lock:
+            fcntl.flock(self.writers, fcntl.LOCK_EX)
+            try:
+                with self.db:
+                    self.db.execute("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            finally:
+                fcntl.flock(self.writers, fcntl.LOCK_UN)
 
     def history(self, client_id: str) -> pd.DataFrame:
         with sqlite3.connect(self.path) as db:
