@@ -332,8 +332,18 @@ def serve(
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(min=1, max=64, help="Worker processes (each holds the models and ledger)."),
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (each holds the models and ledger); 2 on two cores for throughput.",
+        ),
     ] = 1,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Request threads per worker (the tree kernels release the GIL)."
+        ),
+    ] = 2,
 ) -> None:
     """Start the BentoML service (`bentoml serve serving.service:CreditGuard`) with the champions."""
     import os
@@ -342,6 +352,7 @@ def serve(
 
     env = dict(os.environ)
     env["CREDITGUARD_WORKERS"] = str(workers)
+    env["CREDITGUARD_THREADS"] = str(threads)
     if ledger is not None:
         env["CREDITGUARD_LEDGER"] = str(ledger.resolve())
     if not env.get("CREDITGUARD_API_KEYS") and not env.get("CREDITGUARD_API_KEYS_FILE"):
