@@ -92,8 +92,8 @@ class AuditLog:
         self.path = path
         self.lock = threading.Lock()
         # Writers in other worker processes queue on an flock, which wakes the next one as soon as
-        # the lock is free. SQLite's own busy handler sleeps 1, 2, 5 ... 100 ms between retries: with
-        # several workers that put stalls of tens of ms on requests (p99 ~0.5 s at 4 workers).
+        # the lock is free; SQLite's own busy handler, on a locked database, sleeps 1, 2, 5 ... up
+        # to 100 ms between retries, which would land on requests.
         self.writers = (path.parent / f"{path.name}.lock").open("a")
         # One connection for the service's life; write-ahead log: a decision costs one fsync
         # (synchronous=FULL keeps every committed decision through a power cut), and readers
