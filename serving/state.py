@@ -191,9 +191,7 @@ class OnlineLedger:
 
     def features(self, client_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
         """The client's feature row on `as_of` (empty when it was not yet onboarded)."""
-        if as_of == self.default_day and client_id in self.snapshot_row:
-            return self.snapshot.iloc[[self.snapshot_row[client_id]]].reset_index(drop=True)
-        return build_client_features(self.client(client_id), as_of_dates=[as_of])
+        return self.batch_features([client_id], as_of)
 
     def batch_features(self, client_ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
         rows = self.snapshot_rows(client_ids, as_of)
