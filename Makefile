@@ -35,7 +35,7 @@ serve: setup ## Serve the champions over HTTP on port 3000 (creates a developmen
 	@echo "development API key (role admin): $$(cut -d: -f2 models/keys/dev.key)"
 	@echo "officer page: http://localhost:3000/ui/ (sign in with the key above)"
 	@echo "try: curl -X POST localhost:3000/score -H 'authorization: Bearer $$(cut -d: -f2 models/keys/dev.key)' -H 'content-type: application/json' -d '{\"client_id\": \"C0000042\", \"requested_limit\": 50000}'"
-	CREDITGUARD_API_KEYS_FILE=models/keys/dev.key $(BIN)/creditguard serve --port 3000
+	CREDITGUARD_API_KEYS_FILE=models/keys/dev.key $(BIN)/creditguard serve --port 3000 --workers 2
 
 lint: setup ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 `mlflow models serve` on the same champion (predict only, no reasons), in the same run.
 
     make demo                                   # champions in models/mlflow.db, the demo ledger
-    .venv/bin/python benchmarks/serving.py [--seconds 20] [--workers 1]
+    .venv/bin/python benchmarks/serving.py [--seconds 20] [--workers 2]
 
 Load comes from Debian's `wrk` (a compiled load generator; a Python client saturates two cores
 first) with a Lua script that cycles through 200 clients for a fixed time (wrk cannot stop after a
@@ -151,7 +151,12 @@ def _bodies(folder: Path, count: int) -> tuple[Path, Path, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=20, help="length of each measurement")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes per server (2: `make serve` on two cores)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: sudo apt-get install wrk")
