@@ -37,6 +37,7 @@ _NUMERIC, _CATEGORICAL = 0, 1
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 _ZERO = 1e-35  # LightGBM's kZeroThreshold
 BLOCK = 256  # rows per block in the contributions kernel
+WALK_BLOCK = 64  # rows per block in the raw-score kernel
 TABLE_ROWS = 8  # smaller blocks (a single request) skip the tables: cold tables cost more
 _CORES = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
 TABLE_DEPTH = 14  # leaves with more distinct path features (rare) are computed row by row
@@ -72,6 +73,12 @@ class CompiledTrees:
     weights: np.ndarray  # weights[d, s] = s! (d - 1 - s)! / d!
     leaf_table: np.ndarray  # (leaves + 1,) offsets into `table`; empty range: no table
     table: np.ndarray  # per leaf, H(B) for every subset B of its distinct features (bit m = m-th)
+    # The raw-score walk's view, global node indices: per tree its root (a leaf ~l for a
+    # single-leaf tree); per node feature << 2 | NaN goes right << 1 | needs the full decision
+    # (categorical or zero-as-missing), and both children (kids[2g] left, kids[2g + 1] right).
+    walk_root: np.ndarray
+    walk_meta: np.ndarray
+    walk_kids: np.ndarray
 
     @classmethod
     def from_booster(cls, booster: lgb.Booster) -> CompiledTrees:
@@ -109,6 +116,7 @@ class CompiledTrees:
             arr(leaf_unique, "int64"), arr(unique_zero, "float64"), weights, leaf_table, table
         )
 
+        root, meta, kids = _walk_view(b)
         return cls(
             n_features=int(dump["max_feature_idx"]) + 1,
             expected_value=float(sum(b.expected)),
@@ -134,6 +142,9 @@ class CompiledTrees:
             weights=weights,
             leaf_table=leaf_table,
             table=table,
+            walk_root=root,
+            walk_meta=meta,
+            walk_kids=kids,
         )
 
     def _tables(self) -> tuple[np.ndarray, ...]:
@@ -158,7 +169,11 @@ class CompiledTrees:
         x = self._check(x)
         out = np.empty(len(x))
         with _threads(threads):
-            _raw_kernel(x, out, *self._tables())
+            _raw_kernel(
+                x, out, self.walk_root, self.walk_meta, self.threshold, self.walk_kids,
+                self.leaf_value, self.feature, self.kind, self.default_left, self.missing,
+                self.cat_start, self.cat_len, self.cat_bits,
+            )  # fmt: skip
         return out
 
     def contributions(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
@@ -274,6 +289,29 @@ class _Builder:
             raise ValueError(f"unsupported split decision {node['decision_type']!r}")
 
 
+def _walk_view(b: _Builder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Roots, packed node decisions and children for `_raw` (see `CompiledTrees.walk_*`)."""
+    feature = np.asarray(b.feature, dtype="int32")
+    threshold = np.asarray(b.threshold, dtype="float64")
+    missing = np.asarray(b.missing, dtype="int8")
+    default_left = np.asarray(b.default_left, dtype="bool")
+    kind = np.asarray(b.kind, dtype="int8")
+    # a NaN is 0.0 to a split without missing values, and takes the learned side otherwise
+    with np.errstate(invalid="ignore"):
+        nan_right = np.where(missing == _MISSING["None"], ~(threshold >= 0.0), ~default_left)
+    full = (kind == _CATEGORICAL) | (missing == _MISSING["Zero"])
+    meta = (feature << 2) | (nan_right.astype("int32") << 1) | full.astype("int32")
+    kids = np.empty(2 * len(feature), dtype="int32")
+    root = np.empty(len(b.tree_node) - 1, dtype="int32")
+    for t in range(len(root)):
+        base, leaf_base, end = b.tree_node[t], b.tree_leaf[t], b.tree_node[t + 1]
+        root[t] = base if end > base else ~leaf_base
+        for g in range(base, end):
+            for side, child in enumerate((b.left[g], b.right[g])):
+                kids[2 * g + side] = base + child if child >= 0 else ~(leaf_base + ~child)
+    return root, meta, kids
+
+
 @contextmanager
 def _threads(threads: int) -> Iterator[None]:
     """`threads` as in LightGBM: 0 means every core, n > 0 that many. numba's thread count
@@ -322,38 +360,51 @@ _go_left_jit = numba.njit(inline="always")(_go_left)
 def _raw(
     x: np.ndarray,
     out: np.ndarray,
-    tree_node: np.ndarray,
-    tree_leaf: np.ndarray,
-    feature: np.ndarray,
+    root: np.ndarray,
+    meta: np.ndarray,
     threshold: np.ndarray,
+    kids: np.ndarray,
+    leaf_value: np.ndarray,
+    feature: np.ndarray,
     kind: np.ndarray,
     default_left: np.ndarray,
     missing: np.ndarray,
     cat_start: np.ndarray,
     cat_len: np.ndarray,
     cat_bits: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    leaf_value: np.ndarray,
 ) -> None:
-    trees = len(tree_node) - 1
-    for r in numba.prange(x.shape[0]):
-        total = 0.0
-        for t in range(trees):
-            base = tree_node[t]
-            if tree_node[t + 1] == base:  # a single leaf
-                total += leaf_value[tree_leaf[t]]
-                continue
-            k = 0
-            while k >= 0:
-                g = base + k
-                ok = _go_left_jit(
-                    x, r, g, feature, threshold, kind, default_left, missing, cat_start, cat_len,
-                    cat_bits,
-                )  # fmt: skip
-                k = left[g] if ok else right[g]
-            total += leaf_value[tree_leaf[t] + ~k]
-        out[r] = total
+    """Rows in blocks of `WALK_BLOCK`, each tree walked for the whole block one level at a time
+    (the rows' walks overlap in the CPU) with a branch-free numeric decision; the sum runs over
+    the trees in order, as LightGBM's does, so the result is the same to the bit."""
+    n = x.shape[0]
+    for b in numba.prange((n + WALK_BLOCK - 1) // WALK_BLOCK):
+        lo = b * WALK_BLOCK
+        m = min(n, lo + WALK_BLOCK) - lo
+        total = np.zeros(WALK_BLOCK)
+        at = np.empty(WALK_BLOCK, dtype=np.int32)
+        for t in range(root.shape[0]):
+            at[:m] = root[t]
+            walking = root[t] >= 0
+            while walking:
+                walking = False
+                for i in range(m):
+                    g = at[i]
+                    if g >= 0:
+                        info = meta[g]
+                        v = x[lo + i, info >> 2]
+                        right = np.int32(v > threshold[g]) | (np.int32(v != v) & ((info >> 1) & 1))
+                        if info & 1:
+                            go_left = _go_left_jit(
+                                x, lo + i, g, feature, threshold, kind, default_left, missing,
+                                cat_start, cat_len, cat_bits,
+                            )  # fmt: skip
+                            right = np.int32(0) if go_left else np.int32(1)
+                        g = kids[2 * g + right]
+                        at[i] = g
+                        walking |= g >= 0
+            for i in range(m):
+                total[i] += leaf_value[~at[i]]
+        out[lo : lo + m] = total[:m]
 
 
 def _shap(
