@@ -42,3 +42,13 @@ def index_in(
         return np.zeros(0, dtype=np.int64)
     result = pc.index_in(_arrow(values), value_set=_arrow(universe), skip_nulls=True)
     return np.asarray(result.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def no_repeats(values: pd.Series) -> bool:
+    """Whether no present value occurs twice (missing values aside)."""
+    present = values.dropna()
+    if len(present) == 0:
+        return True
+    if present.dtype == "str":
+        return bool(pc.count_distinct(_arrow(present)).as_py() == len(present))
+    return bool(present.is_unique)

@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.arrays import isin
+from features.arrays import index_in, isin, no_repeats
 from features.iso import COUNTRIES, CURRENCIES
 
 Kind = Literal["str", "date", "float", "bool"]
@@ -467,17 +467,23 @@ def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> 
     )
 
     if len(payments):
-        inv = invoices.drop_duplicates("invoice_id").set_index("invoice_id")
-        issued = payments["invoice_id"].map(inv["issued_on"])
+        inv = (
+            invoices
+            if no_repeats(invoices["invoice_id"])
+            else invoices.drop_duplicates("invoice_id")
+        )
+        ids = inv["invoice_id"]
+        at = index_in(payments["invoice_id"], ids)  # -1: no such invoice
         found.append(
             _flag(
                 "payments",
                 payments,
-                payments["invoice_id"].notna() & ~isin(payments["invoice_id"], inv.index),
+                payments["invoice_id"].notna() & (at < 0),
                 "invoice_id",
                 "refers to no invoice in invoices",
             )
         )
+        issued = pd.Series(_take(inv["issued_on"].to_numpy(), at), index=payments.index)
         found.append(
             _flag(
                 "payments",
@@ -488,11 +494,14 @@ def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> 
             )
         )
         totals = payments.groupby("invoice_id")["amount"].sum()
-        recorded = inv["paid_amount"].reindex(totals.index)
-        gap = (totals - recorded.fillna(0.0)).abs() > cfg.payment_sum_tolerance * inv[
-            "amount"
-        ].reindex(totals.index) + 0.01
-        bad_ids = set(totals.index[gap & isin(totals.index, inv.index)])
+        known = index_in(totals.index, ids)
+        recorded = _take(inv["paid_amount"].to_numpy("float64", na_value=np.nan), known)
+        amount = _take(inv["amount"].to_numpy("float64", na_value=np.nan), known)
+        with np.errstate(invalid="ignore"):
+            gap = np.abs(totals.to_numpy() - np.nan_to_num(recorded, nan=0.0)) > (
+                cfg.payment_sum_tolerance * amount + 0.01
+            )
+        bad_ids = set(totals.index[gap & (known >= 0)])
         if bad_ids:
             mask = isin(invoices["invoice_id"], bad_ids)
             shown = invoices["invoice_id"].map(totals).map(lambda v: f"payments sum to {v:.2f}")
@@ -528,8 +537,18 @@ def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> 
     return _concat(found)
 
 
+def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """values[at], missing (NaN / NaT) where at is -1."""
+    out = np.full(len(at), np.nan).astype(values.dtype)
+    ok = at >= 0
+    out[ok] = values[at[ok]]
+    return out
+
+
 def _unique_key(name: str, frame: pd.DataFrame, key: tuple[str, ...]) -> list[pd.DataFrame]:
     if name == "payments":  # an invoice may be paid twice on one day
+        return []
+    if len(key) == 1 and no_repeats(frame[key[0]]):  # the usual case, without pandas' factorize
         return []
     dup = frame.duplicated(list(key), keep="first") & frame[list(key)].notna().all(axis=1)
     return [
