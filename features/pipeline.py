@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.arrays import isin
+from features.arrays import index_in, isin, no_repeats
 from features.catalog import FeatureSpec
 from features.contract import Ledger
 from features.io import atomic_file
@@ -51,12 +51,54 @@ def client_ledger(ledger: Ledger, client_ids: Sequence[str] | pd.Series | np.nda
     )
 
 
+def client_ledgers(ledger: Ledger, groups: Sequence[np.ndarray]) -> Iterator[Ledger]:
+    """`client_ledger(ledger, group)` for each of some disjoint groups of client ids, the same
+    tables row for row, with every table scanned once instead of once per group (the scans
+    cost seconds per group on a ledger of millions of invoices)."""
+    invoice_ids = ledger.invoices["invoice_id"]
+    if len(groups) < 2 or not no_repeats(invoice_ids):  # a shared invoice id: one by one
+        for group in groups:
+            yield client_ledger(ledger, group)
+        return
+    ids = pd.Index(np.concatenate([np.asarray(g, dtype=object) for g in groups]))
+    group_of = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    none = len(groups)
+
+    def pick(labels: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """labels[at], or `none` where at is -1."""
+        out = np.full(len(at), none)
+        out[at >= 0] = labels[at[at >= 0]]
+        return out
+
+    def by_client(name: str) -> np.ndarray:
+        return pick(group_of, index_in(getattr(ledger, name)["client_id"], ids))
+
+    labels = {
+        name: by_client(name) for name in ("clients", "invoices", "financials", "insolvencies")
+    }
+    # a payment goes with its invoice
+    labels["payments"] = pick(
+        labels["invoices"], index_in(ledger.payments["invoice_id"], invoice_ids)
+    )
+    grouped = {}
+    for name, label in labels.items():
+        order = np.argsort(label, kind="stable")  # stable: table order within a group
+        grouped[name] = (order, np.searchsorted(label[order], np.arange(none + 1)))
+    for g in range(none):
+        yield ledger.with_tables(
+            {
+                name: getattr(ledger, name).iloc[order[bounds[g] : bounds[g + 1]]]
+                for name, (order, bounds) in grouped.items()
+            }
+        )
+
+
 def partition_ledger(ledger: Ledger, *, partitions: int) -> Iterator[Ledger]:
     """Split a ledger into `partitions` disjoint sets of whole clients (contiguous id ranges)."""
     ids = np.sort(ledger.clients["client_id"].to_numpy(dtype=object))
-    for part in np.array_split(ids, max(1, partitions)):
-        if len(part):
-            yield client_ledger(ledger, part)
+    yield from client_ledgers(
+        ledger, [p for p in np.array_split(ids, max(1, partitions)) if len(p)]
+    )
 
 
 def default_partitions(ledger: Ledger) -> int:

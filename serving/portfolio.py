@@ -28,7 +28,7 @@ import pandas as pd
 from features.contract import Ledger, split_quarantine
 from features.io import atomic_directory, inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
-from features.pipeline import client_ledger
+from features.pipeline import client_ledgers
 from serving.scoring import Scorer
 
 CHUNK_CLIENTS = 2048
@@ -188,8 +188,9 @@ def _rejects(rejected: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def chunks(ledger: Ledger, size: int = CHUNK_CLIENTS) -> Iterator[Ledger]:
     ids = np.sort(ledger.clients["client_id"].to_numpy(dtype=object))
-    for start in range(0, len(ids), size):
-        yield client_ledger(ledger, ids[start : start + size])
+    yield from client_ledgers(
+        ledger, [ids[start : start + size] for start in range(0, len(ids), size)]
+    )
 
 
 def score_local(

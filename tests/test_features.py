@@ -9,7 +9,7 @@ import pytest
 from features.catalog import catalog_frame
 from features.contract import Ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
-from features.pipeline import build_feature_table, client_ledger, feature_specs
+from features.pipeline import build_feature_table, client_ledger, client_ledgers, feature_specs
 from tests.ledgers import make_ledger
 
 AS_OF = "2024-05-01"
@@ -240,3 +240,16 @@ def test_thin_file_clients_are_scored_not_dropped(small_ledger: Ledger) -> None:
     onboarded = small_ledger.clients.set_index("client_id")["onboarded_on"]
     assert set(x["client_id"]) == set(onboarded[onboarded < "2025-06-30"].index)
     assert (x["thin_file"] == 1).sum() > 0
+
+
+def test_splitting_by_client_in_one_pass_gives_each_groups_own_ledger(small_ledger: Ledger) -> None:
+    ids = np.sort(small_ledger.clients["client_id"].to_numpy(dtype=object))
+    # uneven groups, some clients in none, and a group whose ids are not in the ledger at all
+    groups = [ids[5:9], ids[40:41], np.array(["NOBODY"], dtype=object), ids[100:160], ids[:3]]
+    pieces = list(client_ledgers(small_ledger, groups))
+    assert len(pieces) == len(groups)
+    for group, piece in zip(groups, pieces, strict=True):
+        expected = client_ledger(small_ledger, group)
+        for name, table in expected.tables().items():
+            pd.testing.assert_frame_equal(piece.table(name), table)
+    assert len(pieces[1].invoices) and len(pieces[3].payments)
