@@ -571,8 +571,11 @@ def check_ledger(
     *,
     extracted_on: pd.Timestamp,
     config: ContractConfig | None = None,
+    consume: bool = False,
 ) -> tuple[Ledger, pd.DataFrame]:
-    """Coerce raw tables and validate them; returns the typed ledger and all violations."""
+    """Coerce raw tables and validate them; returns the typed ledger and all violations.
+    `consume` takes each raw table out of `raw` once typed, so that a large ledger is not held
+    twice while it is validated."""
     typed: dict[str, pd.DataFrame] = {}
     found: list[pd.DataFrame] = []
     for name in TABLE_NAMES:
@@ -594,7 +597,7 @@ def check_ledger(
                 )
             typed[name] = empty_table(name)
             continue
-        typed[name], bad = coerce_table(name, raw[name])
+        typed[name], bad = coerce_table(name, raw.pop(name) if consume else raw[name])
         found.append(bad)
     ledger = Ledger(extracted_on=pd.Timestamp(extracted_on), **typed)
     found.append(validate_ledger(ledger, config=config))

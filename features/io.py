@@ -124,8 +124,12 @@ def inspect_ledger(
     config: ContractConfig | None = None,
 ) -> tuple[Ledger, pd.DataFrame]:
     """Read and type a ledger folder; returns the ledger and every contract violation."""
-    raw = read_raw_ledger(folder)
-    return check_ledger(raw, extracted_on=resolve_extracted_on(folder, extracted_on), config=config)
+    return check_ledger(
+        read_raw_ledger(folder),
+        extracted_on=resolve_extracted_on(folder, extracted_on),
+        config=config,
+        consume=True,
+    )
 
 
 def load_ledger(
