@@ -44,6 +44,14 @@ def index_in(
     return np.asarray(result.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def take(values: np.ndarray, at: np.ndarray, missing: object) -> np.ndarray:
+    """values[at], and `missing` where at is -1 (an `index_in` position of an absent value)."""
+    out = np.full(len(at), missing, dtype=values.dtype)
+    found = at >= 0
+    out[found] = values[at[found]]
+    return out
+
+
 def no_repeats(values: pd.Series) -> bool:
     """Whether no present value occurs twice (missing values aside)."""
     present = values.dropna()

@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.arrays import index_in, isin, no_repeats
+from features.arrays import index_in, isin, no_repeats, take
 from features.iso import COUNTRIES, CURRENCIES
 
 Kind = Literal["str", "date", "float", "bool"]
@@ -483,7 +483,9 @@ def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> 
                 "refers to no invoice in invoices",
             )
         )
-        issued = pd.Series(_take(inv["issued_on"].to_numpy(), at), index=payments.index)
+        issued = pd.Series(
+            take(inv["issued_on"].to_numpy(), at, np.datetime64("NaT")), index=payments.index
+        )
         found.append(
             _flag(
                 "payments",
@@ -495,8 +497,8 @@ def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> 
         )
         totals = payments.groupby("invoice_id")["amount"].sum()
         known = index_in(totals.index, ids)
-        recorded = _take(inv["paid_amount"].to_numpy("float64", na_value=np.nan), known)
-        amount = _take(inv["amount"].to_numpy("float64", na_value=np.nan), known)
+        recorded = take(inv["paid_amount"].to_numpy("float64", na_value=np.nan), known, np.nan)
+        amount = take(inv["amount"].to_numpy("float64", na_value=np.nan), known, np.nan)
         with np.errstate(invalid="ignore"):
             gap = np.abs(totals.to_numpy() - np.nan_to_num(recorded, nan=0.0)) > (
                 cfg.payment_sum_tolerance * amount + 0.01
@@ -535,14 +537,6 @@ def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> 
         )
     )
     return _concat(found)
-
-
-def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """values[at], missing (NaN / NaT) where at is -1."""
-    out = np.full(len(at), np.nan).astype(values.dtype)
-    ok = at >= 0
-    out[ok] = values[at[ok]]
-    return out
 
 
 def _unique_key(name: str, frame: pd.DataFrame, key: tuple[str, ...]) -> list[pd.DataFrame]:

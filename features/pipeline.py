@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.arrays import index_in, isin, no_repeats
+from features.arrays import index_in, isin, no_repeats, take
 from features.catalog import FeatureSpec
 from features.contract import Ledger
 from features.io import atomic_file
@@ -64,21 +64,15 @@ def client_ledgers(ledger: Ledger, groups: Sequence[np.ndarray]) -> Iterator[Led
     group_of = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
     none = len(groups)
 
-    def pick(labels: np.ndarray, at: np.ndarray) -> np.ndarray:
-        """labels[at], or `none` where at is -1."""
-        out = np.full(len(at), none)
-        out[at >= 0] = labels[at[at >= 0]]
-        return out
-
     def by_client(name: str) -> np.ndarray:
-        return pick(group_of, index_in(getattr(ledger, name)["client_id"], ids))
+        return take(group_of, index_in(getattr(ledger, name)["client_id"], ids), none)
 
     labels = {
         name: by_client(name) for name in ("clients", "invoices", "financials", "insolvencies")
     }
     # a payment goes with its invoice
-    labels["payments"] = pick(
-        labels["invoices"], index_in(ledger.payments["invoice_id"], invoice_ids)
+    labels["payments"] = take(
+        labels["invoices"], index_in(ledger.payments["invoice_id"], invoice_ids), none
     )
     grouped = {}
     for name, label in labels.items():

@@ -116,22 +116,25 @@ class CompiledTrees:
             arr(leaf_unique, "int64"), arr(unique_zero, "float64"), weights, leaf_table, table
         )
 
-        root, meta, kids = _walk_view(b)
+        nodes = {
+            "tree_node": arr(b.tree_node, "int64"),
+            "tree_leaf": arr(b.tree_leaf, "int64"),
+            "feature": arr(b.feature, "int64"),
+            "threshold": arr(b.threshold, "float64"),
+            "kind": arr(b.kind, "int8"),
+            "default_left": arr(b.default_left, "bool"),
+            "missing": arr(b.missing, "int8"),
+            "left": arr(b.left, "int64"),
+            "right": arr(b.right, "int64"),
+        }
+        root, meta, kids = _walk_view(**nodes)
         return cls(
             n_features=int(dump["max_feature_idx"]) + 1,
             expected_value=float(sum(b.expected)),
-            tree_node=arr(b.tree_node, "int64"),
-            tree_leaf=arr(b.tree_leaf, "int64"),
-            feature=arr(b.feature, "int64"),
-            threshold=arr(b.threshold, "float64"),
-            kind=arr(b.kind, "int8"),
-            default_left=arr(b.default_left, "bool"),
-            missing=arr(b.missing, "int8"),
+            **nodes,
             cat_start=arr(b.cat_start, "int64"),
             cat_len=arr(b.cat_len, "int64"),
             cat_bits=arr(b.cat_bits, "uint32"),
-            left=arr(b.left, "int64"),
-            right=arr(b.right, "int64"),
             leaf_value=arr(b.leaf_value, "float64"),
             leaf_unique=arr(leaf_unique, "int64"),
             unique_feature=arr(unique_feature, "int64"),
@@ -289,26 +292,29 @@ class _Builder:
             raise ValueError(f"unsupported split decision {node['decision_type']!r}")
 
 
-def _walk_view(b: _Builder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _walk_view(
+    tree_node: np.ndarray,
+    tree_leaf: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    kind: np.ndarray,
+    default_left: np.ndarray,
+    missing: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Roots, packed node decisions and children for `_raw` (see `CompiledTrees.walk_*`)."""
-    feature = np.asarray(b.feature, dtype="int32")
-    threshold = np.asarray(b.threshold, dtype="float64")
-    missing = np.asarray(b.missing, dtype="int8")
-    default_left = np.asarray(b.default_left, dtype="bool")
-    kind = np.asarray(b.kind, dtype="int8")
     # a NaN is 0.0 to a split without missing values, and takes the learned side otherwise
-    with np.errstate(invalid="ignore"):
-        nan_right = np.where(missing == _MISSING["None"], ~(threshold >= 0.0), ~default_left)
+    nan_right = np.where(missing == _MISSING["None"], ~(threshold >= 0.0), ~default_left)
     full = (kind == _CATEGORICAL) | (missing == _MISSING["Zero"])
-    meta = (feature << 2) | (nan_right.astype("int32") << 1) | full.astype("int32")
+    meta = (feature.astype("int32") << 2) | (nan_right.astype("int32") << 1) | full.astype("int32")
+    sizes = np.diff(tree_node)
+    node_base = np.repeat(tree_node[:-1], sizes)  # each node's tree, as offsets
+    leaf_base = np.repeat(tree_leaf[:-1], sizes)
     kids = np.empty(2 * len(feature), dtype="int32")
-    root = np.empty(len(b.tree_node) - 1, dtype="int32")
-    for t in range(len(root)):
-        base, leaf_base, end = b.tree_node[t], b.tree_leaf[t], b.tree_node[t + 1]
-        root[t] = base if end > base else ~leaf_base
-        for g in range(base, end):
-            for side, child in enumerate((b.left[g], b.right[g])):
-                kids[2 * g + side] = base + child if child >= 0 else ~(leaf_base + ~child)
+    for side, child in enumerate((left, right)):  # tree-local index, or ~leaf
+        kids[side::2] = np.where(child >= 0, node_base + child, ~(leaf_base + ~child))
+    root = np.where(sizes > 0, tree_node[:-1], ~tree_leaf[:-1]).astype("int32")
     return root, meta, kids
 
 
