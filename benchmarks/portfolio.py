@@ -79,22 +79,40 @@ print(json.dumps({{"clients": figures["clients"], "invoices": figures["open_invo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ledger", type=Path, help="ledger for the end-to-end run")
-    parser.add_argument("--features", type=Path, required=True, help="client feature table")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        action="append",
+        default=[],
+        help="ledger for an end-to-end run (repeat it: small to large, to compare peak memory)",
+    )
+    parser.add_argument("--features", type=Path, help="client feature table for the core runs")
     parser.add_argument("--peer-rows", type=int, default=20_000)
     parser.add_argument("--reasons-rows", type=int, default=100_000)
     args = parser.parse_args()
-    path = str(args.features)
 
-    if args.ledger is not None:
+    ends = []
+    for ledger in args.ledger:
         with tempfile.TemporaryDirectory() as tmp:
-            r = run_child(E2E.format(ledger=str(args.ledger), out=str(Path(tmp) / "run")))
+            r = run_child(E2E.format(ledger=str(ledger), out=str(Path(tmp) / "run")))
+        ends.append(r)
         print(
-            f"end to end ({args.ledger}): {r['clients']:,} clients and {r['invoices']:,} open "
+            f"end to end ({ledger}): {r['clients']:,} clients and {r['invoices']:,} open "
             f"invoices in {r['seconds']:.0f} s = {r['clients'] / r['seconds']:,.0f} clients/s "
-            f"(load and validation included), peak RSS {r['peak_rss_mib']:,.0f} MiB"
+            f"(load and validation included), peak RSS {r['peak_rss_mib']:,.0f} MiB",
+            flush=True,
         )
-
+    if len(ends) > 1:
+        growth = ends[-1]["clients"] / ends[0]["clients"]
+        ratio = ends[-1]["peak_rss_mib"] / ends[0]["peak_rss_mib"]
+        print(
+            f"end to end: {growth:.0f}x the clients took {ratio:.2f}x the peak memory "
+            f"(flat within 20 %: {'met' if ratio <= 1.2 else 'MISSED'})",
+            flush=True,
+        )
+    if args.features is None:
+        return
+    path = str(args.features)
     small = run_child(CORE.format(path=path, reasons=False, limit=100_000))
     large = run_child(CORE.format(path=path, reasons=False, limit=10**9))
     with_reasons = run_child(CORE.format(path=path, reasons=True, limit=args.reasons_rows))

@@ -426,23 +426,29 @@ def run_scoring(
     """Validate (rejecting bad rows), score every client and open invoice, write the run."""
     from tqdm import tqdm
 
-    from serving.portfolio import RunResult, load_for_scoring, score_local, write_run
+    from features.io import resolve_extracted_on
+    from features.stream import count_rows
+    from serving.portfolio import RunResult, load_for_scoring, score_folder, write_run
     from serving.scoring import Scorer
 
     if previous is not None and not (previous / "clients.parquet").exists():
         raise typer.BadParameter(f"{previous} is not a scoring run", param_hint="--previous")
-    ledger, rejects = load_for_scoring(ledger_dir)
-    day = pd.Timestamp(as_of) if as_of is not None else ledger.extracted_on + pd.Timedelta(days=1)
-    if day > ledger.extracted_on + pd.Timedelta(days=1):
+    if not ledger_dir.is_dir():
+        raise typer.BadParameter(f"{ledger_dir} is not a ledger folder", param_hint="--ledger")
+    extracted_on = resolve_extracted_on(ledger_dir, None)
+    day = pd.Timestamp(as_of) if as_of is not None else extracted_on + pd.Timedelta(days=1)
+    if day > extracted_on + pd.Timedelta(days=1):
         raise typer.BadParameter(
-            f"{day.date()} is after the ledger's data ({ledger.extracted_on.date()})",
+            f"{day.date()} is after the ledger's data ({extracted_on.date()})",
             param_hint="--as-of",
         )
     scorer = Scorer.from_registry()
-    with tqdm(total=len(ledger.clients), desc=f"score ({engine})", unit="client") as bar:
+    total = count_rows(ledger_dir, "clients")
+    with tqdm(total=total, desc=f"score ({engine})", unit="client") as bar:
         if engine == "spark":
             from serving.spark import score_spark
 
+            ledger, rejects = load_for_scoring(ledger_dir)
             clients, invoices, features = score_spark(
                 ledger,
                 scorer,
@@ -452,7 +458,14 @@ def run_scoring(
                 progress=bar.update,  # type: ignore[arg-type]
             )
         else:
-            clients, invoices, features = score_local(ledger, scorer, day, progress=bar.update)  # type: ignore[arg-type]
+            # Read and validated a part of the clients at a time: memory stays flat.
+            clients, invoices, features, rejects = score_folder(
+                ledger_dir,
+                scorer,
+                day,
+                scratch=scratch,
+                progress=bar.update,  # type: ignore[arg-type]
+            )
     result = RunResult(clients, invoices, features, rejects, day, dict(scorer.versions))
     return write_run(result, out, previous=previous)
 
@@ -475,7 +488,10 @@ def score(
     ] = None,
     scratch: Annotated[
         Path | None,
-        typer.Option(help="Spark: folder for the bucketed ledger, readable by every executor."),
+        typer.Option(
+            help="Scratch folder: the ledger spilled in parts (local), or bucketed for Spark "
+            "(readable by every executor)."
+        ),
     ] = None,
 ) -> None:
     """Score the whole portfolio: clients.parquet, invoices.parquet, rejects.parquet, report.html."""

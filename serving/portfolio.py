@@ -29,6 +29,7 @@ from features.contract import Ledger, split_quarantine
 from features.io import atomic_directory, inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
 from features.pipeline import client_ledgers
+from features.stream import PART_CLIENTS, ledger_parts
 from serving.scoring import Scorer
 
 CHUNK_CLIENTS = 2048
@@ -163,11 +164,13 @@ def load_for_scoring(ledger_dir: Path) -> tuple[Ledger, pd.DataFrame]:
 
 
 def _rejects(rejected: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One table of rejected rows: table, row (1-based in its file), key, reasons, the row as JSON."""
+    """One table of rejected rows: table, row (1-based in its file), key, reasons, the row as JSON;
+    in table order, then file order."""
     parts = []
     for name, frame in rejected.items():
         if frame.empty:
             continue
+        frame = frame.sort_index(kind="stable")
         body = frame.drop(columns=["reasons"])
         parts.append(
             pd.DataFrame(
@@ -193,6 +196,34 @@ def chunks(ledger: Ledger, size: int = CHUNK_CLIENTS) -> Iterator[Ledger]:
     )
 
 
+def score_folder(
+    folder: Path,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+    *,
+    part_clients: int = PART_CLIENTS,
+    chunk_clients: int = CHUNK_CLIENTS,
+    scratch: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A ledger folder scored without ever holding it whole: read, validated and quarantined a
+    part of the clients at a time (`features.stream`), each part scored in chunks. Gives what
+    `load_for_scoring` + `score_local` give, plus the rejects."""
+    parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = []
+    rejected: dict[str, list[pd.DataFrame]] = {}
+    for part in ledger_parts(folder, part_clients=part_clients, scratch=scratch):
+        for name, frame in part.rejected.items():
+            rejected.setdefault(name, []).append(frame)
+        for chunk in chunks(part.ledger, chunk_clients):
+            parts.append(score_chunk(chunk, scorer, as_of))
+            if progress:
+                progress(len(chunk.clients))
+    clients, invoices, features = finish(parts)
+    nonempty = {n: [f for f in fs if len(f)] for n, fs in rejected.items()}
+    rejects = _rejects({n: pd.concat(fs) for n, fs in nonempty.items() if fs})
+    return clients, invoices, features, rejects
+
+
 def score_local(
     ledger: Ledger,
     scorer: Scorer,
@@ -213,22 +244,30 @@ def score_local(
 def finish(
     parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Concatenate chunk results in a canonical order and rank the open invoices portfolio-wide."""
-    clients = pd.concat([p[0] for p in parts], ignore_index=True)
-    invoices = pd.concat([p[1] for p in parts], ignore_index=True)
-    features = pd.concat([p[2] for p in parts], ignore_index=True)
+    """Concatenate chunk results in a canonical order and rank the open invoices portfolio-wide.
+    Empties `parts` as it goes: each chunk's frames are freed once copied, so the results are
+    not held twice."""
+    clients_parts, invoice_parts, feature_parts = ([p[k] for p in parts] for k in range(3))
+    parts.clear()
+    clients = pd.concat(clients_parts, ignore_index=True)
+    del clients_parts
+    features = pd.concat(feature_parts, ignore_index=True)
+    del feature_parts
+    invoices = pd.concat(invoice_parts, ignore_index=True)
+    del invoice_parts
     clients = clients.sort_values("client_id", kind="stable").reset_index(drop=True)
     features = features.sort_values("client_id", kind="stable").reset_index(drop=True)
     if len(invoices):
         # Work first where the most money is at risk, the later the stage the sooner.
-        invoices["collection_priority_score"] = invoices["expected_loss"] * (
-            1.0 + invoices["escalation_stage"].astype("float64")
+        score = invoices["expected_loss"].to_numpy() * (
+            1.0 + invoices["escalation_stage"].to_numpy(dtype="float64")
         )
-        invoices = invoices.sort_values(
-            ["collection_priority_score", "outstanding", "invoice_id"],
-            ascending=[False, False, True],
-            kind="stable",
-        ).reset_index(drop=True)
+        invoices["collection_priority_score"] = score
+        # Descending score, then descending outstanding, then invoice id: one stable sort
+        # of the keys and a single copy of the table.
+        ids = invoices["invoice_id"].rank(method="dense").to_numpy()
+        order = np.lexsort((ids, -invoices["outstanding"].to_numpy(), -score))
+        invoices = invoices.take(order).reset_index(drop=True)
         invoices["collection_priority_rank"] = np.arange(1, len(invoices) + 1)
     else:
         invoices["collection_priority_score"] = pd.Series(dtype="float64")

@@ -14,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from features.contract import Ledger
+from features.stream import ledger_parts
 from serving.cli import app
 from serving.monitor import population_reference, stability_index
-from serving.portfolio import escalation_stage, load_for_scoring, score_local
+from serving.portfolio import escalation_stage, load_for_scoring, score_folder, score_local
 from serving.scoring import Scorer
 from tests.models import log_small_models
 from training.train import ledger_spec
@@ -193,3 +194,40 @@ def test_spark_and_local_engines_give_identical_outputs(bad_ledger_dir: Path, st
     spark = score_spark(ledger, scorer, day, master="local[2]", buckets=3)
     for a, b in zip(local, spark, strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_scoring_a_folder_part_by_part_equals_scoring_it_whole(
+    bad_ledger_dir: Path, store: Path
+) -> None:
+    """The streaming reader (parts of 40 clients, spilled to disk) against the whole ledger, on a
+    ledger whose bad rows cross parts: an invoice id reused by a client in another part, a payment
+    of no invoice, a payment of an orphan invoice, a client with a bad country (its rows cascade)."""
+    folder = store / "cross_part_ledger"
+    shutil.copytree(bad_ledger_dir, folder, dirs_exist_ok=True)
+    clients = pd.read_parquet(folder / "clients.parquet")
+    inv = pd.read_parquet(folder / "invoices.parquet")
+    ids = np.sort(clients["client_id"].to_numpy())
+    early, late = ids[3], ids[-3]  # far apart: different parts
+    first = inv.index[inv["client_id"] == early][0]
+    reuse = inv.index[inv["client_id"] == late][0]
+    inv.loc[reuse, "invoice_id"] = inv.loc[first, "invoice_id"]
+    inv.to_parquet(folder / "invoices.parquet", index=False)
+    clients.loc[clients["client_id"] == ids[50], "country"] = "12"
+    clients.to_parquet(folder / "clients.parquet", index=False)
+    pay = pd.read_parquet(folder / "payments.parquet")
+    extra = pay.iloc[[0, 0]].assign(invoice_id=["I-NOWHERE", "I-ORPHAN"])
+    pd.concat([pay, extra], ignore_index=True).to_parquet(folder / "payments.parquet", index=False)
+
+    scorer = Scorer.from_registry()
+    day = pd.Timestamp(AFTER)
+    ledger, rejects = load_for_scoring(folder)
+    whole = (*score_local(ledger, scorer, day), rejects)
+    sizes = [len(p.ledger.clients) for p in ledger_parts(folder, part_clients=40)]
+    assert len(sizes) > 3 and max(sizes) == 40 and sizes[-1] == 0  # the last: orphans only
+    parts = score_folder(folder, scorer, day, part_clients=40, chunk_clients=16)
+    for a, b in zip(whole, parts, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    rejected = parts[3]
+    assert {"invoices", "payments", "clients"} <= set(rejected["table"])
+    assert rejected["reasons"].str.contains("duplicates the key").any()
+    assert rejected["reasons"].str.contains("refers to no invoice").sum() >= 2
