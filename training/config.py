@@ -31,6 +31,11 @@ class TrainConfig:
     test_fraction: float = 0.2
     cv_folds: int = 5  # table mode without a time column
     monotone: bool = True  # constraints from the feature catalog's risk directions
+    # LightGBM's way of enforcing them: "intermediate" fits better, but LightGBM can break its own
+    # constraints with it (seen on real data: a tree splitting twice on a constrained feature with
+    # its leaves out of order); a model that fails the check is then refitted with "basic", whose
+    # bounds hold by construction. If that too fails the check, the run fails.
+    monotone_method: str = "intermediate"
     threads: int = 2
     promotion_auc_tolerance: float = 0.005
     promotion_ece_tolerance: float = 0.005

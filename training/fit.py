@@ -103,7 +103,10 @@ def fit_model(
         )
         x_train, y_train = x_train[keep], y_train[keep]
     if monotone is not None and any(monotone):
-        base |= {"monotone_constraints": monotone, "monotone_constraints_method": "intermediate"}
+        base |= {
+            "monotone_constraints": monotone,
+            "monotone_constraints_method": cfg.monotone_method,
+        }
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)

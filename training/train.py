@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -18,9 +19,11 @@ from serving.monitor import population_reference
 from training.calibrate import fit_calibrator
 from training.config import TrainConfig
 from training.evaluate import evaluate, evaluate_segments
-from training.fit import FitResult, check_monotone, fit_model
+from training.fit import FitResult, MonotonicityError, check_monotone, fit_model
 from training.scorecard import fit_scorecard, predict_scorecard
 from training.split import split_by_time, stratified_folds
+
+log = logging.getLogger(__name__)
 
 KEY_COLUMNS = {
     "client_id",
@@ -191,7 +194,15 @@ def _fit_one(
         )
         booster = lgb.train(fit.params, data, num_boost_round=rounds)
     if use_monotone:
-        check_monotone(booster, x_val if len(x_val) > 50 else x_train, monotone, spec.features)
+        try:
+            check_monotone(booster, x_val if len(x_val) > 50 else x_train, monotone, spec.features)
+        except MonotonicityError as error:
+            if cfg.monotone_method == "basic":
+                raise
+            log.warning("%s; refitting with LightGBM's basic monotone method", error)
+            return _fit_one(
+                replace(cfg, monotone_method="basic"), spec, bundle, train, val, progress=progress
+            )
     fitted = ModelBundle(
         **{
             **bundle.__dict__,
@@ -204,6 +215,7 @@ def _fit_one(
     fitted.metadata = {
         "calibration": calibrator.method,
         "refit_on_validation": cfg.refit_on_validation,
+        "monotone_method": cfg.monotone_method if use_monotone else "",
         **calib_info,
     }
     return fitted, fit
