@@ -281,7 +281,11 @@ def write_run(result: RunResult, out: Path, *, previous: Path | None = None) -> 
     from serving.report import build_report, render_html
 
     prev_clients = pd.read_parquet(previous / "clients.parquet") if previous else None
-    prev_invoices = pd.read_parquet(previous / "invoices.parquet") if previous else None
+    prev_invoices = (  # only what the early warnings compare: not the whole previous run
+        pd.read_parquet(previous / "invoices.parquet", columns=["client_id", "days_past_due"])
+        if previous
+        else None
+    )
     figures = build_report(result, prev_clients, prev_invoices)
     with atomic_directory(out) as tmp:
         result.clients.to_parquet(tmp / "clients.parquet", index=False)
