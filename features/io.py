@@ -70,8 +70,12 @@ def read_table_file(path: Path) -> pd.DataFrame:
     """Read a CSV (every cell as text, for the contract to type) or a Parquet file."""
     if path.suffix == ".csv":
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    table = pq.read_table(path)
-    # Arrow dates become object columns of datetime.date in pandas: cast them to timestamps.
+    return arrow_to_frame(pq.read_table(path))
+
+
+def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as the contract reads it. Arrow dates would become object columns of
+    datetime.date in pandas: they are cast to timestamps."""
     fields = [
         pa.field(f.name, pa.timestamp("us")) if pa.types.is_date(f.type) else f
         for f in table.schema

@@ -33,7 +33,7 @@ from features.contract import (
     check_ledger,
     split_quarantine,
 )
-from features.io import find_table, resolve_extracted_on
+from features.io import arrow_to_frame, find_table, resolve_extracted_on
 
 PART_CLIENTS = 2048  # clients read, typed and validated together
 BATCH_ROWS = 262_144  # rows of a file held at once while spilling
@@ -145,12 +145,7 @@ def _to_frame(table: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows in file order as `read_table_file` gives them, and their positions in the file."""
     table = table.take(pc.sort_indices(table[ROW]))
     rows = table[ROW].to_numpy()
-    table = table.drop_columns([ROW])
-    fields = [
-        pa.field(f.name, pa.timestamp("us")) if pa.types.is_date(f.type) else f
-        for f in table.schema
-    ]
-    return table.cast(pa.schema(fields)).to_pandas(), rows
+    return arrow_to_frame(table.drop_columns([ROW])), rows
 
 
 def ledger_parts(

@@ -458,7 +458,7 @@ def run_scoring(
                 progress=bar.update,  # type: ignore[arg-type]
             )
         else:
-            # Read and validated a part of the clients at a time: memory stays flat.
+            # The ledger is read and validated a part of the clients at a time, never whole.
             clients, invoices, features, rejects = score_folder(
                 ledger_dir,
                 scorer,

@@ -245,8 +245,8 @@ def finish(
     parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Concatenate chunk results in a canonical order and rank the open invoices portfolio-wide.
-    Empties `parts` as it goes: each chunk's frames are freed once copied, so the results are
-    not held twice."""
+    Empties `parts`, and frees each table's chunk frames once they are concatenated, so that the
+    chunk results and the run's tables are not all held at once."""
     clients_parts, invoice_parts, feature_parts = ([p[k] for p in parts] for k in range(3))
     parts.clear()
     clients = pd.concat(clients_parts, ignore_index=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -341,3 +343,45 @@ def test_quarantine_keeps_valid_rows_and_cascades_to_orphans() -> None:
         extracted_on=EXTRACTED,
     )
     assert again.empty
+
+
+def test_a_csv_ledger_read_in_parts_keeps_and_rejects_what_the_whole_check_does(
+    small_ledger_dir: Path, tmp_path: Path
+) -> None:
+    """`ledger_parts` on a CSV ledger (text cells, padded ids, an unreadable number, a bad date,
+    an empty client id, an invoice id reused far away in the file) against validating it whole."""
+    from features.io import inspect_ledger
+    from features.stream import ledger_parts
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    shutil.copy(small_ledger_dir / "manifest.json", folder)
+    for path in small_ledger_dir.glob("*.parquet"):
+        table = pd.read_parquet(path).astype(object)
+        if path.stem == "invoices":
+            table.loc[3, "client_id"] = f"  {table.loc[3, 'client_id']} "  # stripped: kept
+            table.loc[7, "amount"] = "abc"
+            table.loc[9, "issued_on"] = "2020-13-45"
+            table.loc[11, "client_id"] = ""
+            table.loc[12, "invoice_id"] = table.loc[2000, "invoice_id"]
+        table.to_csv(folder / f"{path.stem}.csv", index=False)
+
+    whole, violations = inspect_ledger(folder)
+    clean, rejected = split_quarantine(whole, violations)
+    parts = list(ledger_parts(folder, part_clients=30))
+    assert len(parts) > 3
+    for name, frame in clean.tables().items():
+        pieces = pd.concat([getattr(p.ledger, name) for p in parts])
+        pd.testing.assert_frame_equal(
+            frame.sort_values(list(frame.columns[:3]), kind="stable", ignore_index=True),
+            pieces.sort_values(list(frame.columns[:3]), kind="stable", ignore_index=True),
+        )
+        got = pd.concat([p.rejected[name] for p in parts]).sort_index()
+        pd.testing.assert_frame_equal(
+            rejected[name].sort_index(), got, check_index_type=False, check_dtype=False
+        )
+    reasons = rejected["invoices"].set_index(rejected["invoices"].index + 1)["reasons"]
+    assert "amount is not a number (abc)" in reasons[8]
+    assert "is not a date" in reasons[10] and "must not be empty" in reasons[12]
+    assert "duplicates the key (invoice_id)" in reasons[2001]
+    assert 4 not in reasons.index  # the padded client id matched its client
