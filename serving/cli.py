@@ -424,11 +424,14 @@ def run_scoring(
     scratch: Path | None = None,
 ) -> dict[str, Any]:
     """Validate (rejecting bad rows), score every client and open invoice, write the run."""
+    import tempfile
+
     from tqdm import tqdm
 
     from features.io import resolve_extracted_on
     from features.stream import count_rows
-    from serving.portfolio import RunResult, load_for_scoring, score_folder, write_run
+    from serving.outputs import RunTables
+    from serving.portfolio import load_for_scoring, score_folder, write_run
     from serving.scoring import Scorer
 
     if previous is not None and not (previous / "clients.parquet").exists():
@@ -444,7 +447,12 @@ def run_scoring(
         )
     scorer = Scorer.from_registry()
     total = count_rows(ledger_dir, "clients")
-    with tqdm(total=total, desc=f"score ({engine})", unit="client") as bar:
+    # Chunk results are spilled here as they come, and merged into the run when it is written.
+    with (
+        tempfile.TemporaryDirectory(prefix="creditguard-run-", dir=scratch) as spill,
+        tqdm(total=total, desc=f"score ({engine})", unit="client") as bar,
+    ):
+        tables = RunTables(Path(spill))
         if engine == "spark":
             from serving.spark import score_spark
 
@@ -457,17 +465,19 @@ def run_scoring(
                 scratch=scratch,
                 progress=bar.update,  # type: ignore[arg-type]
             )
+            ranked = ["collection_priority_score", "collection_priority_rank"]
+            tables.add(clients, invoices.drop(columns=ranked), features)
         else:
             # The ledger is read and validated a part of the clients at a time, never whole.
-            clients, invoices, features, rejects = score_folder(
+            rejects = score_folder(
                 ledger_dir,
                 scorer,
                 day,
+                tables,
                 scratch=scratch,
                 progress=bar.update,  # type: ignore[arg-type]
             )
-    result = RunResult(clients, invoices, features, rejects, day, dict(scorer.versions))
-    return write_run(result, out, previous=previous)
+        return write_run(tables, rejects, day, dict(scorer.versions), out, previous=previous)
 
 
 @app.command()

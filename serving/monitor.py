@@ -188,24 +188,15 @@ def _matured(clients: pd.DataFrame, ledger_dir: Path, as_of: pd.Timestamp) -> di
 
 def _refresh_report(run: Path, monitoring: dict[str, Any]) -> None:
     from features.io import atomic_file
-    from serving.portfolio import RunResult
+    from serving.portfolio import first_invoices
     from serving.report import render_html
 
     figures = json.loads((run / "report.json").read_text())
     figures["monitoring"] = monitoring
-    meta = json.loads((run / "run.json").read_text())
-    result = RunResult(
-        clients=pd.read_parquet(run / "clients.parquet"),
-        invoices=pd.read_parquet(run / "invoices.parquet"),
-        features=pd.DataFrame(),
-        rejects=pd.read_parquet(run / "rejects.parquet"),
-        as_of=pd.Timestamp(meta["as_of"]),
-        versions=meta["model_versions"],
-    )
     with atomic_file(run / "report.json") as tmp:
         tmp.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     with atomic_file(run / "report.html") as tmp:
-        tmp.write_text(render_html(figures, result, run))
+        tmp.write_text(render_html(figures, first_invoices(run), run))
 
 
 def _log(result: dict[str, Any], version: str, run: Path) -> str:

@@ -12,7 +12,7 @@ import pandas as pd
 from features.contract import STATEMENT_AMOUNTS, Ledger
 from features.payment_behaviour import build_client_features
 from serving.portfolio import STAGES, client_rows, escalation_stage, open_invoices
-from serving.report import early_warnings
+from serving.report import early_warnings, max_days_past_due
 from serving.scoring import Scorer
 
 WATERFALL_STEPS = 6  # contributions shown one by one on each side; the rest are summed
@@ -127,7 +127,10 @@ def client_view(ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp) -> dict[str
     flags: list[str] = []
     if len(scored) == 2:  # a client onboarded within the month has nothing to compare with
         found = early_warnings(
-            rows.iloc[[1]], open_now, rows.iloc[[0]], _open_with_stage(ledger, as_of - LOOKBACK)
+            rows.iloc[[1]],
+            max_days_past_due(open_now),
+            rows.iloc[[0]],
+            max_days_past_due(_open_with_stage(ledger, as_of - LOOKBACK)),
         )
         flags = found[0]["flags"] if found else []
     worst = open_now.sort_values(["days_past_due", "outstanding"], ascending=False).head(10)

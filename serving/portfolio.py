@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from features.contract import Ledger, split_quarantine
+from features.contract import TABLE_NAMES, Ledger, split_quarantine
 from features.io import atomic_directory, inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
 from features.pipeline import client_ledgers
 from features.stream import PART_CLIENTS, ledger_parts
+from serving.outputs import FIRST_ROWS, InvoiceFigures, RunTables, prioritise
 from serving.scoring import Scorer
 
 CHUNK_CLIENTS = 2048
@@ -146,9 +148,11 @@ def client_rows(scored: pd.DataFrame, current_limits: pd.Series) -> pd.DataFrame
 
 @dataclass
 class RunResult:
+    """What the report is built from: the clients, figures of the open invoices (not the
+    invoices themselves) and the rejects."""
+
     clients: pd.DataFrame
-    invoices: pd.DataFrame
-    features: pd.DataFrame
+    invoices: InvoiceFigures
     rejects: pd.DataFrame
     as_of: pd.Timestamp
     versions: dict[str, str]
@@ -200,28 +204,27 @@ def score_folder(
     folder: Path,
     scorer: Scorer,
     as_of: pd.Timestamp,
+    tables: RunTables,
     *,
     part_clients: int = PART_CLIENTS,
     chunk_clients: int = CHUNK_CLIENTS,
     scratch: Path | None = None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> pd.DataFrame:
     """A ledger folder scored without ever holding it whole: read, validated and quarantined a
-    part of the clients at a time (`features.stream`), each part scored in chunks. Gives what
-    `load_for_scoring` + `score_local` give, plus the rejects."""
-    parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = []
+    part of the clients at a time (`features.stream`), each part scored in chunks whose results
+    go to `tables` as they come. Returns the rejects. The same results as `load_for_scoring` +
+    `score_local` (tested)."""
     rejected: dict[str, list[pd.DataFrame]] = {}
     for part in ledger_parts(folder, part_clients=part_clients, scratch=scratch):
         for name, frame in part.rejected.items():
-            rejected.setdefault(name, []).append(frame)
+            if len(frame):
+                rejected.setdefault(name, []).append(frame)
         for chunk in chunks(part.ledger, chunk_clients):
-            parts.append(score_chunk(chunk, scorer, as_of))
+            tables.add(*score_chunk(chunk, scorer, as_of))
             if progress:
                 progress(len(chunk.clients))
-    clients, invoices, features = finish(parts)
-    nonempty = {n: [f for f in fs if len(f)] for n, fs in rejected.items()}
-    rejects = _rejects({n: pd.concat(fs) for n, fs in nonempty.items() if fs})
-    return clients, invoices, features, rejects
+    return _rejects({n: pd.concat(rejected[n]) for n in TABLE_NAMES if n in rejected})
 
 
 def score_local(
@@ -244,63 +247,64 @@ def score_local(
 def finish(
     parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Concatenate chunk results in a canonical order and rank the open invoices portfolio-wide.
-    Empties `parts`, and frees each table's chunk frames once they are concatenated, so that the
-    chunk results and the run's tables are not all held at once."""
-    clients_parts, invoice_parts, feature_parts = ([p[k] for p in parts] for k in range(3))
-    parts.clear()
-    clients = pd.concat(clients_parts, ignore_index=True)
-    del clients_parts
-    features = pd.concat(feature_parts, ignore_index=True)
-    del feature_parts
-    invoices = pd.concat(invoice_parts, ignore_index=True)
-    del invoice_parts
+    """Concatenate chunk results in a canonical order and rank the open invoices portfolio-wide
+    (in memory; `RunTables` does the same through scratch files)."""
+    clients = pd.concat([p[0] for p in parts], ignore_index=True)
+    invoices = pd.concat([p[1] for p in parts], ignore_index=True)
+    features = pd.concat([p[2] for p in parts], ignore_index=True)
     clients = clients.sort_values("client_id", kind="stable").reset_index(drop=True)
     features = features.sort_values("client_id", kind="stable").reset_index(drop=True)
-    if len(invoices):
-        # Work first where the most money is at risk, the later the stage the sooner.
-        score = invoices["expected_loss"].to_numpy() * (
-            1.0 + invoices["escalation_stage"].to_numpy(dtype="float64")
-        )
-        invoices["collection_priority_score"] = score
-        # Descending score, then descending outstanding, then invoice id: one stable sort
-        # of the keys and a single copy of the table.
-        ids = invoices["invoice_id"].rank(method="dense").to_numpy()
-        order = np.lexsort((ids, -invoices["outstanding"].to_numpy(), -score))
-        invoices = invoices.take(order).reset_index(drop=True)
-        invoices["collection_priority_rank"] = np.arange(1, len(invoices) + 1)
-    else:
-        invoices["collection_priority_score"] = pd.Series(dtype="float64")
-        invoices["collection_priority_rank"] = pd.Series(dtype="int64")
+    invoices = prioritise(invoices)
+    invoices["collection_priority_rank"] = np.arange(1, len(invoices) + 1, dtype=np.int64)
     return clients, invoices, features
 
 
-def write_run(result: RunResult, out: Path, *, previous: Path | None = None) -> dict[str, Any]:
-    """Write the run folder atomically (a crash leaves the previous run intact); returns the
-    report's figures."""
-    from serving.report import build_report, render_html
+def write_run(
+    tables: RunTables,
+    rejects: pd.DataFrame,
+    as_of: pd.Timestamp,
+    versions: dict[str, str],
+    out: Path,
+    *,
+    previous: Path | None = None,
+) -> dict[str, Any]:
+    """Write the run folder atomically (a crash leaves the previous run intact), the invoices
+    ranked portfolio-wide a block at a time; returns the report's figures."""
+    from serving.report import build_report, max_days_past_due, render_html
 
     prev_clients = pd.read_parquet(previous / "clients.parquet") if previous else None
-    prev_invoices = (  # only what the early warnings compare: not the whole previous run
-        pd.read_parquet(previous / "invoices.parquet", columns=["client_id", "days_past_due"])
+    prev_max_dpd = (  # only what the early warnings compare: not the whole previous run
+        max_days_past_due(
+            pd.read_parquet(previous / "invoices.parquet", columns=["client_id", "days_past_due"])
+        )
         if previous
         else None
     )
-    figures = build_report(result, prev_clients, prev_invoices)
     with atomic_directory(out) as tmp:
-        result.clients.to_parquet(tmp / "clients.parquet", index=False)
-        result.invoices.to_parquet(tmp / "invoices.parquet", index=False)
-        result.features.to_parquet(tmp / "features.parquet", index=False)
-        result.rejects.to_parquet(tmp / "rejects.parquet", index=False)
+        clients = tables.client_table()
+        clients.to_parquet(tmp / "clients.parquet", index=False)
+        tables.write_features(tmp / "features.parquet")
+        tables.write_invoices(tmp / "invoices.parquet")
+        rejects.to_parquet(tmp / "rejects.parquet", index=False)
+        first = first_invoices(tmp)
+        result = RunResult(clients, tables.invoices, rejects, as_of, versions)
+        figures = build_report(result, prev_clients, prev_max_dpd)
         run = {
-            "as_of": str(result.as_of.date()),
-            "model_versions": result.versions,
-            "clients": len(result.clients),
-            "open_invoices": len(result.invoices),
-            "rejected_rows": len(result.rejects),
+            "as_of": str(as_of.date()),
+            "model_versions": versions,
+            "clients": len(clients),
+            "open_invoices": tables.invoices.count,
+            "rejected_rows": len(rejects),
             "previous": str(previous) if previous else None,
         }
         (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
         (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
-        (tmp / "report.html").write_text(render_html(figures, result, tmp))
+        (tmp / "report.html").write_text(render_html(figures, first, tmp))
     return figures
+
+
+def first_invoices(run: Path, rows: int = FIRST_ROWS) -> pd.DataFrame:
+    """The first open invoices of a run by collection priority (its file is in that order)."""
+    source = pq.ParquetFile(run / "invoices.parquet")
+    batch = next(source.iter_batches(batch_size=rows), None)
+    return batch.to_pandas() if batch is not None else source.schema_arrow.empty_table().to_pandas()

@@ -21,9 +21,10 @@ EXPOSURE_FLOOR = 10_000.0  # ...and by at least this much
 
 
 def build_report(
-    result: RunResult, prev_clients: pd.DataFrame | None, prev_invoices: pd.DataFrame | None
+    result: RunResult, prev_clients: pd.DataFrame | None, prev_max_dpd: pd.Series | None
 ) -> dict[str, Any]:
-    """Grade distribution, expected loss, migration against the previous run and early warnings."""
+    """Grade distribution, expected loss, migration against the previous run and early warnings.
+    `prev_max_dpd`: the previous run's largest days past due per client."""
     c, inv = result.clients, result.invoices
     grades = list(range(1, 11))
     counts = c["grade"].value_counts().reindex(grades, fill_value=0)
@@ -31,7 +32,7 @@ def build_report(
         "as_of": str(result.as_of.date()),
         "model_versions": result.versions,
         "clients": len(c),
-        "open_invoices": len(inv),
+        "open_invoices": inv.count,
         "rejected_rows": len(result.rejects),
         "total_expected_loss": float(c["expected_loss"].sum()),
         "total_open_balance": float(c["open_balance"].fillna(0).sum()),
@@ -46,10 +47,8 @@ def build_report(
             .items()
         },
         "limit_decisions": {str(k): int(v) for k, v in c["limit_decision"].value_counts().items()},
-        "escalation_stages": {
-            str(k): int(v) for k, v in inv["escalation_stage"].value_counts().sort_index().items()
-        },
-        "overdue_balance": float(inv.loc[inv["days_past_due"] > 0, "outstanding"].sum()),
+        "escalation_stages": {str(k): int(v) for k, v in sorted(inv.stages.items())},
+        "overdue_balance": inv.overdue_balance,
     }
     if prev_clients is not None:
         both = c.merge(prev_clients, on="client_id", suffixes=("", "_prev"))
@@ -62,31 +61,30 @@ def build_report(
         }
         figures["downgraded"] = int((both["grade"] > both["grade_prev"]).sum())
         figures["upgraded"] = int((both["grade"] < both["grade_prev"]).sum())
-        figures["early_warnings"] = early_warnings(c, inv, prev_clients, prev_invoices)
-    else:
-        figures["early_warnings"] = early_warnings(c, inv, None, None)
+    figures["early_warnings"] = early_warnings(c, inv.days_past_due(), prev_clients, prev_max_dpd)
     return figures
+
+
+def max_days_past_due(invoices: pd.DataFrame) -> pd.Series:
+    """The largest days past due of each client with open invoices."""
+    return invoices.groupby("client_id")["days_past_due"].max()
 
 
 def early_warnings(
     clients: pd.DataFrame,
-    invoices: pd.DataFrame,
+    max_dpd: pd.Series,
     prev_clients: pd.DataFrame | None,
-    prev_invoices: pd.DataFrame | None,
+    prev_max_dpd: pd.Series | None,
 ) -> list[dict[str, Any]]:
     """Clients whose PD at least doubled, whose grade fell two or more notches, who are newly 30+
-    days past due, or whose exposure grew sharply since the previous run."""
-    max_dpd = invoices.groupby("client_id")["days_past_due"].max()
+    days past due, or whose exposure grew sharply since the previous run. `max_dpd`: each
+    client's largest days past due (`max_days_past_due`), now and then."""
     now = clients.set_index("client_id")
     flags: dict[str, list[str]] = {}
     if prev_clients is None:
         return []
     prev = prev_clients.set_index("client_id")
-    prev_dpd = (
-        prev_invoices.groupby("client_id")["days_past_due"].max()
-        if prev_invoices is not None and len(prev_invoices)
-        else pd.Series(dtype="float64")
-    )
+    prev_dpd = prev_max_dpd if prev_max_dpd is not None else pd.Series(dtype="float64")
     common = now.index.intersection(prev.index)
     a, b = now.loc[common], prev.loc[common]
     for cid in common[(a["pd_12m"] >= PD_JUMP * b["pd_12m"]).to_numpy()]:
@@ -148,8 +146,9 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, classes="t", float_format=lambda v: f"{v:,.4g}")
 
 
-def render_html(figures: dict[str, Any], result: RunResult | None, folder: Path) -> str:
-    """A self-contained page: summary, plots, migration, early warnings, collections, monitoring."""
+def render_html(figures: dict[str, Any], first_invoices: pd.DataFrame | None, folder: Path) -> str:
+    """A self-contained page: summary, plots, migration, early warnings, collections, monitoring.
+    `first_invoices`: the first open invoices by collection priority."""
     e = html.escape
     grades = figures["grade_distribution"]
     parts = [
@@ -190,8 +189,8 @@ def render_html(figures: dict[str, Any], result: RunResult | None, folder: Path)
         parts.append(_table(w))
     else:
         parts.append("<p>None (early warnings need a previous run: --previous DIR).</p>")
-    if result is not None and len(result.invoices):
-        top = result.invoices.head(25)[
+    if first_invoices is not None and len(first_invoices):
+        top = first_invoices.head(25)[
             [
                 "collection_priority_rank",
                 "invoice_id",

@@ -17,6 +17,7 @@ from features.contract import Ledger
 from features.stream import ledger_parts
 from serving.cli import app
 from serving.monitor import population_reference, stability_index
+from serving.outputs import RunTables
 from serving.portfolio import escalation_stage, load_for_scoring, score_folder, score_local
 from serving.scoring import Scorer
 from tests.models import log_small_models
@@ -224,10 +225,12 @@ def test_scoring_a_folder_part_by_part_equals_scoring_it_whole(
     whole = (*score_local(ledger, scorer, day), rejects)
     sizes = [len(p.ledger.clients) for p in ledger_parts(folder, part_clients=40)]
     assert len(sizes) > 3 and max(sizes) == 40 and sizes[-1] == 0  # the last: orphans only
-    parts = score_folder(folder, scorer, day, part_clients=40, chunk_clients=16)
-    for a, b in zip(whole, parts, strict=True):
+    spill = store / "spill"
+    spill.mkdir()
+    tables = RunTables(spill)  # chunk results spilled, invoices merged into one ranking
+    rejected = score_folder(folder, scorer, day, tables, part_clients=40, chunk_clients=16)
+    for a, b in zip(whole, (*tables.frames(), rejected), strict=True):
         pd.testing.assert_frame_equal(a, b)
-    rejected = parts[3]
     assert {"invoices", "payments", "clients"} <= set(rejected["table"])
     assert rejected["reasons"].str.contains("duplicates the key").any()
     assert rejected["reasons"].str.contains("refers to no invoice").sum() >= 2
