@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from serving.report import max_days_past_due
 
 BATCH_ROWS = 2048  # rows per spilled record batch: what each run holds in memory while merging
 BLOCK_ROWS = 65_536  # ranked invoices assembled and written at a time
@@ -50,7 +53,6 @@ class InvoiceFigures:
     stages: dict[int, int] = field(default_factory=dict)
     overdue_balance: float = 0.0
     max_dpd: list[pd.Series] = field(default_factory=list)  # per client, one piece per chunk
-    first: pd.DataFrame | None = None  # the first rows by collection priority
 
     def add(self, invoices: pd.DataFrame) -> None:
         self.count += len(invoices)
@@ -58,7 +60,7 @@ class InvoiceFigures:
             self.stages[int(stage)] = self.stages.get(int(stage), 0) + int(n)
         overdue = invoices["days_past_due"].to_numpy() > 0
         self.overdue_balance += float(invoices["outstanding"].to_numpy()[overdue].sum())
-        self.max_dpd.append(invoices.groupby("client_id")["days_past_due"].max())
+        self.max_dpd.append(max_days_past_due(invoices))
 
     def days_past_due(self) -> pd.Series:
         """The largest days past due of each client with open invoices."""
@@ -146,25 +148,42 @@ class RunTables:
                 writer.write_table(block.cast(schema))
 
     def ranked_blocks(self) -> Iterator[pa.Table]:
+        # The sort keys alone, as Arrow columns (compact strings), one record batch at a time.
         keys = []
         for k, (spilled, _) in enumerate(self.runs):
             with pa.OSFile(str(spilled)) as source:
-                cols = pa.ipc.open_file(source).read_all()
-            part = cols.select(["collection_priority_score", "outstanding", "invoice_id"])
-            keys.append(part.to_pandas().assign(run=k))
-        every = pd.concat(keys, ignore_index=True)
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    batch = reader.get_batch(i)
+                    keys.append(
+                        pa.table(
+                            {
+                                "score": pc.negate(batch["collection_priority_score"]),
+                                "outstanding": pc.negate(batch["outstanding"]),
+                                "invoice_id": batch["invoice_id"].cast(pa.string()),
+                                "run": pa.array(np.full(len(batch), k, dtype=np.int32)),
+                            }
+                        )
+                    )
+        every = pa.concat_tables(keys)
         del keys
-        order = priority_order(
-            every["collection_priority_score"].to_numpy(),
-            every["outstanding"].to_numpy(),
-            every["invoice_id"],
+        # The order `priority_order` gives (a stable sort of the chunks' concatenation): by the
+        # keys, ties in chunk order then row order, which each run already has.
+        order = pc.sort_indices(
+            every,
+            sort_keys=[
+                ("score", "ascending"),
+                ("outstanding", "ascending"),
+                ("invoice_id", "ascending"),
+                ("run", "ascending"),
+            ],
         )
-        run_of = every["run"].to_numpy()[order]
-        del every
+        run_of = every["run"].take(order).to_numpy()
+        del every, order
         schema = _unified([s for _, s in self.runs])
         readers = [_Run(p, schema) for p, _ in self.runs]
         try:
-            for start in range(0, len(order), BLOCK_ROWS):
+            for start in range(0, len(run_of), BLOCK_ROWS):
                 runs = run_of[start : start + BLOCK_ROWS]
                 # each run's rows of the block are its next ones, in its own order
                 by_run = np.argsort(runs, kind="stable")
