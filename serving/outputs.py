@@ -124,12 +124,14 @@ class RunTables:
             self.runs.append((path, _write_arrow(ranked, path)))
 
     def client_table(self) -> pd.DataFrame:
+        """One row per client, in client id order."""
         if not self.clients:
             raise ValueError("no client was scored")
         clients = pd.concat(self.clients, ignore_index=True)
         return clients.sort_values("client_id", kind="stable").reset_index(drop=True)
 
     def write_features(self, path: Path) -> None:
+        """The spilled features into one Parquet file, chunk after chunk (already in order)."""
         schema = _unified([s for _, s in self.features])
         with pq.ParquetWriter(path, schema) as writer:
             for spilled, _ in self.features:
@@ -148,6 +150,7 @@ class RunTables:
                 writer.write_table(block.cast(schema))
 
     def ranked_blocks(self) -> Iterator[pa.Table]:
+        """The open invoices in portfolio-wide priority order, with their rank, in blocks."""
         # The sort keys alone, as Arrow columns (compact strings), one record batch at a time.
         keys = []
         for k, (spilled, _) in enumerate(self.runs):
