@@ -28,20 +28,16 @@ BLOCK_ROWS = 65_536  # ranked invoices assembled and written at a time
 FIRST_ROWS = 25  # invoices shown in the report
 
 
-def priority_order(score: np.ndarray, outstanding: np.ndarray, invoice_id: pd.Series) -> np.ndarray:
-    """Work first where the most money is at risk: descending priority score, then descending
-    outstanding amount, then invoice id; ties keep their order."""
-    ids = invoice_id.rank(method="dense").to_numpy()
-    return np.lexsort((ids, -outstanding, -score))
-
-
 def prioritise(invoices: pd.DataFrame) -> pd.DataFrame:
-    """Open invoices with their collection priority score (expected loss x (1 + stage)), sorted."""
+    """Open invoices with their collection priority score (expected loss x (1 + stage)), sorted:
+    work first where the most money is at risk, then the larger outstanding amount, then by
+    invoice id; ties keep their order."""
     score = invoices["expected_loss"].to_numpy() * (
         1.0 + invoices["escalation_stage"].to_numpy(dtype="float64")
     )
     out = invoices.assign(collection_priority_score=score)
-    order = priority_order(score, out["outstanding"].to_numpy(), out["invoice_id"])
+    ids = out["invoice_id"].rank(method="dense").to_numpy()
+    order = np.lexsort((ids, -out["outstanding"].to_numpy(), -score))
     return out.take(order).reset_index(drop=True)
 
 
@@ -170,7 +166,7 @@ class RunTables:
                     )
         every = pa.concat_tables(keys)
         del keys
-        # The order `priority_order` gives (a stable sort of the chunks' concatenation): by the
+        # The order `prioritise` gives (a stable sort of the chunks' concatenation): by the
         # keys, ties in chunk order then row order, which each run already has.
         order = pc.sort_indices(
             every,
@@ -204,7 +200,9 @@ class RunTables:
                 reader.close()
 
     def _none_open(self) -> pd.DataFrame:
-        empty = prioritise(self.no_invoices if self.no_invoices is not None else _no_invoices())
+        if self.no_invoices is None:
+            raise ValueError("no client was scored")
+        empty = prioritise(self.no_invoices)
         return empty.assign(collection_priority_rank=pd.Series(dtype="int64"))
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -229,14 +227,3 @@ def _unified(schemas: list[pa.Schema]) -> pa.Schema:
     Arrow's null type there); pandas' metadata from the first."""
     unified = pa.unify_schemas(schemas, promote_options="permissive")
     return unified.with_metadata(schemas[0].metadata)
-
-
-def _no_invoices() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "invoice_id": pd.Series(dtype="str"),
-            "expected_loss": pd.Series(dtype="float64"),
-            "escalation_stage": pd.Series(dtype="int8"),
-            "outstanding": pd.Series(dtype="float64"),
-        }
-    )
