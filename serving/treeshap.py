@@ -19,6 +19,15 @@ LightGBM's `pred_contrib` (checked in the tests), several times faster, rows in 
 Decisions follow LightGBM's own rules (`Tree::NumericalDecision` / `CategoricalDecision`):
 missing values take the default side when the split learned one, NaN counts as zero otherwise,
 categories are looked up in the split's bitset and NaN or negative categories go right.
+
+Raw scores of a batch take a second route when every tree has at most 64 leaves (QuickScorer,
+Lucchese et al. 2015, with the rows of a block in the inner loop): a 64-bit word per tree and
+row holds the leaves still reachable, numbered left to right; every split the row fails (goes
+right at) clears the leaves of its left subtree, and the exit leaf is the lowest bit left. All
+splits on a feature are visited for a block of rows with no branch, so the compiler runs the
+block's rows in SIMD lanes (about 3x the walk on the demo champion). Categorical splits and
+zero-as-missing ones are decided row by row with LightGBM's rules. The leaf values are summed
+in the trees' order, so both routes give LightGBM's number to the bit.
 """
 
 from __future__ import annotations
@@ -41,6 +50,10 @@ WALK_BLOCK = 64  # rows per block in the raw-score kernel
 TABLE_ROWS = 8  # smaller blocks (a single request) skip the tables: cold tables cost more
 _CORES = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
 TABLE_DEPTH = 14  # leaves with more distinct path features (rare) are computed row by row
+VECTOR_BLOCK = 64  # rows per block in the vectorised raw-score kernel
+VECTOR_ROWS = 8  # fewer rows (a request) walk the trees: a block's fixed cost is not worth it
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_DE_BRUIJN = 0x03F79D71B4CB0A89  # the lowest set bit's position: (bit * this) >> 58 -> table
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,20 @@ class CompiledTrees:
     walk_root: np.ndarray
     walk_meta: np.ndarray
     walk_kids: np.ndarray
+    # The vectorised view (see the module's docstring), empty when a tree has over 64 leaves:
+    # the plain numeric splits grouped by feature (`vector_start`, per feature), then by tree;
+    # per split its threshold, whether NaN goes right, its tree and its left subtree's leaf
+    # bits; the other splits (`vector_special`, node indices) with their trees and leaf bits;
+    # the leaf values by tree and left-to-right position.
+    vector_start: np.ndarray
+    vector_threshold: np.ndarray
+    vector_nan_right: np.ndarray
+    vector_tree: np.ndarray
+    vector_left: np.ndarray
+    vector_special: np.ndarray
+    vector_special_tree: np.ndarray
+    vector_special_left: np.ndarray
+    vector_value: np.ndarray
 
     @classmethod
     def from_booster(cls, booster: lgb.Booster) -> CompiledTrees:
@@ -128,6 +155,7 @@ class CompiledTrees:
             "right": arr(b.right, "int64"),
         }
         root, meta, kids = _walk_view(**nodes)
+        vector = _vector_view(**nodes, leaf_value=arr(b.leaf_value, "float64"))
         return cls(
             n_features=int(dump["max_feature_idx"]) + 1,
             expected_value=float(sum(b.expected)),
@@ -148,6 +176,7 @@ class CompiledTrees:
             walk_root=root,
             walk_meta=meta,
             walk_kids=kids,
+            **vector,
         )
 
     def _tables(self) -> tuple[np.ndarray, ...]:
@@ -167,9 +196,31 @@ class CompiledTrees:
             self.leaf_value,
         )
 
+    @property
+    def vectorised(self) -> bool:
+        """Whether batches take the vectorised kernel (every tree has at most 64 leaves)."""
+        return len(self.vector_value) > 0
+
     def raw_score(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
         """Sum of leaf values per row: LightGBM's `predict(raw_score=True)`."""
         x = self._check(x)
+        if self.vectorised and len(x) >= VECTOR_ROWS:
+            return self._raw_vector(x, threads)
+        return self._raw_walk(x, threads)
+
+    def _raw_vector(self, x: np.ndarray, threads: int) -> np.ndarray:
+        out = np.empty(len(x))
+        with _threads(threads):
+            _vector_kernel(
+                x, out, self.vector_start, self.vector_threshold, self.vector_nan_right,
+                self.vector_tree, self.vector_left, self.vector_special, self.vector_special_tree,
+                self.vector_special_left, self.vector_value, _LOWEST_BIT, self.feature,
+                self.threshold, self.kind, self.default_left, self.missing, self.cat_start,
+                self.cat_len, self.cat_bits,
+            )  # fmt: skip
+        return out
+
+    def _raw_walk(self, x: np.ndarray, threads: int) -> np.ndarray:
         out = np.empty(len(x))
         with _threads(threads):
             _raw_kernel(
@@ -318,6 +369,83 @@ def _walk_view(
     return root, meta, kids
 
 
+def _vector_view(
+    tree_node: np.ndarray,
+    tree_leaf: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    kind: np.ndarray,
+    default_left: np.ndarray,
+    missing: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    leaf_value: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The `vector_*` fields of `CompiledTrees` (empty when a tree has more than 64 leaves)."""
+    trees = len(tree_node) - 1
+    if trees == 0 or np.diff(tree_leaf).max() > 64:
+        empty = np.zeros(0, dtype="int64")
+        return {
+            "vector_start": empty, "vector_threshold": np.zeros(0), "vector_nan_right": empty,
+            "vector_tree": empty, "vector_left": empty, "vector_special": empty,
+            "vector_special_tree": empty, "vector_special_left": empty,
+            "vector_value": np.zeros((0, 64)),
+        }  # fmt: skip
+    left_bits = np.zeros(len(feature), dtype="uint64")
+    node_tree = np.repeat(np.arange(trees, dtype="int32"), np.diff(tree_node))
+    value = np.zeros((trees, 64))
+    for t in range(trees):
+        base, leaf_base = int(tree_node[t]), int(tree_leaf[t])
+        if tree_node[t + 1] == base:  # a single leaf: the word's lowest bit
+            value[t, 0] = leaf_value[leaf_base]
+            continue
+        order: list[int] = []  # the tree's leaves, left to right
+        _in_order(0, base, leaf_base, left, right, order, left_bits)
+        value[t, : len(order)] = leaf_value[order]
+    nan_right = np.where(missing == _MISSING["None"], ~(threshold >= 0.0), ~default_left)
+    plain = (kind == _NUMERIC) & (missing != _MISSING["Zero"])
+    nodes = np.flatnonzero(plain)
+    nodes = nodes[np.lexsort((node_tree[nodes], feature[nodes]))]
+    n_features = int(feature.max()) + 1 if len(feature) else 0
+    special = np.flatnonzero(~plain)
+    return {
+        "vector_start": np.searchsorted(feature[nodes], np.arange(n_features + 1)),
+        "vector_threshold": threshold[nodes],
+        "vector_nan_right": nan_right[nodes].astype("uint64"),
+        "vector_tree": node_tree[nodes],
+        "vector_left": left_bits[nodes],
+        "vector_special": special.astype("int64"),
+        "vector_special_tree": node_tree[special],
+        "vector_special_left": left_bits[special],
+        "vector_value": value,
+    }
+
+
+def _in_order(
+    k: int,
+    base: int,
+    leaf_base: int,
+    left: np.ndarray,
+    right: np.ndarray,
+    order: list[int],
+    left_bits: np.ndarray,
+) -> None:
+    """Appends node k's leaves to `order` left to right, noting each node's left-subtree bits."""
+    first = len(order)
+    for side, child in enumerate((int(left[base + k]), int(right[base + k]))):
+        if child >= 0:
+            _in_order(child, base, leaf_base, left, right, order, left_bits)
+        else:
+            order.append(leaf_base + ~child)
+        if side == 0:
+            left_bits[base + k] = np.uint64(((1 << (len(order) - first)) - 1) << first)
+
+
+_LOWEST_BIT = np.zeros(64, dtype="int64")
+for _i in range(64):
+    _LOWEST_BIT[((1 << _i) * _DE_BRUIJN % (1 << 64)) >> 58] = _i
+
+
 @contextmanager
 def _threads(threads: int) -> Iterator[None]:
     """`threads` as in LightGBM: 0 means every core, n > 0 that many. numba's thread count
@@ -410,6 +538,71 @@ def _raw(
                         walking |= g >= 0
             for i in range(m):
                 total[i] += leaf_value[~at[i]]
+        out[lo : lo + m] = total[:m]
+
+
+def _vector(
+    x: np.ndarray,
+    out: np.ndarray,
+    start: np.ndarray,
+    threshold_: np.ndarray,
+    nan_right: np.ndarray,
+    tree: np.ndarray,
+    left_bits: np.ndarray,
+    special: np.ndarray,
+    special_tree: np.ndarray,
+    special_left: np.ndarray,
+    value: np.ndarray,
+    lowest_bit: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    kind: np.ndarray,
+    default_left: np.ndarray,
+    missing: np.ndarray,
+    cat_start: np.ndarray,
+    cat_len: np.ndarray,
+    cat_bits: np.ndarray,
+) -> None:
+    """QuickScorer over blocks of `VECTOR_BLOCK` rows (see the module's docstring). A split the
+    row fails clears its left subtree's bits: word &= ~(left_bits & -fails), with no branch."""
+    n = x.shape[0]
+    width = start.shape[0] - 1  # features that plain splits use (a prefix of the row)
+    trees = value.shape[0]
+    zero = np.uint64(0)
+    for b in numba.prange((n + VECTOR_BLOCK - 1) // VECTOR_BLOCK):
+        lo = b * VECTOR_BLOCK
+        m = min(n, lo + VECTOR_BLOCK) - lo
+        column = np.empty((max(width, 1), VECTOR_BLOCK))  # the block feature-major
+        for j in range(m):
+            for f in range(width):
+                column[f, j] = x[lo + j, f]
+        words = np.empty((trees, VECTOR_BLOCK), dtype=np.uint64)
+        words[:] = _ALL
+        for f in range(width):
+            for k in range(start[f], start[f + 1]):
+                thr = threshold_[k]
+                t = tree[k]
+                bits = left_bits[k]
+                nr = nan_right[k]
+                for j in range(m):
+                    v = column[f, j]
+                    fails = np.uint64(v > thr) | (np.uint64(v != v) & nr)
+                    words[t, j] &= ~(bits & (zero - fails))
+        for s in range(special.shape[0]):
+            g = special[s]
+            for j in range(m):
+                go_left = _go_left_jit(
+                    x, lo + j, g, feature, threshold, kind, default_left, missing,
+                    cat_start, cat_len, cat_bits,
+                )  # fmt: skip
+                if not go_left:
+                    words[special_tree[s], j] &= ~special_left[s]
+        total = np.zeros(VECTOR_BLOCK)
+        for t in range(trees):  # in the trees' order, as LightGBM sums
+            for j in range(m):
+                w = words[t, j]
+                lowest = w & (~w + np.uint64(1))
+                total[j] += value[t, lowest_bit[(lowest * np.uint64(_DE_BRUIJN)) >> np.uint64(58)]]
         out[lo : lo + m] = total[:m]
 
 
@@ -607,4 +800,5 @@ _tabulate: Any = numba.njit(cache=True)(_tabulate_leaves)
 # One parallel kernel each (a serial twin compiled from the same function would share its cache
 # entry, and numba's serial code for these loops is several times slower than the parfor's).
 _raw_kernel: Any = numba.njit(cache=True, nogil=True, parallel=True)(_raw)
+_vector_kernel: Any = numba.njit(cache=True, nogil=True, parallel=True)(_vector)
 _shap_kernel: Any = numba.njit(cache=True, nogil=True, parallel=True)(_shap)

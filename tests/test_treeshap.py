@@ -51,9 +51,12 @@ def _rows(x: np.ndarray, seed: int) -> np.ndarray:
 
 def _check(booster: lgb.Booster, x: np.ndarray, threads: int = 0) -> None:
     trees = CompiledTrees.from_booster(booster)
-    np.testing.assert_array_equal(
-        trees.raw_score(x, threads=threads), booster.predict(x, raw_score=True)
-    )
+    theirs_raw = booster.predict(x, raw_score=True)
+    np.testing.assert_array_equal(trees.raw_score(x, threads=threads), theirs_raw)
+    # both raw-score kernels, whichever `raw_score` picks for this many rows
+    np.testing.assert_array_equal(trees._raw_walk(x, threads), theirs_raw)
+    if trees.vectorised:
+        np.testing.assert_array_equal(trees._raw_vector(x, threads), theirs_raw)
     theirs = booster.predict(x, pred_contrib=True)
     ours = trees.contributions(x, threads=threads)
     np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
@@ -83,10 +86,30 @@ def test_deep_trees_use_both_the_tables_and_the_row_by_row_path() -> None:
     trees = CompiledTrees.from_booster(booster)
     depths = np.diff(trees.leaf_unique)
     assert depths.max() > treeshap.TABLE_DEPTH >= depths.min()
+    assert not trees.vectorised  # trees of over 64 leaves: batches walk the trees
     _check(booster, _rows(x, 1))
 
 
-@pytest.mark.parametrize("rows", [0, 1, treeshap.TABLE_ROWS - 1, treeshap.BLOCK + 3])
+@pytest.mark.parametrize("leaves", [2, 63, 64])
+def test_batches_of_trees_up_to_64_leaves_take_the_vectorised_kernel(leaves: int) -> None:
+    booster, x = _train(5, num_leaves=leaves, min_data_in_leaf=2)
+    trees = CompiledTrees.from_booster(booster)
+    assert trees.vectorised
+    assert np.diff(trees.tree_leaf).max() == leaves
+    _check(booster, _rows(x, 5))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        0,
+        1,
+        treeshap.TABLE_ROWS - 1,
+        treeshap.VECTOR_ROWS,
+        treeshap.VECTOR_BLOCK + 3,
+        treeshap.BLOCK + 3,
+    ],
+)
 def test_any_number_of_rows_on_one_or_two_threads(rows: int) -> None:
     booster, x = _train(2, num_leaves=31)
     for threads in (1, 2):
