@@ -116,24 +116,18 @@ class ModelBundle:
             )
         if len(frame) <= SMALL_FRAME:
             return self._small_matrix(frame, overrides)
-        out = np.empty((len(frame), len(self.features)), dtype="float64")
+        # column-major: each feature is one copy of a column, and the batch kernels read the rows
+        # of a block feature by feature (a row-major scatter of ~130 columns cost ~3 us per row)
+        out = np.empty((len(frame), len(self.features)), dtype="float64", order="F")
         dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
-        numeric = [
-            j
-            for j, name in enumerate(self.features)
-            if name not in self.categories
-            and name not in overrides
-            and isinstance(dtypes[name], np.dtype)
-            and dtypes[name].kind in "fiu"
-        ]
-        if numeric:  # the common case, in one block: per-column conversion costs ms per row
-            block = frame[[self.features[j] for j in numeric]]
-            out[:, numeric] = block.to_numpy(dtype="float64", na_value=np.nan)
-        done = set(numeric)
         for j, name in enumerate(self.features):
-            if j in done:
+            if name in overrides:
+                values = pd.Series(overrides[name])
+            elif isinstance(dtypes[name], np.dtype) and dtypes[name].kind in "fiu":
+                out[:, j] = frame[name].to_numpy()
                 continue
-            values = pd.Series(overrides[name]) if name in overrides else frame[name]
+            else:
+                values = frame[name]
             if name in self.categories:
                 codes = self._levels(name).get_indexer(values.astype("str"))
                 out[:, j] = np.where(codes >= 0, codes, np.nan)

@@ -25,9 +25,10 @@ Lucchese et al. 2015, with the rows of a block in the inner loop): a 64-bit word
 row holds the leaves still reachable, numbered left to right; every split the row fails (goes
 right at) clears the leaves of its left subtree, and the exit leaf is the lowest bit left. All
 splits on a feature are visited for a block of rows with no branch, so the compiler runs the
-block's rows in SIMD lanes (about 3x the walk on the demo champion). Categorical splits and
-zero-as-missing ones are decided row by row with LightGBM's rules. The leaf values are summed
-in the trees' order, so both routes give LightGBM's number to the bit.
+block's rows in SIMD lanes (about 3x the walk on the demo champion). Categorical splits look
+the category up in the split's bitset, with no branch either; zero-as-missing splits are decided
+row by row with LightGBM's rules. The leaf values are summed in the trees' order, so both routes
+give LightGBM's number to the bit.
 """
 
 from __future__ import annotations
@@ -95,13 +96,17 @@ class CompiledTrees:
     # The vectorised view (see the module's docstring), empty when a tree has over 64 leaves:
     # the plain numeric splits grouped by feature (`vector_start`, per feature), then by tree;
     # per split its threshold, whether NaN goes right, its tree and its left subtree's leaf
-    # bits; the other splits (`vector_special`, node indices) with their trees and leaf bits;
+    # bits; the categorical splits and the zero-as-missing ones (`vector_category`,
+    # `vector_special`: node indices) with their trees and leaf bits;
     # the leaf values by tree and left-to-right position.
     vector_start: np.ndarray
     vector_threshold: np.ndarray
     vector_nan_right: np.ndarray
     vector_tree: np.ndarray
     vector_left: np.ndarray
+    vector_category: np.ndarray
+    vector_category_tree: np.ndarray
+    vector_category_left: np.ndarray
     vector_special: np.ndarray
     vector_special_tree: np.ndarray
     vector_special_left: np.ndarray
@@ -203,17 +208,19 @@ class CompiledTrees:
 
     def raw_score(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
         """Sum of leaf values per row: LightGBM's `predict(raw_score=True)`."""
-        x = self._check(x)
+        x = self._check(x, any_order=True)
         if self.vectorised and len(x) >= VECTOR_ROWS:
             return self._raw_vector(x, threads)
-        return self._raw_walk(x, threads)
+        return self._raw_walk(np.ascontiguousarray(x), threads)
 
     def _raw_vector(self, x: np.ndarray, threads: int) -> np.ndarray:
         out = np.empty(len(x))
         with _threads(threads):
             _vector_kernel(
                 x, out, self.vector_start, self.vector_threshold, self.vector_nan_right,
-                self.vector_tree, self.vector_left, self.vector_special, self.vector_special_tree,
+                self.vector_tree, self.vector_left, self.vector_category,
+                self.vector_category_tree, self.vector_category_left, self.vector_special,
+                self.vector_special_tree,
                 self.vector_special_left, self.vector_value, _LOWEST_BIT, self.feature,
                 self.threshold, self.kind, self.default_left, self.missing, self.cat_start,
                 self.cat_len, self.cat_bits,
@@ -254,8 +261,12 @@ class CompiledTrees:
                 )
         return out
 
-    def _check(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype="float64")
+    def _check(self, x: np.ndarray, *, any_order: bool = False) -> np.ndarray:
+        """Rows as float64, row-major (column-major kept with `any_order`: the vectorised
+        kernel reads either, and `ModelBundle.matrix` builds batches column-major)."""
+        x = np.asarray(x, dtype="float64")
+        if not (any_order and x.flags.f_contiguous):
+            x = np.ascontiguousarray(x)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {x.shape}")
         return x
@@ -387,7 +398,8 @@ def _vector_view(
         empty = np.zeros(0, dtype="int64")
         return {
             "vector_start": empty, "vector_threshold": np.zeros(0), "vector_nan_right": empty,
-            "vector_tree": empty, "vector_left": empty, "vector_special": empty,
+            "vector_tree": empty, "vector_left": empty, "vector_category": empty,
+            "vector_category_tree": empty, "vector_category_left": empty, "vector_special": empty,
             "vector_special_tree": empty, "vector_special_left": empty,
             "vector_value": np.zeros((0, 64)),
         }  # fmt: skip
@@ -407,13 +419,17 @@ def _vector_view(
     nodes = np.flatnonzero(plain)
     nodes = nodes[np.lexsort((node_tree[nodes], feature[nodes]))]
     n_features = int(feature.max()) + 1 if len(feature) else 0
-    special = np.flatnonzero(~plain)
+    category = np.flatnonzero(kind == _CATEGORICAL)
+    special = np.flatnonzero(~plain & (kind != _CATEGORICAL))  # zero-as-missing numeric splits
     return {
         "vector_start": np.searchsorted(feature[nodes], np.arange(n_features + 1)),
         "vector_threshold": threshold[nodes],
         "vector_nan_right": nan_right[nodes].astype("uint64"),
         "vector_tree": node_tree[nodes],
         "vector_left": left_bits[nodes],
+        "vector_category": category.astype("int64"),
+        "vector_category_tree": node_tree[category],
+        "vector_category_left": left_bits[category],
         "vector_special": special.astype("int64"),
         "vector_special_tree": node_tree[special],
         "vector_special_left": left_bits[special],
@@ -549,6 +565,9 @@ def _vector(
     nan_right: np.ndarray,
     tree: np.ndarray,
     left_bits: np.ndarray,
+    category: np.ndarray,
+    category_tree: np.ndarray,
+    category_left: np.ndarray,
     special: np.ndarray,
     special_tree: np.ndarray,
     special_left: np.ndarray,
@@ -573,8 +592,8 @@ def _vector(
         lo = b * VECTOR_BLOCK
         m = min(n, lo + VECTOR_BLOCK) - lo
         column = np.empty((max(width, 1), VECTOR_BLOCK))  # the block feature-major
-        for j in range(m):
-            for f in range(width):
+        for f in range(width):
+            for j in range(m):
                 column[f, j] = x[lo + j, f]
         words = np.empty((trees, VECTOR_BLOCK), dtype=np.uint64)
         words[:] = _ALL
@@ -588,6 +607,20 @@ def _vector(
                     v = column[f, j]
                     fails = np.uint64(v > thr) | (np.uint64(v != v) & nr)
                     words[t, j] &= ~(bits & (zero - fails))
+        for s in range(category.shape[0]):  # the bitset lookup, with no branch either
+            g = category[s]
+            f = feature[g]
+            t = category_tree[s]
+            bits = category_left[s]
+            first = cat_start[g]
+            limit = 32.0 * cat_len[g]
+            for j in range(m):
+                v = column[f, j]
+                inside = (v >= 0.0) & (v < limit)  # False for NaN: NaN goes right
+                c = np.int64(v if inside else 0.0)
+                hit = np.uint64((cat_bits[first + (c >> 5)] >> np.uint32(c & 31)) & np.uint32(1))
+                fails = np.uint64(1) - (hit & np.uint64(inside))
+                words[t, j] &= ~(bits & (zero - fails))
         for s in range(special.shape[0]):
             g = special[s]
             for j in range(m):
