@@ -36,7 +36,7 @@ warm = next(pq.ParquetFile({path!r}).iter_batches(batch_size=10)).to_pandas()
 scorer.score(warm, reasons=reasons, threads=2)  # loading: trees compiled, kernels loaded
 start = time.perf_counter()
 for batch in pq.ParquetFile({path!r}, pre_buffer=False).iter_batches(batch_size=50_000):
-    frame = batch.to_pandas()
+    frame = batch.to_pandas(split_blocks=True, self_destruct=True)
     if rows + len(frame) > limit:
         frame = frame.iloc[: limit - rows]
     scorer.score(frame, reasons=reasons, threads=2)

@@ -64,11 +64,18 @@ class Scorer:
 
     def prepare(self, clients: pd.DataFrame) -> ClientRows:
         """What scoring reads of a client feature table, converted once (see `ClientRows`)."""
+        x_default = self.default.matrix(clients)
+        categories = self.default.categories.keys() | self.late.categories.keys()
+        shared = {  # the late model's client features: copied, not converted again
+            name: x_default[:, j]
+            for j, name in enumerate(self.default.features)
+            if name not in categories
+        }
         return ClientRows(
             client_id=clients["client_id"].to_numpy(dtype=object),
             as_of=clients["as_of"].to_numpy(),
-            x_default=self.default.matrix(clients),
-            x_late=self.late.matrix(clients, self.typical_invoices(clients)),
+            x_default=x_default,
+            x_late=self.late.matrix(clients, {**shared, **self.typical_invoices(clients)}),
             open_balance=clients["open_balance"].to_numpy(dtype="float64"),
             exposure=_exposures(clients),
             labels={name: clients[name].to_numpy(dtype=object) for name in self.default.categories},
