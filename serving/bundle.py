@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -107,28 +107,39 @@ class ModelBundle:
         return state
 
     def matrix(
-        self, frame: pd.DataFrame, overrides: dict[str, np.ndarray] | None = None
+        self,
+        frame: pd.DataFrame,
+        overrides: dict[str, np.ndarray] | None = None,
+        *,
+        features: list[str] | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Feature rows as float64 in the model's order; categories as their fixed integer codes
         (unseen levels become missing), never pandas categories (MLflow and LightGBM disagree on
-        those). `overrides` supplies (or replaces) whole columns without copying the frame."""
+        those). `overrides` supplies (or replaces) whole columns without copying the frame.
+        `features` (some of the model's, in that order) and `out` (rows x those features, e.g. a
+        slice of a matrix shared with another model) build part of it in place."""
         overrides = overrides or {}
-        missing = [f for f in self.features if f not in frame.columns and f not in overrides]
+        names = self.features if features is None else features
+        missing = [f for f in names if f not in frame.columns and f not in overrides]
         if missing:
             raise KeyError(
                 f"feature table lacks {len(missing)} model feature(s): {', '.join(missing[:5])}"
             )
+        if out is None:
+            # column-major: each feature is one copy of a column, and the batch kernels read the
+            # rows of a block feature by feature (a row-major scatter cost ~3 us per row)
+            order: Literal["C", "F"] = "C" if len(frame) <= SMALL_FRAME else "F"
+            out = np.empty((len(frame), len(names)), dtype="float64", order=order)
         if len(frame) <= SMALL_FRAME:
-            return self._small_matrix(frame, overrides)
-        # column-major: each feature is one copy of a column, and the batch kernels read the rows
-        # of a block feature by feature (a row-major scatter of ~130 columns cost ~3 us per row)
-        out = np.empty((len(frame), len(self.features)), dtype="float64", order="F")
+            out[:] = self._small_matrix(frame, overrides, names)
+            return out
         dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
-        for j, name in enumerate(self.features):
+        for j, name in enumerate(names):
             if name in overrides:
                 given = overrides[name]
                 if name not in self.categories and given.dtype == np.float64:
-                    out[:, j] = given  # e.g. another model's matrix column
+                    out[:, j] = given
                     continue
                 values = pd.Series(given)
             elif isinstance(dtypes[name], np.dtype) and dtypes[name].kind in "fiu":
@@ -151,13 +162,15 @@ class ModelBundle:
         codes = self._levels(name).get_indexer(values.astype("str"))
         return np.where(codes >= 0, codes, np.nan)
 
-    def _small_matrix(self, frame: pd.DataFrame, overrides: dict[str, np.ndarray]) -> np.ndarray:
+    def _small_matrix(
+        self, frame: pd.DataFrame, overrides: dict[str, np.ndarray], names: list[str]
+    ) -> np.ndarray:
         """`matrix` for a request's few rows: one conversion of the frame to objects and plain
         Python per value costs ~0.3 ms, where pandas' per-column machinery costs several ms."""
         values = frame.to_numpy(dtype=object)
         where = {name: i for i, name in enumerate(frame.columns)}
-        out = np.empty((len(frame), len(self.features)), dtype="float64")
-        for j, name in enumerate(self.features):
+        out = np.empty((len(frame), len(names)), dtype="float64")
+        for j, name in enumerate(names):
             column = overrides[name] if name in overrides else values[:, where[name]]
             if name in self.categories:
                 codes = self._codes(name)
@@ -187,9 +200,12 @@ class ModelBundle:
             cache[name] = pa.array([str(v) for v in self.categories[name]], type=pa.large_string())
         return cache[name]
 
-    def raw_score(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
-        """The booster's raw (log-odds) score: the same numbers as LightGBM's `predict`."""
-        return self.trees.raw_score(x, threads=threads)
+    def raw_score(
+        self, x: np.ndarray, *, threads: int = 0, columns: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The booster's raw (log-odds) score: the same numbers as LightGBM's `predict`. With
+        `columns`, feature j is column `columns[j]` of `x` (see `CompiledTrees.raw_score`)."""
+        return self.trees.raw_score(x, threads=threads, columns=columns)
 
     def contributions(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
         """Exact TreeSHAP contributions on the raw (log-odds) score, the last column the expected

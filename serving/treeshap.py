@@ -206,18 +206,42 @@ class CompiledTrees:
         """Whether batches take the vectorised kernel (every tree has at most 64 leaves)."""
         return len(self.vector_value) > 0
 
-    def raw_score(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
-        """Sum of leaf values per row: LightGBM's `predict(raw_score=True)`."""
-        x = self._check(x, any_order=True)
+    def raw_score(
+        self, x: np.ndarray, *, threads: int = 0, columns: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Sum of leaf values per row: LightGBM's `predict(raw_score=True)`. With `columns`,
+        feature f is column `columns[f]` of a wider `x` (a matrix shared with another model)."""
+        if columns is None:
+            x = self._check(x, any_order=True)
+            columns = np.arange(x.shape[1])
+        else:
+            x = np.asarray(x, dtype="float64")
+            columns = np.asarray(columns, dtype="int64")
+            if (
+                x.ndim != 2
+                or columns.shape != (self.n_features,)
+                or (len(columns) and not 0 <= columns.min() <= columns.max() < x.shape[1])
+            ):
+                raise ValueError(
+                    f"expected {self.n_features} column indices into rows of shape {x.shape}"
+                )
+            if not x.flags.f_contiguous:
+                x = np.ascontiguousarray(x)
         if self.vectorised and len(x) >= VECTOR_ROWS:
-            return self._raw_vector(x, threads)
+            return self._raw_vector(x, threads, columns)
+        if not np.array_equal(columns, np.arange(x.shape[1])):
+            x = x[:, columns]
         return self._raw_walk(np.ascontiguousarray(x), threads)
 
-    def _raw_vector(self, x: np.ndarray, threads: int) -> np.ndarray:
+    def _raw_vector(
+        self, x: np.ndarray, threads: int, columns: np.ndarray | None = None
+    ) -> np.ndarray:
         out = np.empty(len(x))
+        if columns is None:
+            columns = np.arange(x.shape[1])
         with _threads(threads):
             _vector_kernel(
-                x, out, self.vector_start, self.vector_threshold, self.vector_nan_right,
+                x, columns, out, self.vector_start, self.vector_threshold, self.vector_nan_right,
                 self.vector_tree, self.vector_left, self.vector_category,
                 self.vector_category_tree, self.vector_category_left, self.vector_special,
                 self.vector_special_tree,
@@ -487,7 +511,23 @@ def _go_left(
     cat_len: np.ndarray,
     cat_bits: np.ndarray,
 ) -> bool:
-    v = x[r, feature[k]]
+    return _decide_jit(
+        x[r, feature[k]], k, threshold, kind, default_left, missing, cat_start, cat_len, cat_bits
+    )
+
+
+def _decide(
+    v: float,
+    k: int,
+    threshold: np.ndarray,
+    kind: np.ndarray,
+    default_left: np.ndarray,
+    missing: np.ndarray,
+    cat_start: np.ndarray,
+    cat_len: np.ndarray,
+    cat_bits: np.ndarray,
+) -> bool:
+    """Whether value v goes left at split k, by LightGBM's rules."""
     if kind[k] == _CATEGORICAL:
         if np.isnan(v) or v < 0:
             return False
@@ -504,6 +544,7 @@ def _go_left(
     return v <= threshold[k]
 
 
+_decide_jit = numba.njit(inline="always")(_decide)
 _go_left_jit = numba.njit(inline="always")(_go_left)
 
 
@@ -559,6 +600,7 @@ def _raw(
 
 def _vector(
     x: np.ndarray,
+    columns: np.ndarray,
     out: np.ndarray,
     start: np.ndarray,
     threshold_: np.ndarray,
@@ -593,8 +635,9 @@ def _vector(
         m = min(n, lo + VECTOR_BLOCK) - lo
         column = np.empty((max(width, 1), VECTOR_BLOCK))  # the block feature-major
         for f in range(width):
+            c = columns[f]
             for j in range(m):
-                column[f, j] = x[lo + j, f]
+                column[f, j] = x[lo + j, c]
         words = np.empty((trees, VECTOR_BLOCK), dtype=np.uint64)
         words[:] = _ALL
         for f in range(width):
@@ -624,8 +667,8 @@ def _vector(
         for s in range(special.shape[0]):
             g = special[s]
             for j in range(m):
-                go_left = _go_left_jit(
-                    x, lo + j, g, feature, threshold, kind, default_left, missing,
+                go_left = _decide_jit(
+                    column[feature[g], j], g, threshold, kind, default_left, missing,
                     cat_start, cat_len, cat_bits,
                 )  # fmt: skip
                 if not go_left:

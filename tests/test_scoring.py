@@ -38,6 +38,22 @@ def snapshot(small_ledger: Ledger) -> pd.DataFrame:
     return build_client_features(small_ledger, as_of_dates=[AS_OF])
 
 
+def test_both_models_read_one_matrix_as_if_each_had_its_own(
+    scorer: Scorer, snapshot: pd.DataFrame
+) -> None:
+    """`prepare` builds the client columns once; the late model reads them through its column
+    map and gets the numbers of the matrix it would build alone, batch and single row."""
+    for frame in (snapshot, snapshot.head(1)):
+        rows = scorer.prepare(frame)
+        alone = scorer.late.matrix(frame, scorer.typical_invoices(frame))
+        np.testing.assert_array_equal(rows.x_late[:, rows.late_columns], alone)
+        np.testing.assert_array_equal(rows.x_default, scorer.default.matrix(frame))
+        np.testing.assert_array_equal(
+            scorer.late.raw_score(rows.x_late, columns=rows.late_columns),
+            scorer.late.booster.predict(alone, raw_score=True),
+        )
+
+
 def test_contributions_add_up_to_the_raw_score(scorer: Scorer, snapshot: pd.DataFrame) -> None:
     x = scorer.default.matrix(snapshot)
     contrib = scorer.default.contributions(x)

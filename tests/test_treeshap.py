@@ -139,6 +139,22 @@ def test_a_row_gets_the_same_numbers_alone_as_in_any_batch() -> None:
         assert trees.raw_score(rows[i : i + 1], threads=1)[0] == raw[i]
 
 
+@pytest.mark.parametrize("rows", [3, treeshap.VECTOR_BLOCK + 5])
+def test_features_read_through_a_column_map_of_a_wider_matrix(rows: int) -> None:
+    booster, x = _train(6, num_leaves=31)
+    x = _rows(x, 6)[:rows]
+    trees = CompiledTrees.from_booster(booster)
+    rng = np.random.default_rng(6)
+    columns = rng.permutation(x.shape[1] + 7)[: x.shape[1]]  # features scattered, extra columns
+    wide = np.asfortranarray(rng.normal(size=(rows, x.shape[1] + 7)))
+    wide[:, columns] = x
+    np.testing.assert_array_equal(
+        trees.raw_score(wide, columns=columns), booster.predict(x, raw_score=True)
+    )
+    with pytest.raises(ValueError, match="column indices"):
+        trees.raw_score(wide, columns=np.append(columns[:-1], x.shape[1] + 7))
+
+
 def test_rows_of_the_wrong_width_are_refused() -> None:
     booster, x = _train(3, num_leaves=7)
     with pytest.raises(ValueError, match="expected rows of 20 features"):
