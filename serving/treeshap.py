@@ -18,7 +18,8 @@ LightGBM's `pred_contrib` (checked in the tests), several times faster, rows in 
 
 Decisions follow LightGBM's own rules (`Tree::NumericalDecision` / `CategoricalDecision`):
 missing values take the default side when the split learned one, NaN counts as zero otherwise,
-categories are looked up in the split's bitset and NaN or negative categories go right.
+categories (cast to int, as LightGBM does) are looked up in the split's bitset, and NaN or
+negative categories go right.
 
 Raw scores of a batch take a second route when every tree has at most 64 leaves (QuickScorer,
 Lucchese et al. 2015, with the rows of a block in the inner loop): a 64-bit word per tree and
@@ -529,7 +530,7 @@ def _decide(
 ) -> bool:
     """Whether value v goes left at split k, by LightGBM's rules."""
     if kind[k] == _CATEGORICAL:
-        if np.isnan(v) or v < 0:
+        if np.isnan(v) or v <= -1.0:  # LightGBM casts to int first: -0.5 is category 0
             return False
         c = int(v)
         word = c // 32
@@ -659,7 +660,7 @@ def _vector(
             limit = 32.0 * cat_len[g]
             for j in range(m):
                 v = column[f, j]
-                inside = (v >= 0.0) & (v < limit)  # False for NaN: NaN goes right
+                inside = (v > -1.0) & (v < limit)  # False for NaN: NaN goes right
                 c = np.int64(v if inside else 0.0)
                 hit = np.uint64((cat_bits[first + (c >> 5)] >> np.uint32(c & 31)) & np.uint32(1))
                 fails = np.uint64(1) - (hit & np.uint64(inside))

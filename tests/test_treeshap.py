@@ -44,8 +44,8 @@ def _rows(x: np.ndarray, seed: int) -> np.ndarray:
     odd = rng.normal(size=(60, x.shape[1])) * 5
     odd[::3] = np.nan
     odd[1::5] = 0.0
-    odd[:, 3] = rng.choice([-1.0, 0.0, 5.0, 11.0, 57.0, np.nan, 2.7], size=60)
-    odd[:, 4] = rng.choice([-3.0, 1.0, 39.0, 1000.0, np.nan], size=60)
+    odd[:, 3] = rng.choice([-1.0, -0.5, 0.0, 5.0, 11.0, 57.0, np.nan, 2.7], size=60)
+    odd[:, 4] = rng.choice([-3.0, -0.7, 1.0, 39.0, 1000.0, np.nan], size=60)
     return np.vstack([x[:700], odd])
 
 
