@@ -160,8 +160,8 @@ class CompiledTrees:
             "left": arr(b.left, "int64"),
             "right": arr(b.right, "int64"),
         }
-        root, meta, kids = _walk_view(**nodes)
-        vector = _vector_view(**nodes, leaf_value=arr(b.leaf_value, "float64"))
+        root, meta, kids = _walk_view(nodes)
+        vector = _vector_view(nodes, arr(b.leaf_value, "float64"))
         return cls(
             n_features=int(dump["max_feature_idx"]) + 1,
             expected_value=float(sum(b.expected)),
@@ -379,20 +379,12 @@ class _Builder:
             raise ValueError(f"unsupported split decision {node['decision_type']!r}")
 
 
-def _walk_view(
-    tree_node: np.ndarray,
-    tree_leaf: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    kind: np.ndarray,
-    default_left: np.ndarray,
-    missing: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Roots, packed node decisions and children for `_raw` (see `CompiledTrees.walk_*`)."""
-    # a NaN is 0.0 to a split without missing values, and takes the learned side otherwise
-    nan_right = np.where(missing == _MISSING["None"], ~(threshold >= 0.0), ~default_left)
+def _walk_view(nodes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Roots, packed node decisions and children for `_raw` (see `CompiledTrees.walk_*`);
+    `nodes` holds the node arrays of `CompiledTrees` by field name."""
+    tree_node, tree_leaf, feature = nodes["tree_node"], nodes["tree_leaf"], nodes["feature"]
+    kind, missing, left, right = nodes["kind"], nodes["missing"], nodes["left"], nodes["right"]
+    nan_right = _nan_goes_right(nodes)
     full = (kind == _CATEGORICAL) | (missing == _MISSING["Zero"])
     meta = (feature.astype("int32") << 2) | (nan_right.astype("int32") << 1) | full.astype("int32")
     sizes = np.diff(tree_node)
@@ -405,19 +397,18 @@ def _walk_view(
     return root, meta, kids
 
 
-def _vector_view(
-    tree_node: np.ndarray,
-    tree_leaf: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    kind: np.ndarray,
-    default_left: np.ndarray,
-    missing: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    leaf_value: np.ndarray,
-) -> dict[str, np.ndarray]:
+def _nan_goes_right(nodes: dict[str, np.ndarray]) -> np.ndarray:
+    """Per split: a NaN is 0.0 to a split without missing values, and takes the learned side
+    otherwise (zero-as-missing and categorical splits decide in full elsewhere)."""
+    threshold, missing = nodes["threshold"], nodes["missing"]
+    return np.where(missing == _MISSING["None"], ~(threshold >= 0.0), ~nodes["default_left"])
+
+
+def _vector_view(nodes: dict[str, np.ndarray], leaf_value: np.ndarray) -> dict[str, np.ndarray]:
     """The `vector_*` fields of `CompiledTrees` (empty when a tree has more than 64 leaves)."""
+    tree_node, tree_leaf, feature = nodes["tree_node"], nodes["tree_leaf"], nodes["feature"]
+    threshold, kind, missing = nodes["threshold"], nodes["kind"], nodes["missing"]
+    left, right = nodes["left"], nodes["right"]
     trees = len(tree_node) - 1
     if trees == 0 or np.diff(tree_leaf).max() > 64:
         empty = np.zeros(0, dtype="int64")
@@ -439,19 +430,19 @@ def _vector_view(
         order: list[int] = []  # the tree's leaves, left to right
         _in_order(0, base, leaf_base, left, right, order, left_bits)
         value[t, : len(order)] = leaf_value[order]
-    nan_right = np.where(missing == _MISSING["None"], ~(threshold >= 0.0), ~default_left)
+    nan_right = _nan_goes_right(nodes)
     plain = (kind == _NUMERIC) & (missing != _MISSING["Zero"])
-    nodes = np.flatnonzero(plain)
-    nodes = nodes[np.lexsort((node_tree[nodes], feature[nodes]))]
+    split = np.flatnonzero(plain)
+    split = split[np.lexsort((node_tree[split], feature[split]))]
     n_features = int(feature.max()) + 1 if len(feature) else 0
     category = np.flatnonzero(kind == _CATEGORICAL)
     special = np.flatnonzero(~plain & (kind != _CATEGORICAL))  # zero-as-missing numeric splits
     return {
-        "vector_start": np.searchsorted(feature[nodes], np.arange(n_features + 1)),
-        "vector_threshold": threshold[nodes],
-        "vector_nan_right": nan_right[nodes].astype("uint64"),
-        "vector_tree": node_tree[nodes],
-        "vector_left": left_bits[nodes],
+        "vector_start": np.searchsorted(feature[split], np.arange(n_features + 1)),
+        "vector_threshold": threshold[split],
+        "vector_nan_right": nan_right[split].astype("uint64"),
+        "vector_tree": node_tree[split],
+        "vector_left": left_bits[split],
         "vector_category": category.astype("int64"),
         "vector_category_tree": node_tree[category],
         "vector_category_left": left_bits[category],
@@ -499,24 +490,6 @@ def _threads(threads: int) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
-def _go_left(
-    x: np.ndarray,
-    r: int,
-    k: int,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    kind: np.ndarray,
-    default_left: np.ndarray,
-    missing: np.ndarray,
-    cat_start: np.ndarray,
-    cat_len: np.ndarray,
-    cat_bits: np.ndarray,
-) -> bool:
-    return _decide_jit(
-        x[r, feature[k]], k, threshold, kind, default_left, missing, cat_start, cat_len, cat_bits
-    )
-
-
 def _decide(
     v: float,
     k: int,
@@ -546,7 +519,6 @@ def _decide(
 
 
 _decide_jit = numba.njit(inline="always")(_decide)
-_go_left_jit = numba.njit(inline="always")(_go_left)
 
 
 def _raw(
@@ -586,9 +558,9 @@ def _raw(
                         v = x[lo + i, info >> 2]
                         right = np.int32(v > threshold[g]) | (np.int32(v != v) & ((info >> 1) & 1))
                         if info & 1:
-                            go_left = _go_left_jit(
-                                x, lo + i, g, feature, threshold, kind, default_left, missing,
-                                cat_start, cat_len, cat_bits,
+                            go_left = _decide_jit(
+                                v, g, threshold, kind, default_left, missing, cat_start,
+                                cat_len, cat_bits,
                             )  # fmt: skip
                             right = np.int32(0) if go_left else np.int32(1)
                         g = kids[2 * g + right]
@@ -731,9 +703,9 @@ def _shap(
             base = tree_node[t]
             for k in range(tree_node[t + 1] - base):
                 for j in range(b):
-                    went_left[k, j] = _go_left_jit(
-                        x, r0 + j, base + k, feature, threshold, kind, default_left, missing,
-                        cat_start, cat_len, cat_bits,
+                    went_left[k, j] = _decide_jit(
+                        x[r0 + j, feature[base + k]], base + k, threshold, kind, default_left,
+                        missing, cat_start, cat_len, cat_bits,
                     )  # fmt: skip
             for leaf in range(tree_leaf[t], tree_leaf[t + 1]):
                 first, last = leaf_unique[leaf], leaf_unique[leaf + 1]
