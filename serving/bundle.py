@@ -39,6 +39,14 @@ def _number(value: object) -> float:
         return float("nan")
 
 
+def empty_matrix(rows: int, width: int) -> np.ndarray:
+    """A float64 matrix for `ModelBundle.matrix`: row-major for a request's few rows, column-major
+    for a batch (each feature is one copy of a column, and the batch kernels read a block's rows
+    feature by feature; a row-major scatter cost ~3 us per row)."""
+    order: Literal["C", "F"] = "C" if rows <= SMALL_FRAME else "F"
+    return np.empty((rows, width), dtype="float64", order=order)
+
+
 class Calibrator(Protocol):
     def predict(self, raw: np.ndarray) -> np.ndarray: ...
 
@@ -127,10 +135,7 @@ class ModelBundle:
                 f"feature table lacks {len(missing)} model feature(s): {', '.join(missing[:5])}"
             )
         if out is None:
-            # column-major: each feature is one copy of a column, and the batch kernels read the
-            # rows of a block feature by feature (a row-major scatter cost ~3 us per row)
-            order: Literal["C", "F"] = "C" if len(frame) <= SMALL_FRAME else "F"
-            out = np.empty((len(frame), len(names)), dtype="float64", order=order)
+            out = empty_matrix(len(frame), len(names))
         if len(frame) <= SMALL_FRAME:
             out[:] = self._small_matrix(frame, overrides, names)
             return out

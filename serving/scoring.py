@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from serving.bundle import SMALL_FRAME, ModelBundle
+from serving.bundle import ModelBundle, empty_matrix
 from serving.limits import ClientExposure, LimitPolicy, decide_limit, recommend_limits
 from serving.reasons import top_reasons
 
@@ -71,8 +71,7 @@ class Scorer:
         categories = self.default.categories.keys() | self.late.categories.keys()
         at = {name: j for j, name in enumerate(own) if name not in categories}
         extra = [name for name in self.late.features if name not in at]
-        order: Literal["C", "F"] = "C" if len(clients) <= SMALL_FRAME else "F"
-        x = np.empty((len(clients), len(own) + len(extra)), dtype="float64", order=order)
+        x = empty_matrix(len(clients), len(own) + len(extra))
         self.default.matrix(clients, out=x[:, : len(own)])
         self.late.matrix(
             clients, self.typical_invoices(clients), features=extra, out=x[:, len(own) :]
