@@ -10,6 +10,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from features.contract import Ledger
@@ -17,9 +18,9 @@ from features.pipeline import build_feature_table, month_ends
 from serving.cli import app
 from training.config import TrainConfig
 from training.evaluate import evaluate, expected_calibration_error
-from training.fit import MonotonicityError, _train, check_monotone, fit_model
+from training.fit import MonotonicityError, _train, check_monotone, fit_model, fit_model_cv
 from training.registry import load_bundle, promote
-from training.split import split_by_time
+from training.split import split_by_time, stratified_folds
 from training.train import ModelSpec, _purge, ledger_spec, train_model
 
 FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20, shap_sample=200)
@@ -167,6 +168,35 @@ def test_a_large_table_is_searched_on_a_sample_and_refitted_on_every_row() -> No
     np.testing.assert_allclose(
         fit.booster.predict(x, raw_score=True),
         full.predict(x, raw_score=True, num_iteration=full.best_iteration),
+    )
+
+
+def test_a_table_without_time_is_searched_by_cv_and_deployed_on_every_row() -> None:
+    x, y = _against_the_grain()
+    cfg = replace(FAST, cv_folds=4)
+    fit, out_of_fold = fit_model_cv(cfg, x, y, categorical=[])
+    # the deployed booster: the winner's parameters on all 3,000 rows, its rounds the folds'
+    # best iteration scaled by the rows it gains (4/3)
+    full = lgb.train(fit.params, lgb.Dataset(x, y), num_boost_round=fit.best_iteration)
+    np.testing.assert_allclose(
+        fit.booster.predict(x, raw_score=True), full.predict(x, raw_score=True)
+    )
+    assert fit.booster.num_trees() == fit.best_iteration
+    assert len(fit.trials) == cfg.n_trials and all(t["best_iteration"] for t in fit.trials)
+    # every row has an out-of-fold score (what calibration learns from); scored by models that
+    # did not see it, they rank worse than the deployed model does on its own training rows
+    folds = stratified_folds(y, folds=4, seed=cfg.seed)
+    fold_aucs = [roc_auc_score(y[held], out_of_fold[held]) for _, held in folds]
+    assert np.mean(fold_aucs) == pytest.approx(fit.validation_auc, abs=1e-9)
+    assert roc_auc_score(y, fit.booster.predict(x, raw_score=True)) > np.mean(fold_aucs)
+    # a large table: the search sees a sample, the fine CV and the deployed booster every row
+    sampled, _ = fit_model_cv(replace(cfg, search_rows=1000), x, y, categorical=[])
+    assert sampled.params["learning_rate"] == pytest.approx(
+        cfg.learning_rate * cfg.refit_learning_rate_factor
+    )
+    again = lgb.train(sampled.params, lgb.Dataset(x, y), num_boost_round=sampled.best_iteration)
+    np.testing.assert_allclose(
+        sampled.booster.predict(x, raw_score=True), again.predict(x, raw_score=True)
     )
 
 

@@ -19,17 +19,15 @@ class TrainConfig:
     learning_rate: float = 0.05  # during the search
     # the winner is refitted at this fraction of the search's learning rate (1 = no refit)
     refit_learning_rate_factor: float = 0.4
-    refit_on_validation: bool = (
-        True  # table mode only: the final booster also learns from validation rows
-    )
     # Ledger splits: rows whose as_of falls within this many days before the next part starts are
     # dropped (train before validation, validation before test), so that no outcome window of an
     # earlier part reaches into a later one. A 12-month label needs 365 for a fully honest estimate;
     # 0 keeps every row (outcome windows overlap; common practice, mildly optimistic).
     gap_days: int = 0
-    validation_fraction: float = 0.2  # of the distinct dates (out-of-time) or of rows (table mode)
+    validation_fraction: float = 0.2  # of the distinct dates (out-of-time split)
     test_fraction: float = 0.2
-    cv_folds: int = 5  # table mode without a time column
+    # table mode without a time column: the folds of its evaluation and of the search within it
+    cv_folds: int = 5
     monotone: bool = True  # constraints from the feature catalog's risk directions
     # LightGBM's way of enforcing them: "intermediate" fits better, but LightGBM can break its own
     # constraints with it (seen on real data: a tree splitting twice on a constrained feature with

@@ -4,6 +4,7 @@ check that the fitted model really is monotone where the catalog says risk only 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from training.config import TrainConfig
+from training.split import stratified_folds
 
 # Regularised defaults: small trees, many rows per leaf, shrinkage; they also hold on small data.
 DEFAULTS: dict[str, Any] = {
@@ -78,6 +80,67 @@ def _train(
     return booster, auc
 
 
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _space(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "num_leaves": trial.suggest_int("num_leaves", 4, 63, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 400, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.3, 1.0),
+        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 50.0, log=True),
+    }
+
+
+def _search(
+    cfg: TrainConfig, score: Callable[[dict[str, Any]], tuple[float, int, Any]], *, progress: bool
+) -> tuple[optuna.trial.FrozenTrial, Any, list[dict[str, Any]]]:
+    """TPE over `_space` (fixed seed, `cfg.n_trials` trials, the regularised defaults first);
+    `score` trains one candidate and returns its AUC, its best iteration and whatever the caller
+    keeps of it. Returns
+    the best trial, what `score` returned for it, and every trial as a row."""
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
+    )
+    study.enqueue_trial(DEFAULTS)
+    kept: dict[int, Any] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        auc, rounds, kept[trial.number] = score(_space(trial))
+        trial.set_user_attr("best_iteration", rounds)
+        return auc if np.isfinite(auc) else 0.0
+
+    bar = tqdm(total=cfg.n_trials, desc="search", unit="trial", disable=not progress)
+
+    def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        bar.update()
+
+    study.optimize(objective, n_trials=cfg.n_trials, callbacks=[advance])
+    bar.close()
+    trials = [
+        {"number": t.number, "auc": t.value, **t.params, **t.user_attrs} for t in study.trials
+    ]
+    return study.best_trial, kept[study.best_trial.number], trials
+
+
+def _constrained(cfg: TrainConfig, monotone: list[int] | None) -> dict[str, Any]:
+    base = _base_params(cfg)
+    if monotone is not None and any(monotone):
+        base |= {
+            "monotone_constraints": monotone,
+            "monotone_constraints_method": cfg.monotone_method,
+        }
+    return base
+
+
+def _fine(cfg: TrainConfig, params: dict[str, Any]) -> tuple[dict[str, Any], TrainConfig]:
+    """The winner's parameters at the refit's finer learning rate, with room for more rounds."""
+    fine = {**params, "learning_rate": cfg.learning_rate * cfg.refit_learning_rate_factor}
+    return fine, replace(cfg, max_rounds=int(cfg.max_rounds / cfg.refit_learning_rate_factor))
+
+
 def fit_model(
     cfg: TrainConfig,
     x_train: np.ndarray,
@@ -89,12 +152,12 @@ def fit_model(
     monotone: list[int] | None = None,
     progress: bool = False,
 ) -> FitResult:
-    """Search hyper-parameters on the validation AUC (TPE, fixed seed, `cfg.n_trials` trials, the
-    regularised defaults first) and return the best booster, cut at its best iteration.
+    """Search hyper-parameters on the validation AUC and return the best booster, cut at its best
+    iteration (out-of-time data: the validation window is the later dates).
 
     With more than `cfg.search_rows` training rows the search sees a seeded sample of them, and the
     winner is refitted on every row (there is then no full-data booster of the search to keep)."""
-    base = _base_params(cfg)
+    base = _constrained(cfg, monotone)
     full_train, full_y = x_train, y_train
     sampled = len(y_train) > cfg.search_rows
     if sampled:
@@ -102,57 +165,25 @@ def fit_model(
             np.random.default_rng(cfg.seed).choice(len(y_train), cfg.search_rows, replace=False)
         )
         x_train, y_train = x_train[keep], y_train[keep]
-    if monotone is not None and any(monotone):
-        base |= {
-            "monotone_constraints": monotone,
-            "monotone_constraints_method": cfg.monotone_method,
-        }
-    optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
-    )
-    study.enqueue_trial(DEFAULTS)
-    boosters: dict[int, lgb.Booster] = {}
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {
-            "num_leaves": trial.suggest_int("num_leaves", 4, 63, log=True),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 400, log=True),
-            "feature_fraction": trial.suggest_float("feature_fraction", 0.3, 1.0),
-            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-            "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 50.0, log=True),
-        }
+    def score(params: dict[str, Any]) -> tuple[float, int, lgb.Booster]:
         booster, auc = _train(
             base | params, cfg, x_train, y_train, x_val, y_val, categorical=categorical
         )
-        trial.set_user_attr("best_iteration", booster.best_iteration)
-        boosters[trial.number] = booster
-        return auc if np.isfinite(auc) else 0.0
+        return auc, booster.best_iteration, booster
 
-    bar = tqdm(total=cfg.n_trials, desc="search", unit="trial", disable=not progress)
-
-    def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        bar.update()
-
-    study.optimize(objective, n_trials=cfg.n_trials, callbacks=[advance])
-    bar.close()
-    best = study.best_trial
-    booster = boosters[best.number]
+    best, booster, trials = _search(cfg, score, progress=progress)
     best_auc = float(best.value or float("nan"))
     params = base | best.params
     # The search runs at a coarse learning rate to fit its budget; the winner is refitted at a
     # finer one and kept only if the validation AUC agrees (always, when the search saw a sample).
-    fine = {**params, "learning_rate": cfg.learning_rate * cfg.refit_learning_rate_factor}
-    fine_cfg = replace(cfg, max_rounds=int(cfg.max_rounds / cfg.refit_learning_rate_factor))
     if cfg.refit_learning_rate_factor < 1 or sampled:
+        fine, fine_cfg = _fine(cfg, params)
         refit, refit_auc = _train(
             fine, fine_cfg, full_train, full_y, x_val, y_val, categorical=categorical
         )
         if refit_auc > best_auc or sampled:
             booster, best_auc, params = refit, refit_auc, fine
-    trials = [
-        {"number": t.number, "auc": t.value, **t.params, **t.user_attrs} for t in study.trials
-    ]
     # Keep only the trees up to the best iteration: the deployed model is exactly what was validated.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     return FitResult(
@@ -162,6 +193,94 @@ def fit_model(
         validation_auc=best_auc,
         trials=trials,
     )
+
+
+def _cross_validate(
+    params: dict[str, Any],
+    cfg: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: Folds,
+    *,
+    categorical: list[int],
+) -> tuple[float, int, np.ndarray]:
+    """k-fold CV with early stopping on the folds' mean AUC: that AUC, the common best iteration,
+    and every row's raw score from the fold model that did not learn from it."""
+    data = lgb.Dataset(x, y, categorical_feature=categorical, free_raw_data=False)
+    result = lgb.cv(
+        {**params, "metric": "auc"},
+        data,
+        num_boost_round=cfg.max_rounds,
+        folds=folds,
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+        return_cvbooster=True,
+    )
+    models = result["cvbooster"]
+    curve = result["valid auc-mean"]
+    assert isinstance(models, lgb.CVBooster) and isinstance(curve, list)
+    rounds = int(models.best_iteration)
+    out_of_fold = np.zeros(len(y))
+    for booster, (_, held) in zip(models.boosters, folds, strict=True):
+        out_of_fold[held] = booster.predict(x[held], raw_score=True, num_iteration=rounds)
+    return float(curve[rounds - 1]), rounds, out_of_fold
+
+
+def fit_model_cv(
+    cfg: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    categorical: list[int],
+    monotone: list[int] | None = None,
+    progress: bool = False,
+) -> tuple[FitResult, np.ndarray]:
+    """Table mode (no time column): each trial is scored by stratified `cfg.cv_folds`-fold CV, so
+    the choice rests on every row rather than one held-out fifth; the winner is cross-validated
+    again at the fine learning rate (kept if its AUC agrees), and the deployed booster learns from
+    every row, its tree count the folds' best iteration scaled up by the rows it gains. Returns
+    the fit and every row's out-of-fold raw score, for calibration.
+
+    With more than `cfg.search_rows` rows the search sees a seeded sample; the fine CV, whose
+    out-of-fold scores calibrate the model, always sees every row."""
+    base = _constrained(cfg, monotone)
+    folds = stratified_folds(y, folds=cfg.cv_folds, seed=cfg.seed)
+    sampled = len(y) > cfg.search_rows
+    x_search, y_search, search_folds = x, y, folds
+    if sampled:
+        keep = np.sort(
+            np.random.default_rng(cfg.seed).choice(len(y), cfg.search_rows, replace=False)
+        )
+        x_search, y_search = x[keep], y[keep]
+        search_folds = stratified_folds(y_search, folds=cfg.cv_folds, seed=cfg.seed)
+
+    def score(params: dict[str, Any]) -> tuple[float, int, tuple[int, np.ndarray]]:
+        auc, rounds, out_of_fold = _cross_validate(
+            base | params, cfg, x_search, y_search, search_folds, categorical=categorical
+        )
+        return auc, rounds, (rounds, out_of_fold)
+
+    best, (rounds, out_of_fold), trials = _search(cfg, score, progress=progress)
+    best_auc = float(best.value or float("nan"))
+    params = base | best.params
+    if cfg.refit_learning_rate_factor < 1 or sampled:
+        fine, fine_cfg = _fine(cfg, params)
+        fine_auc, fine_rounds, fine_out = _cross_validate(
+            fine, fine_cfg, x, y, folds, categorical=categorical
+        )
+        if fine_auc > best_auc or sampled:
+            params, best_auc, rounds, out_of_fold = fine, fine_auc, fine_rounds, fine_out
+    k = len(folds)
+    rounds = max(1, round(rounds * k / (k - 1)))
+    data = lgb.Dataset(x, y, categorical_feature=categorical)
+    booster = lgb.train(params, data, num_boost_round=rounds)
+    fit = FitResult(
+        booster=booster,
+        params=params,
+        best_iteration=rounds,
+        validation_auc=best_auc,
+        trials=trials,
+    )
+    return fit, out_of_fold
 
 
 def check_monotone(

@@ -24,7 +24,9 @@ def split_by_time(
     return pd.Series(part, index=times.index, name="part")
 
 
-def stratified_folds(y: pd.Series, *, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def stratified_folds(
+    y: pd.Series | np.ndarray, *, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, test) positions of a stratified k-fold split."""
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y.to_numpy()))
+    return list(splitter.split(np.zeros(len(y)), np.asarray(y)))
