@@ -1,6 +1,6 @@
 """Model quality on real data: creditguard's automatic training beside three peers on identical folds.
 
-    .venv/bin/python benchmarks/model_quality.py [--trials 12] [--seeds 5]
+    .venv/bin/python benchmarks/model_quality.py [--trials 12] [--seeds 5] [--data uci|ibm|both]
 
 - UCI Taiwan (table mode): stratified 5-fold CV, random_state=0, every column but ID. AUC = mean of
   the five fold AUCs, the same folds for every model.
@@ -127,7 +127,7 @@ def uci(cfg: TrainConfig, seeds: int) -> dict[str, float]:
         )
         if seed == 0:
             out["creditguard ECE"] = expected_calibration_error(y, oof)
-            out["ECE noise floor"] = ece_noise_floor(oof)
+            out["ECE noise floor"], out["ECE noise p95"] = ece_noise_floor(oof)
             out["margin low"], out["margin high"] = margin_interval(y, oof, held_out[best])
     return out
 
@@ -156,7 +156,7 @@ def ibm(cfg: TrainConfig, seeds: int) -> dict[str, float]:
         if seed == 0:
             out["margin low"], out["margin high"] = margin_interval(y[is_test], ours, peers[best])
             out["creditguard ECE"] = result.metrics["ece"]
-            out["ECE noise floor"] = ece_noise_floor(ours)
+            out["ECE noise floor"], out["ECE noise p95"] = ece_noise_floor(ours)
     out["test rows"] = float(is_test.sum())
     return out
 
@@ -177,17 +177,27 @@ def margin_interval(
     return float(low), float(high)
 
 
-def ece_noise_floor(p: np.ndarray, draws: int = 200) -> float:
-    """The ECE a perfectly calibrated model would show on this many rows: outcomes drawn from its own PDs."""
+def ece_noise_floor(p: np.ndarray, draws: int = 200) -> tuple[float, float]:
+    """The ECE a perfectly calibrated model would show on this many rows (outcomes drawn from its
+    own PDs): the mean over the draws and their 95th percentile."""
     rng = np.random.default_rng(0)
-    return float(
-        np.mean(
-            [
-                expected_calibration_error((rng.uniform(size=p.size) < p).astype(int), p)
-                for _ in range(draws)
-            ]
+    eces = [
+        expected_calibration_error((rng.uniform(size=p.size) < p).astype(int), p)
+        for _ in range(draws)
+    ]
+    return float(np.mean(eces)), float(np.percentile(eces, 95))
+
+
+def _ece_verdict(scores: dict[str, float]) -> str:
+    ece = scores["creditguard ECE"]
+    if ece < 0.02:
+        return "met"
+    if scores["ECE noise floor"] >= 0.02 and ece <= scores["ECE noise p95"]:
+        return (
+            "not measurable on these rows (a perfectly calibrated model shows more); "
+            "within the band of a perfectly calibrated model"
         )
-    )
+    return "MISSED"
 
 
 def main() -> None:
@@ -196,16 +206,21 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=5, help="train creditguard with seeds 0..N-1 (default 5)"
     )
+    parser.add_argument(
+        "--data", choices=("uci", "ibm", "both"), default="both", help="data set(s) to measure"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         print(f"{DATA} is absent: nothing to measure")
         return
     warnings.simplefilter("ignore")
     cfg = replace(TrainConfig(), n_trials=args.trials)
-    for name, run, reference in (
-        ("UCI Taiwan", uci, 0.780),
-        ("IBM accounts receivable", ibm, 0.854),
+    for key, name, run, reference in (
+        ("uci", "UCI Taiwan", uci, 0.780),
+        ("ibm", "IBM accounts receivable", ibm, 0.854),
     ):
+        if args.data not in (key, "both"):
+            continue
         scores = run(cfg, args.seeds)
         peers = {
             k: v
@@ -226,14 +241,15 @@ def main() -> None:
             f"  seed 0: margin {per_seed[0] - best:+.4f} over {best_name}, paired bootstrap of the "
             f"rows, 95 % interval [{scores['margin low']:+.4f}, {scores['margin high']:+.4f}]; "
             f"ECE {scores['creditguard ECE']:.4f} (a perfectly calibrated model would show "
-            f"{scores['ECE noise floor']:.4f} on these rows)"
+            f"{scores['ECE noise floor']:.4f} on these rows, under {scores['ECE noise p95']:.4f} "
+            "in 95 % of draws)"
         )
         print(
             f"  margin of the mean over the best peer ({best_name}): {ours - best:+.4f} "
             f"(seeds {min(per_seed) - best:+.4f} to {max(per_seed) - best:+.4f}); over the "
             f"README's best peer {reference:.3f}: {ours - reference:+.4f} (goal +0.005: "
             f"{'met' if ours - max(best, reference) >= 0.005 else 'MISSED'}); "
-            f"ECE goal < 0.02: {'met' if scores['creditguard ECE'] < 0.02 else 'MISSED'}"
+            f"ECE goal < 0.02: {_ece_verdict(scores)}"
         )
 
 

@@ -82,7 +82,11 @@ def model_card(result: TrainResult, run_id: str) -> str:
             f"calibration on the next window (from {result.profile.get('validation_from')}), "
             f"tested on the latest (from {result.profile.get('test_from')})."
             if result.spec.time_column
-            else "Stratified k-fold cross-validation (out-of-fold predictions)."
+            else (
+                f"Stratified {result.profile.get('cv_folds', 5):.0f}-fold cross-validation "
+                "(out-of-fold predictions); within each training, the search, early stopping and "
+                "calibration use k-fold CV too, and the deployed model learns from every row."
+            )
         ),
         "",
         "| metric | LightGBM | scorecard |",
@@ -101,7 +105,12 @@ def model_card(result: TrainResult, run_id: str) -> str:
             )
         ],
         "",
-        f"**Calibration.** {result.bundle.metadata.get('calibration')} on the validation window.",
+        f"**Calibration.** {result.bundle.metadata.get('calibration')} on "
+        + (
+            "the validation window."
+            if result.spec.time_column
+            else "every training row's out-of-fold score."
+        ),
         "",
         "**Limitations.** Trained on the ledger it was given: a new industry, country or currency is "
         "outside its experience. Thin-file clients have few payment features and lean on "
