@@ -98,8 +98,7 @@ def _search(
 ) -> tuple[optuna.trial.FrozenTrial, Any, list[dict[str, Any]]]:
     """TPE over `_space` (fixed seed, `cfg.n_trials` trials, the regularised defaults first);
     `score` trains one candidate and returns its AUC, its best iteration and whatever the caller
-    keeps of it. Returns
-    the best trial, what `score` returned for it, and every trial as a row."""
+    keeps of it. Returns the best trial, what `score` kept of it, and every trial as a row."""
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
@@ -253,14 +252,14 @@ def fit_model_cv(
         x_search, y_search = x[keep], y[keep]
         search_folds = stratified_folds(y_search, folds=cfg.cv_folds, seed=cfg.seed)
 
-    def score(params: dict[str, Any]) -> tuple[float, int, tuple[int, np.ndarray]]:
-        auc, rounds, out_of_fold = _cross_validate(
+    def score(params: dict[str, Any]) -> tuple[float, int, np.ndarray]:
+        return _cross_validate(
             base | params, cfg, x_search, y_search, search_folds, categorical=categorical
         )
-        return auc, rounds, (rounds, out_of_fold)
 
-    best, (rounds, out_of_fold), trials = _search(cfg, score, progress=progress)
+    best, out_of_fold, trials = _search(cfg, score, progress=progress)
     best_auc = float(best.value or float("nan"))
+    rounds = int(best.user_attrs["best_iteration"])
     params = base | best.params
     if cfg.refit_learning_rate_factor < 1 or sampled:
         fine, fine_cfg = _fine(cfg, params)
