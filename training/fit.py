@@ -134,6 +134,11 @@ def _constrained(cfg: TrainConfig, monotone: list[int] | None) -> dict[str, Any]
     return base
 
 
+def _search_sample(cfg: TrainConfig, rows: int) -> np.ndarray:
+    """The sorted positions of the seeded `cfg.search_rows` rows a large table's search sees."""
+    return np.sort(np.random.default_rng(cfg.seed).choice(rows, cfg.search_rows, replace=False))
+
+
 def _fine(cfg: TrainConfig, params: dict[str, Any]) -> tuple[dict[str, Any], TrainConfig]:
     """The winner's parameters at the refit's finer learning rate, with room for more rounds."""
     fine = {**params, "learning_rate": cfg.learning_rate * cfg.refit_learning_rate_factor}
@@ -160,9 +165,7 @@ def fit_model(
     full_train, full_y = x_train, y_train
     sampled = len(y_train) > cfg.search_rows
     if sampled:
-        keep = np.sort(
-            np.random.default_rng(cfg.seed).choice(len(y_train), cfg.search_rows, replace=False)
-        )
+        keep = _search_sample(cfg, len(y_train))
         x_train, y_train = x_train[keep], y_train[keep]
 
     def score(params: dict[str, Any]) -> tuple[float, int, lgb.Booster]:
@@ -246,9 +249,7 @@ def fit_model_cv(
     sampled = len(y) > cfg.search_rows
     x_search, y_search, search_folds = x, y, folds
     if sampled:
-        keep = np.sort(
-            np.random.default_rng(cfg.seed).choice(len(y), cfg.search_rows, replace=False)
-        )
+        keep = _search_sample(cfg, len(y))
         x_search, y_search = x[keep], y[keep]
         search_folds = stratified_folds(y_search, folds=cfg.cv_folds, seed=cfg.seed)
 
