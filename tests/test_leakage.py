@@ -36,8 +36,14 @@ def _mutate(
         later = inv.index[inv["issued_on"] >= as_of]
         t["invoices"] = inv.drop(later[int(pick * (len(later) - 1))])
     elif kind == "settle_later":
-        # An invoice not settled before as_of: its settlement, amount received and dispute may all change.
-        open_then = inv.index[(inv["issued_on"] < as_of) & ~(inv["paid_on"] < as_of)]
+        # An invoice still open at as_of (neither paid nor written off before it): its settlement,
+        # amount received, dispute and write-off may all change. An invoice written off before
+        # as_of is not open; moving its write-off date would change the past.
+        open_then = inv.index[
+            (inv["issued_on"] < as_of)
+            & ~(inv["paid_on"] < as_of)
+            & ~(inv["written_off_on"] < as_of)
+        ]
         i = open_then[int(pick * (len(open_then) - 1))]
         inv.loc[i, "paid_on"] = max(when, inv.loc[i, "issued_on"]) if pick > 0.2 else pd.NaT
         inv.loc[i, "paid_amount"] = amount
