@@ -37,10 +37,11 @@ serve: setup ## Serve the champions over HTTP on port 3000 (creates a developmen
 	@echo "try: curl -X POST localhost:3000/score -H 'authorization: Bearer $$(cut -d: -f2 models/keys/dev.key)' -H 'content-type: application/json' -d '{\"client_id\": \"C0000042\", \"requested_limit\": 50000}'"
 	CREDITGUARD_API_KEYS_FILE=models/keys/dev.key $(BIN)/creditguard serve --port 3000 --workers 2
 
-lint: setup ## ruff (lint and format check) and mypy
+lint: setup ## ruff (lint and format check), mypy and the import-layer contract
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -49,8 +50,8 @@ format: setup ## Apply ruff's fixes and formatting
 test: lint browser ## Lint, then the whole test suite (browser tests included)
 	CREDITGUARD_REQUIRE_BROWSER=1 $(BIN)/pytest
 
-test-fast: setup ## The tests without the slow integration ones
-	$(BIN)/pytest -m "not slow"
+test-fast: setup ## The unit tests only (no trained model, no server, no Spark; about a minute)
+	$(BIN)/pytest tests/unit
 
 bench: setup ## Every benchmark (minutes; needs ../shared/data for the real-data ones)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -44,8 +44,9 @@ from features.pipeline import build_feature_table
 from training.config import TrainConfig
 from training.evaluate import expected_calibration_error
 from training.scorecard import fit_scorecard, predict_scorecard
+from training.specs import ledger_spec, table_spec
 from training.split import stratified_folds
-from training.train import ledger_spec, table_spec, train_model
+from training.train import train_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

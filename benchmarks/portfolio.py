@@ -30,7 +30,7 @@ from _util import run_child
 CORE = """
 import json, time
 import numpy as np, pandas as pd, pyarrow.parquet as pq
-from serving.scoring import Scorer
+from scoring.scorer import Scorer
 scorer = Scorer.from_registry()
 rows, reasons, limit = 0, {reasons}, {limit}
 warm = next(pq.ParquetFile({path!r}).iter_batches(batch_size=64)).to_pandas()
@@ -51,8 +51,7 @@ PEER = """
 import json, time, warnings
 warnings.simplefilter("ignore")
 import mlflow, pandas as pd, pyarrow.parquet as pq, shap
-from training.registry import load_bundle
-from training.tracking import tracking_uri
+from scoring.store import load_bundle, tracking_uri
 mlflow.set_tracking_uri(tracking_uri())
 model = mlflow.pyfunc.load_model("models:/creditguard-default@champion")
 bundle = load_bundle("creditguard-default", "champion")
@@ -70,7 +69,7 @@ print(json.dumps({{"rows": len(frame), "seconds": time.perf_counter() - start}})
 E2E = """
 import json, time
 from pathlib import Path
-from serving.cli import run_scoring
+from portfolio.run import run_scoring
 start = time.perf_counter()
 figures = run_scoring(Path({ledger!r}), None, Path({out!r}))
 print(json.dumps({{"clients": figures["clients"], "invoices": figures["open_invoices"],

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from features.io import load_ledger  # noqa: E402
 from features.payment_behaviour import build_client_features  # noqa: E402
 from features.pipeline import client_ledger  # noqa: E402
-from serving.state import DEFAULT_LEDGER  # noqa: E402
+from serving.online import DEFAULT_LEDGER  # noqa: E402
 
 KEY = "bench-key"
 LUA = r"""

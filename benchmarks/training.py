@@ -22,7 +22,8 @@ CODE = """
 import json, time
 import pandas as pd
 from training.config import TrainConfig
-from training.train import ledger_spec, train_model, usable_rows
+from training.specs import ledger_spec
+from training.train import train_model, usable_rows
 t0 = time.perf_counter()
 table = pd.read_parquet({path!r})
 spec = ledger_spec("default")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -165,6 +165,17 @@ class Ledger:
         return replace(self, **tables)
 
 
+ArrayOrSeries = TypeVar("ArrayOrSeries", np.ndarray, pd.Series)
+
+
+def is_open(
+    issued_on: ArrayOrSeries, paid_on: ArrayOrSeries, written_off_on: ArrayOrSeries, as_of: object
+) -> ArrayOrSeries:
+    """What "open" means at `as_of`, the one definition every consumer uses: issued before it,
+    neither settled nor written off before it. Dates as datetimes, or as days (NaN missing)."""
+    return (issued_on < as_of) & ~(paid_on < as_of) & ~(written_off_on < as_of)
+
+
 class LedgerValidationError(ValueError):
     """Raised when a ledger breaks the contract; carries every violation."""
 
@@ -214,7 +225,7 @@ def _row_keys(table: str, frame: pd.DataFrame) -> pd.Series:
     return out.astype(object)
 
 
-def _flag(
+def flag(
     table: str,
     frame: pd.DataFrame,
     mask: pd.Series | np.ndarray,
@@ -303,19 +314,19 @@ def coerce_table(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
                 after = after.str.strip()
         elif col.kind == "float":
             after = pd.to_numeric(before.where(present), errors="coerce").astype("float64")
-            found.append(_flag(name, frame, present & after.isna(), col.name, "is not a number"))
+            found.append(flag(name, frame, present & after.isna(), col.name, "is not a number"))
         elif col.kind == "date":
             after = _to_dates(before.where(present))
             found.append(
-                _flag(name, frame, present & after.isna(), col.name, "is not a date (YYYY-MM-DD)")
+                flag(name, frame, present & after.isna(), col.name, "is not a date (YYYY-MM-DD)")
             )
         else:  # bool
             text = before.astype("string").str.strip().str.lower()
             after = pd.Series(np.where(text.isin(list(_TRUE)), True, False), index=frame.index)
             bad = present & ~text.isin(list(_TRUE | _FALSE))
-            found.append(_flag(name, frame, bad, col.name, "is not true/false"))
+            found.append(flag(name, frame, bad, col.name, "is not true/false"))
         if not col.nullable:
-            found.append(_flag(name, frame, ~present, col.name, "must not be empty"))
+            found.append(flag(name, frame, ~present, col.name, "must not be empty"))
         frame[col.name] = after
     ordered = schema.column_names + [c for c in frame.columns if c not in schema.column_names]
     return frame[ordered], _concat(found)
@@ -339,203 +350,176 @@ def _to_dates(values: pd.Series) -> pd.Series:
 # Rules on typed tables
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A rule across columns or tables: the rows of `table` that break it, named by `column` and
+    the rule's words (`{cfg}` in them is the contract's tolerances). `shown`, when given, is the
+    value the violation shows instead of the cell's own."""
+
+    table: str
+    column: str
+    rule: str
+    broken: Callable[[Ledger, ContractConfig], np.ndarray | pd.Series]
+    shown: Callable[[Ledger], pd.Series] | None = None
+
+
+def _before(table: str, column: str, other: str) -> Rule:
+    return Rule(
+        table,
+        column,
+        f"is before {other}",
+        lambda t, _: t.table(table)[column] < t.table(table)[other],
+    )
+
+
+def _unknown_client(table: str) -> Rule:
+    def broken(t: Ledger, _: ContractConfig) -> np.ndarray:
+        frame = t.table(table)
+        return frame["client_id"].notna().to_numpy() & ~isin(
+            frame["client_id"], t.clients["client_id"].dropna()
+        )
+
+    return Rule(table, "client_id", "refers to no client in clients", broken)
+
+
+def _invoices_once(t: Ledger) -> pd.DataFrame:
+    """The invoices with one row per id (a repeated id is its own violation)."""
+    inv = t.invoices
+    return inv if no_repeats(inv["invoice_id"]) else inv.drop_duplicates("invoice_id")
+
+
+def _paid_invoice(t: Ledger) -> np.ndarray:
+    """Each payment's row in `_invoices_once`, -1 for none."""
+    return index_in(t.payments["invoice_id"], _invoices_once(t)["invoice_id"])
+
+
+def _payment_totals(t: Ledger) -> pd.Series:
+    return t.payments.groupby("invoice_id")["amount"].sum()
+
+
+def _payments_disagree(t: Ledger, cfg: ContractConfig) -> np.ndarray:
+    """Invoices whose payments do not add up to their paid_amount."""
+    if not len(t.payments):
+        return np.zeros(len(t.invoices), dtype=bool)
+    inv, totals = _invoices_once(t), _payment_totals(t)
+    known = index_in(totals.index, inv["invoice_id"])
+    recorded = take(inv["paid_amount"].to_numpy("float64", na_value=np.nan), known, np.nan)
+    amount = take(inv["amount"].to_numpy("float64", na_value=np.nan), known, np.nan)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(totals.to_numpy() - np.nan_to_num(recorded, nan=0.0)) > (
+            cfg.payment_sum_tolerance * amount + 0.01
+        )
+    bad = totals.index[gap & (known >= 0)]
+    if not len(bad):
+        return np.zeros(len(t.invoices), dtype=bool)
+    return isin(t.invoices["invoice_id"], bad)
+
+
+def _payment_issued(t: Ledger) -> pd.Series:
+    inv = _invoices_once(t)
+    issued = take(inv["issued_on"].to_numpy(), _paid_invoice(t), np.datetime64("NaT"))
+    return pd.Series(issued, index=t.payments.index)
+
+
+# The rules across columns and tables, in the order their violations are listed.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "clients",
+        "country",
+        "is not an ISO 3166-1 alpha-2 code",
+        lambda t, _: t.clients["country"].notna() & ~isin(t.clients["country"], COUNTRIES),
+    ),
+    _before("clients", "onboarded_on", "founded_on"),
+    *(_unknown_client(name) for name in ("invoices", "financials", "insolvencies")),
+    Rule(
+        "invoices",
+        "currency",
+        "is not an ISO 4217 code",
+        lambda t, _: t.invoices["currency"].notna() & ~isin(t.invoices["currency"], CURRENCIES),
+    ),
+    _before("invoices", "due_on", "issued_on"),
+    _before("invoices", "paid_on", "issued_on"),
+    _before("invoices", "written_off_on", "issued_on"),
+    Rule(
+        "invoices",
+        "paid_amount",
+        "exceeds amount beyond the {cfg.overpayment_tolerance:.0%} overpayment tolerance",
+        lambda t, cfg: (
+            t.invoices["paid_amount"] > t.invoices["amount"] * (1 + cfg.overpayment_tolerance)
+        ),
+    ),
+    Rule(
+        "invoices",
+        "paid_amount",
+        "must be set when paid_on is set",
+        lambda t, _: t.invoices["paid_on"].notna() & t.invoices["paid_amount"].isna(),
+    ),
+    Rule(
+        "payments",
+        "invoice_id",
+        "refers to no invoice in invoices",
+        lambda t, _: t.payments["invoice_id"].notna().to_numpy() & (_paid_invoice(t) < 0),
+    ),
+    Rule(
+        "payments",
+        "paid_on",
+        "is before the invoice's issued_on",
+        lambda t, _: t.payments["paid_on"] < _payment_issued(t),
+    ),
+    Rule(
+        "invoices",
+        "paid_amount",
+        "differs from the sum of its payments",
+        _payments_disagree,
+        shown=lambda t: (
+            t.invoices["invoice_id"]
+            .map(_payment_totals(t))
+            .map(lambda v: f"payments sum to {v:.2f}")
+        ),
+    ),
+    _before("financials", "published_on", "period_end"),
+    Rule(
+        "financials",
+        "current_assets",
+        "exceeds total_assets",
+        lambda t, _: t.financials["current_assets"] > t.financials["total_assets"] * 1.0001,
+    ),
+)
+
+
+def _column_rules(name: str, frame: pd.DataFrame, extracted_on: pd.Timestamp) -> list[pd.DataFrame]:
+    """The rules each column declares in its schema: a unique key, ranges, no future dates."""
+    found = _unique_key(name, frame, SCHEMAS[name].key)
+    for col in SCHEMAS[name].columns:
+        values = frame[col.name]
+        if col.kind == "float":
+            if col.strictly_positive:
+                found.append(flag(name, frame, values <= 0, col.name, "must be > 0"))
+            if col.minimum is not None:
+                found.append(
+                    flag(name, frame, values < col.minimum, col.name, f"must be >= {col.minimum:g}")
+                )
+        if col.kind == "date" and not col.future_allowed:
+            after = f"is after the extraction date {extracted_on.date().isoformat()}"
+            found.append(flag(name, frame, values > extracted_on, col.name, after))
+    return found
+
+
 def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> pd.DataFrame:
     """Every violation of the contract's rules in a typed ledger, one row per (cell, rule)."""
     cfg = config or ContractConfig()
-    t = ledger.tables()
-    asof = ledger.extracted_on
     found: list[pd.DataFrame] = []
-
-    for name, schema in SCHEMAS.items():
-        frame = t[name]
-        found += _unique_key(name, frame, schema.key)
-        for col in schema.columns:
-            values = frame[col.name]
-            if col.kind == "float":
-                if col.strictly_positive:
-                    found.append(_flag(name, frame, values <= 0, col.name, "must be > 0"))
-                if col.minimum is not None:
-                    found.append(
-                        _flag(
-                            name,
-                            frame,
-                            values < col.minimum,
-                            col.name,
-                            f"must be >= {col.minimum:g}",
-                        )
-                    )
-            if col.kind == "date" and not col.future_allowed:
-                found.append(
-                    _flag(
-                        name,
-                        frame,
-                        values > asof,
-                        col.name,
-                        f"is after the extraction date {asof.date().isoformat()}",
-                    )
-                )
-
-    clients, invoices = t["clients"], t["invoices"]
-    payments, financials = t["payments"], t["financials"]
-
-    found.append(
-        _flag(
-            "clients",
-            clients,
-            clients["country"].notna() & ~isin(clients["country"], COUNTRIES),
-            "country",
-            "is not an ISO 3166-1 alpha-2 code",
-        )
-    )
-    found.append(
-        _flag(
-            "clients",
-            clients,
-            clients["onboarded_on"] < clients["founded_on"],
-            "onboarded_on",
-            "is before founded_on",
-        )
-    )
-
-    known_clients = set(clients["client_id"].dropna())
-    for name in ("invoices", "financials", "insolvencies"):
-        frame = t[name]
-        found.append(
-            _flag(
-                name,
-                frame,
-                frame["client_id"].notna() & ~isin(frame["client_id"], known_clients),
-                "client_id",
-                "refers to no client in clients",
-            )
-        )
-
-    found.append(
-        _flag(
-            "invoices",
-            invoices,
-            invoices["currency"].notna() & ~isin(invoices["currency"], CURRENCIES),
-            "currency",
-            "is not an ISO 4217 code",
-        )
-    )
-    found.append(
-        _flag(
-            "invoices",
-            invoices,
-            invoices["due_on"] < invoices["issued_on"],
-            "due_on",
-            "is before issued_on",
-        )
-    )
-    found.append(
-        _flag(
-            "invoices",
-            invoices,
-            invoices["paid_on"] < invoices["issued_on"],
-            "paid_on",
-            "is before issued_on",
-        )
-    )
-    found.append(
-        _flag(
-            "invoices",
-            invoices,
-            invoices["written_off_on"] < invoices["issued_on"],
-            "written_off_on",
-            "is before issued_on",
-        )
-    )
-    over = invoices["paid_amount"] > invoices["amount"] * (1 + cfg.overpayment_tolerance)
-    found.append(
-        _flag(
-            "invoices",
-            invoices,
-            over,
-            "paid_amount",
-            f"exceeds amount beyond the {cfg.overpayment_tolerance:.0%} overpayment tolerance",
-        )
-    )
-    found.append(
-        _flag(
-            "invoices",
-            invoices,
-            invoices["paid_on"].notna() & invoices["paid_amount"].isna(),
-            "paid_amount",
-            "must be set when paid_on is set",
-        )
-    )
-
-    if len(payments):
-        inv = (
-            invoices
-            if no_repeats(invoices["invoice_id"])
-            else invoices.drop_duplicates("invoice_id")
-        )
-        ids = inv["invoice_id"]
-        at = index_in(payments["invoice_id"], ids)  # -1: no such invoice
-        found.append(
-            _flag(
-                "payments",
-                payments,
-                payments["invoice_id"].notna() & (at < 0),
-                "invoice_id",
-                "refers to no invoice in invoices",
-            )
-        )
-        issued = pd.Series(
-            take(inv["issued_on"].to_numpy(), at, np.datetime64("NaT")), index=payments.index
-        )
-        found.append(
-            _flag(
-                "payments",
-                payments,
-                payments["paid_on"] < issued,
-                "paid_on",
-                "is before the invoice's issued_on",
-            )
-        )
-        totals = payments.groupby("invoice_id")["amount"].sum()
-        known = index_in(totals.index, ids)
-        recorded = take(inv["paid_amount"].to_numpy("float64", na_value=np.nan), known, np.nan)
-        amount = take(inv["amount"].to_numpy("float64", na_value=np.nan), known, np.nan)
-        with np.errstate(invalid="ignore"):
-            gap = np.abs(totals.to_numpy() - np.nan_to_num(recorded, nan=0.0)) > (
-                cfg.payment_sum_tolerance * amount + 0.01
-            )
-        bad_ids = set(totals.index[gap & (known >= 0)])
-        if bad_ids:
-            mask = isin(invoices["invoice_id"], bad_ids)
-            shown = invoices["invoice_id"].map(totals).map(lambda v: f"payments sum to {v:.2f}")
-            found.append(
-                _flag(
-                    "invoices",
-                    invoices,
-                    mask,
-                    "paid_amount",
-                    "differs from the sum of its payments",
-                    shown,
-                )
-            )
-
-    found.append(
-        _flag(
-            "financials",
-            financials,
-            financials["published_on"] < financials["period_end"],
-            "published_on",
-            "is before period_end",
-        )
-    )
-    found.append(
-        _flag(
-            "financials",
-            financials,
-            financials["current_assets"] > financials["total_assets"] * 1.0001,
-            "current_assets",
-            "exceeds total_assets",
-        )
-    )
+    for name, frame in ledger.tables().items():
+        found += _column_rules(name, frame, ledger.extracted_on)
+    for rule in RULES:
+        frame = ledger.table(rule.table)
+        if not len(frame):
+            continue
+        broken = np.asarray(rule.broken(ledger, cfg), dtype=bool)
+        if broken.any():
+            shown = rule.shown(ledger) if rule.shown is not None else None
+            words = rule.rule.format(cfg=cfg)
+            found.append(flag(rule.table, frame, broken, rule.column, words, shown))
     return _concat(found)
 
 
@@ -546,7 +530,7 @@ def _unique_key(name: str, frame: pd.DataFrame, key: tuple[str, ...]) -> list[pd
         return []
     dup = frame.duplicated(list(key), keep="first") & frame[list(key)].notna().all(axis=1)
     return [
-        _flag(
+        flag(
             name,
             frame,
             dup,

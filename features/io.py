@@ -60,12 +60,6 @@ def atomic_file(target: Path | str) -> Iterator[Path]:
     os.replace(scratch, target)
 
 
-def write_parquet(frame: pd.DataFrame, target: Path | str) -> None:
-    """Write one frame as Parquet, atomically."""
-    with atomic_file(target) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
 def read_table_file(path: Path) -> pd.DataFrame:
     """Read a CSV (every cell as text, for the contract to type) or a Parquet file."""
     if path.suffix == ".csv":

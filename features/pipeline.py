@@ -13,25 +13,13 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.arrays import index_in, isin, no_repeats, take
-from features.catalog import FeatureSpec
 from features.contract import Ledger
 from features.io import atomic_file
 from features.labels import label_default, label_late
-from features.payment_behaviour import (
-    build_client_features,
-    build_invoice_features,
-    client_feature_specs,
-    invoice_feature_specs,
-)
+from features.payment_behaviour import build_client_features, build_invoice_features
 
 Unit = Literal["client", "invoice"]
 INVOICES_PER_PARTITION = 2_000_000
-
-
-def feature_specs(unit: Unit) -> list[FeatureSpec]:
-    """The catalog of a unit's features, in column order."""
-    specs = client_feature_specs()
-    return specs + invoice_feature_specs() if unit == "invoice" else specs
 
 
 def client_ledger(ledger: Ledger, client_ids: Sequence[str] | pd.Series | np.ndarray) -> Ledger:

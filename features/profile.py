@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.contract import Ledger
+from features.contract import Ledger, is_open
 
 
 def profile_ledger(ledger: Ledger) -> dict[str, object]:
@@ -12,9 +12,14 @@ def profile_ledger(ledger: Ledger) -> dict[str, object]:
     inv = ledger.invoices
     paid = inv[inv["paid_on"].notna()]
     days_late = (paid["paid_on"] - paid["due_on"]).dt.days
-    is_open = inv["paid_on"].isna() & inv["written_off_on"].isna()
-    open_balance = (inv["amount"] - inv["paid_amount"].fillna(0.0)).clip(lower=0.0)[is_open]
-    overdue = is_open & (inv["due_on"] < ledger.extracted_on)
+    open_ = is_open(
+        inv["issued_on"],
+        inv["paid_on"],
+        inv["written_off_on"],
+        ledger.extracted_on + pd.Timedelta(days=1),
+    )
+    open_balance = (inv["amount"] - inv["paid_amount"].fillna(0.0)).clip(lower=0.0)[open_]
+    overdue = open_ & (inv["due_on"] < ledger.extracted_on)
     return {
         "clients": len(ledger.clients),
         "invoices": len(inv),
@@ -29,7 +34,7 @@ def profile_ledger(ledger: Ledger) -> dict[str, object]:
         "paid >30 days late": round(float((days_late > 30).mean()), 4),
         "paid >90 days late": round(float((days_late > 90).mean()), 4),
         "disputed": round(float(inv["disputed"].mean()), 4),
-        "open invoices": int(is_open.sum()),
+        "open invoices": int(open_.sum()),
         "open balance": round(float(open_balance.sum()), 2),
         "overdue open invoices": int(overdue.sum()),
         "written-off invoices": int(inv["written_off_on"].notna().sum()),

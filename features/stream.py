@@ -29,8 +29,8 @@ from features.contract import (
     TABLE_NAMES,
     ContractConfig,
     Ledger,
-    _flag,
     check_ledger,
+    flag,
     split_quarantine,
 )
 from features.io import arrow_to_frame, find_table, resolve_extracted_on
@@ -310,7 +310,7 @@ def _read_part(
         violations = pd.concat(
             [
                 violations,
-                _flag(
+                flag(
                     "invoices",
                     ledger.invoices,
                     local,

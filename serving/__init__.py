@@ -1,1 +1,1 @@
-"""Scoring core, limits, the BentoML service, batch scoring and the CLI."""
+"""The HTTP service and the credit officer's page, over the scoring core."""

@@ -1,6 +1,6 @@
 """What the credit officer's page shows about one client, from the same pieces as everything else:
-the scoring core for PD, grade, reasons and limits; the nightly report's early-warning rules
-against the client's own score a month earlier; the portfolio's open-invoice view for aging."""
+the scoring core for PD, grade, reasons and limits; the early-warning rules of the nightly report
+against the client's own score a month earlier; the open invoices and their stages for aging."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pandas as pd
 
 from features.contract import STATEMENT_AMOUNTS, Ledger
 from features.payment_behaviour import build_client_features
-from serving.portfolio import STAGES, client_rows, escalation_stage, open_invoices
-from serving.report import early_warnings, max_days_past_due
-from serving.scoring import Scorer
+from scoring.early_warnings import early_warnings
+from scoring.receivables import STAGES, max_days_past_due, open_invoices, with_stage
+from scoring.scorer import Scorer, client_table
 
 WATERFALL_STEPS = 6  # contributions shown one by one on each side; the rest are summed
 HISTORY_MONTHS = 24
@@ -106,11 +106,7 @@ def _financials(ledger: Ledger, as_of: pd.Timestamp) -> dict[str, Any] | None:
 
 
 def _open_with_stage(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
-    open_ = open_invoices(ledger, as_of)
-    dpd = (as_of - open_["due_on"]).dt.days.to_numpy()
-    return open_.assign(
-        days_past_due=np.maximum(dpd, 0).astype("int64"), escalation_stage=escalation_stage(dpd)
-    )
+    return with_stage(open_invoices(ledger, as_of), as_of)
 
 
 def client_view(ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp) -> dict[str, Any]:
@@ -121,7 +117,7 @@ def client_view(ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp) -> dict[str
     features = build_client_features(ledger, as_of_dates=[as_of - LOOKBACK, as_of])
     scored = scorer.score(features, top=WATERFALL_STEPS)
     limits = pd.Series([current_limit if current_limit is not None else np.nan] * len(scored))
-    rows = client_rows(scored, limits)
+    rows = client_table(scored, limits)
     now = scored.iloc[-1].to_dict()
     open_now = _open_with_stage(ledger, as_of)
     flags: list[str] = []

@@ -1,14 +1,19 @@
-"""Shared fixtures: a seeded synthetic ledger and the real data folder (skipped when absent)."""
+"""Shared fixtures: a seeded synthetic ledger, the small models trained once a session and logged
+as champions to a session MLflow store, and the real data folder (skipped when absent)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from features.contract import Ledger
 from features.io import load_ledger
 from features.synthetic import GeneratorConfig, generate_ledger
+from tests.models import FAST, small_tables, train_small_models
+from training.train import TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -26,6 +31,40 @@ def small_ledger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_ledger(small_ledger_dir: Path) -> Ledger:
     return load_ledger(small_ledger_dir)
+
+
+@pytest.fixture(scope="session")
+def small_feature_tables(small_ledger: Ledger) -> dict[str, pd.DataFrame]:
+    """Client snapshots and invoices at issue of the small ledger, with labels."""
+    return small_tables(small_ledger)
+
+
+@pytest.fixture(scope="session")
+def trained_models(small_feature_tables: dict[str, pd.DataFrame]) -> dict[str, TrainResult]:
+    """Both small models, trained once for every test that needs one ("default", "late")."""
+    return train_small_models(small_feature_tables)
+
+
+@pytest.fixture(scope="session")
+def champion_store(
+    trained_models: dict[str, TrainResult], tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The URI of an MLflow store in which both small models are registered champions. Tests
+    point `MLFLOW_TRACKING_URI` at it; none of them moves its aliases."""
+    from training.tracking import log_training
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('champions') / 'mlflow.db'}"
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        for result in trained_models.values():
+            log_training(result, FAST, plots=False)
+    finally:
+        if before is None:
+            del os.environ["MLFLOW_TRACKING_URI"]
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+    return uri
 
 
 @pytest.fixture(scope="session")

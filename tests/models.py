@@ -1,4 +1,4 @@
-"""The small models the scoring, service and portfolio tests share: trained fast on the small ledger."""
+"""The small models the integration tests share: trained fast on the small ledger, once a session."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 from features.contract import Ledger
 from features.pipeline import build_feature_table, month_ends
 from training.config import TrainConfig
-from training.tracking import log_training
-from training.train import ledger_spec, train_model
+from training.specs import ledger_spec
+from training.train import TrainResult, train_model
 
 FAST = TrainConfig(n_trials=2, max_rounds=150, early_stopping_rounds=20, shap_sample=200)
 
@@ -25,7 +25,9 @@ def small_tables(ledger: Ledger) -> dict[str, pd.DataFrame]:
     }
 
 
-def log_small_models(ledger: Ledger) -> None:
-    """Train both models and log them to the current MLflow store (the first become champions)."""
-    for model, table in small_tables(ledger).items():
-        log_training(train_model(table, ledger_spec(model), FAST), FAST, plots=False)  # type: ignore[arg-type]
+def train_small_models(tables: dict[str, pd.DataFrame]) -> dict[str, TrainResult]:
+    """Both models, trained with the fast configuration."""
+    return {
+        model: train_model(table, ledger_spec(model), FAST)  # type: ignore[arg-type]
+        for model, table in tables.items()
+    }

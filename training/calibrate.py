@@ -1,37 +1,14 @@
-"""Calibration of raw scores into PDs: Platt or isotonic, chosen by out-of-time log loss."""
+"""Fitting the calibration of raw scores into PDs: Platt or isotonic, chosen by cross-fitted log
+loss (the calibrators themselves live in `scoring.calibration`)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-
-@dataclass
-class PlattCalibrator:
-    """PD = sigmoid(a * raw + b): linear in log-odds, so SHAP contributions scale exactly."""
-
-    a: float
-    b: float
-    method: str = "platt"
-
-    def predict(self, raw: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.a * np.asarray(raw) + self.b)))
-
-
-@dataclass
-class IsotonicCalibrator:
-    """A monotone step function of the raw score (reasons stay on the raw score)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    method: str = "isotonic"
-
-    def predict(self, raw: np.ndarray) -> np.ndarray:
-        return np.interp(np.asarray(raw), self.x, self.y)
+from scoring.calibration import IsotonicCalibrator, PlattCalibrator
 
 
 def _fit_platt(raw: np.ndarray, y: np.ndarray) -> PlattCalibrator:

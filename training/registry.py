@@ -4,7 +4,6 @@ out-of-time window; a forced promotion records who overrode the gate and why."""
 from __future__ import annotations
 
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from serving.bundle import ModelBundle
+from scoring.store import CHALLENGER, CHAMPION, load_bundle
 from training.config import TrainConfig
 from training.evaluate import evaluate
 from training.tracking import use_store
@@ -30,26 +29,6 @@ class PromotionDecision:
     champion_auc: float = float("nan")
     challenger_ece: float = float("nan")
     champion_ece: float = float("nan")
-
-
-def load_bundle(model: str, ref: str) -> ModelBundle:
-    """The bundle of `models:/NAME@alias` or `models:/NAME/version`."""
-    use_store()
-    ref = str(ref)
-    uri = f"models:/{model}@{ref}" if not ref.isdigit() else f"models:/{model}/{ref}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loaded = mlflow.pyfunc.load_model(uri)
-    bundle: ModelBundle = loaded.unwrap_python_model().bundle
-    return bundle
-
-
-def resolve_version(model: str, ref: str) -> str:
-    """The version number behind an alias (or the version itself)."""
-    ref = str(ref)
-    if ref.isdigit():
-        return ref
-    return str(use_store().get_model_version_by_alias(model, ref).version)
 
 
 def _evaluation_rows(run_id: str) -> pd.DataFrame:
@@ -70,15 +49,15 @@ def promote(
         raise ValueError("a forced promotion needs a reason (--reason TEXT)")
     client = use_store()
     try:
-        challenger = client.get_model_version_by_alias(model, "challenger")
+        challenger = client.get_model_version_by_alias(model, CHALLENGER)
     except MlflowException as exc:
         raise LookupError(f"{model} has no challenger: train one first") from exc
     try:
-        champion = client.get_model_version_by_alias(model, "champion")
+        champion = client.get_model_version_by_alias(model, CHAMPION)
     except MlflowException:
         champion = None
     if champion is None:
-        client.set_registered_model_alias(model, "champion", challenger.version)
+        client.set_registered_model_alias(model, CHAMPION, challenger.version)
         return PromotionDecision(
             model,
             challenger.version,
@@ -98,11 +77,15 @@ def promote(
         )
 
     rows = _evaluation_rows(str(challenger.run_id))
-    y = rows[load_bundle(model, challenger.version).target].to_numpy(dtype=int)
-    scores = {}
-    for role, version in (("challenger", challenger.version), ("champion", champion.version)):
-        bundle = load_bundle(model, version)
-        scores[role] = evaluate(y, bundle.predict(rows, threads=cfg.threads)["pd"].to_numpy())
+    bundles = {
+        "challenger": load_bundle(model, challenger.version),
+        "champion": load_bundle(model, champion.version),
+    }
+    y = rows[bundles["challenger"].target].to_numpy(dtype=int)
+    scores = {
+        role: evaluate(y, bundle.predict(rows, threads=cfg.threads)["pd"].to_numpy())
+        for role, bundle in bundles.items()
+    }
     ch, cp = scores["challenger"], scores["champion"]
     auc_ok = ch["auc"] >= cp["auc"] - cfg.promotion_auc_tolerance
     ece_ok = ch["ece"] <= cp["ece"] + cfg.promotion_ece_tolerance
@@ -114,7 +97,7 @@ def promote(
     )
     promoted = passed or force
     if promoted:
-        client.set_registered_model_alias(model, "champion", challenger.version)
+        client.set_registered_model_alias(model, CHAMPION, challenger.version)
     note = why if passed or not force else f"forced over the gate ({why}): {reason}"
     client.set_model_version_tag(
         model, challenger.version, "promotion", ("promoted: " if promoted else "refused: ") + note

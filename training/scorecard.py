@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ def fit_scorecard(
     y: np.ndarray,
     *,
     categorical: list[str],
-    directions: dict[str, int],
+    directions: Mapping[str, int],
 ) -> Pipeline:
     """A binning process (monotone where the catalog gives a direction) feeding a logistic regression.
 

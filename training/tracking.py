@@ -1,13 +1,13 @@
-"""MLflow at the edge: where the store is, and one function that logs a training run and registers it."""
+"""MLflow at the edge, write side: the experiment, and one function that logs a training run and
+registers it (the read side, `tracking_uri` and `load_bundle`, is `scoring.store`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import subprocess
 import tempfile
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,28 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from features.catalog import catalog_frame
-from features.pipeline import feature_specs
-from serving.bundle import MODELS_DIR
-from serving.pyfunc import CreditModel, predict_with_reasons
+from scoring.paths import REPO
+from scoring.pyfunc import CODE_FILE, predict_with_reasons
+from scoring.store import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, tracking_uri
 from training.config import TrainConfig
 from training.train import TrainResult
 
 EXPERIMENT = "creditguard"
-PIP_REQUIREMENTS = ["mlflow", "lightgbm", "numpy", "pandas", "pyyaml", "scikit-learn"]
+# What loading a logged model imports (the pyfunc, the bundle, TreeSHAP and their imports); the
+# model carries the `scoring` and `features` packages themselves as code.
+MODEL_PACKAGES = ("mlflow", "lightgbm", "numba", "numpy", "pandas", "pyarrow", "pyyaml", "scipy")
+MODEL_CODE = [str(REPO / "scoring"), str(REPO / "features")]
 
 
-def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store under models/."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{MODELS_DIR / 'mlflow.db'}"
+def pip_requirements() -> list[str]:
+    """The packages a logged model needs, pinned to the versions it was trained with."""
+    pinned = []
+    for name in MODEL_PACKAGES:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pinned.append(name)
+    return pinned
 
 
 def use_store() -> MlflowClient:
@@ -54,7 +63,7 @@ def git_commit() -> str:
             capture_output=True,
             text=True,
             check=True,
-            cwd=MODELS_DIR.parent,
+            cwd=REPO,
         )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -162,9 +171,8 @@ def log_training(
             | {f"scorecard_test_{k}": v for k, v in result.scorecard_metrics.items()}
             | {"validation_auc": result.fit.validation_auc}
         )
-        if spec.unit == "client" or spec.unit == "invoice":
-            catalog = catalog_frame(feature_specs("client" if spec.unit == "client" else "invoice"))
-            catalog.to_csv(folder / "feature_catalog.csv", index=False)
+        if spec.catalog():
+            catalog_frame(spec.catalog()).to_csv(folder / "feature_catalog.csv", index=False)
         (folder / "data_profile.json").write_text(json.dumps(result.profile, indent=2, default=str))
         pd.DataFrame(result.trials).to_csv(folder / "search_trials.csv", index=False)
         if len(result.segments):
@@ -201,24 +209,23 @@ def log_training(
             )
             mlflow.log_artifacts(str(plot_dir), artifact_path="plots")
 
-        bundle_path = folder / "bundle.pkl"
-        bundle_path.write_bytes(pickle.dumps(result.bundle))
+        bundle_path = result.bundle.save(folder / BUNDLE_ARTIFACT)
         example = result.evaluation_rows[result.bundle.features].head(5).reset_index(drop=True)
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # MLflow warns about integer columns and env capture; both handled
+            # MLflow warns about integer columns and env capture; both handled
+            warnings.simplefilter("ignore")
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=CreditModel(),
-                artifacts={"bundle": str(bundle_path)},
+                python_model=str(CODE_FILE),  # models-from-code: no object is pickled
+                code_paths=MODEL_CODE,
+                artifacts={BUNDLE_ARTIFACT: str(bundle_path)},
                 signature=infer_signature(
                     example,
                     predict_with_reasons(result.bundle, example),
                     params={"reasons": True},
                 ),
                 input_example=example,
-                pip_requirements=PIP_REQUIREMENTS,
+                pip_requirements=pip_requirements(),
             )
         run_id = run.info.run_id
     out: dict[str, Any] = {"run_id": run_id}
@@ -226,12 +233,12 @@ def log_training(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             version = mlflow.register_model(info.model_uri, spec.name)
-        client.set_registered_model_alias(spec.name, "challenger", version.version)
+        client.set_registered_model_alias(spec.name, CHALLENGER, version.version)
         out["version"] = version.version
         try:
-            client.get_model_version_by_alias(spec.name, "champion")
+            client.get_model_version_by_alias(spec.name, CHAMPION)
         except mlflow.exceptions.MlflowException:
-            client.set_registered_model_alias(spec.name, "champion", version.version)
+            client.set_registered_model_alias(spec.name, CHAMPION, version.version)
             client.set_model_version_tag(
                 spec.name, version.version, "promotion", "first version: champion by default"
             )

@@ -1,101 +1,32 @@
-"""Training end to end, without tracking: split, search, fit, check, calibrate, evaluate, benchmark."""
+"""Training end to end, without tracking: split, search, fit, check, calibrate, evaluate, benchmark.
+
+Two ways to judge a model, one function each: `train_out_of_time` for a table with a time column
+(the ledger models: trained on the earliest dates, validated on the next, tested on the latest),
+`train_cross_validated` for a table without one (stratified k-fold). `train_model` picks by the
+spec; both end in the same `TrainResult`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.catalog import FeatureSpec
-from features.pipeline import feature_specs
-from serving.bundle import MasterScale, ModelBundle
-from serving.monitor import population_reference
+from scoring.bundle import MasterScale, ModelBundle
+from scoring.stability import population_reference
 from training.calibrate import fit_calibrator
 from training.config import TrainConfig
 from training.evaluate import evaluate, evaluate_segments
 from training.fit import FitResult, MonotonicityError, check_monotone, fit_model, fit_model_cv
 from training.scorecard import fit_scorecard, predict_scorecard
+from training.specs import ModelSpec
 from training.split import split_by_time, stratified_folds
 
 log = logging.getLogger(__name__)
-
-KEY_COLUMNS = {
-    "client_id",
-    "invoice_id",
-    "as_of",
-    "censored",
-    "defaulted_before",
-    "default_12m",
-    "late",
-}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a model predicts, from which columns, and what the data scientist should know of it."""
-
-    name: str
-    target: str
-    time_column: str | None
-    features: list[str]
-    categorical: list[str]
-    directions: dict[str, int]
-    purpose: str
-    unit: str = "table"
-    segment_columns: tuple[str, ...] = ()
-
-
-def ledger_spec(model: Literal["default", "late"]) -> ModelSpec:
-    """The two ledger models and their catalogs."""
-    unit: Literal["client", "invoice"] = "client" if model == "default" else "invoice"
-    specs: list[FeatureSpec] = feature_specs(unit)
-    return ModelSpec(
-        name=f"creditguard-{model}",
-        target="default_12m" if model == "default" else "late",
-        time_column="as_of",
-        features=[s.name for s in specs],
-        categorical=[s.name for s in specs if s.categorical],
-        directions={s.name: s.direction for s in specs if s.direction},
-        purpose=(
-            "Probability that a client defaults (90+ days past due, write-off or insolvency) within 12 months."
-            if model == "default"
-            else "Probability that an invoice is paid after its due date (plus grace), scored at issue."
-        ),
-        unit=unit,
-        segment_columns=("industry", "country", "size_band", "thin_file"),
-    )
-
-
-def table_spec(
-    table: pd.DataFrame, *, target: str, time_column: str | None, name: str
-) -> ModelSpec:
-    """A spec for any table a data scientist brings: every other column is a feature."""
-    if target not in table.columns:
-        raise KeyError(
-            f"target column {target!r} is not in the table (columns: {', '.join(table.columns[:10])}...)"
-        )
-    if time_column is not None and time_column not in table.columns:
-        raise KeyError(f"time column {time_column!r} is not in the table")
-    drop = {target, time_column, "ID", "id"} | KEY_COLUMNS
-    features = [c for c in table.columns if c not in drop]
-    categorical = [
-        c
-        for c in features
-        if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])
-    ]
-    return ModelSpec(
-        name=name,
-        target=target,
-        time_column=time_column,
-        features=features,
-        categorical=categorical,
-        directions={},
-        purpose=f"Probability of {target} = 1.",
-    )
 
 
 @dataclass
@@ -106,16 +37,28 @@ class TrainResult:
     spec: ModelSpec
     metrics: dict[str, float]
     scorecard_metrics: dict[str, float]
-    predictions: (
-        pd.DataFrame
-    )  # evaluation rows: y, pd, raw_score, grade, scorecard (+ time, segments)
-    evaluation_rows: pd.DataFrame  # the evaluation window's rows, every column, for promotion
+    # evaluation rows: y, pd, raw_score, grade, scorecard
+    predictions: pd.DataFrame
+    evaluation_rows: pd.DataFrame  # the evaluation rows, every column, for promotion
     segments: pd.DataFrame
     trials: list[dict[str, Any]]
     data_hash: str
     profile: dict[str, Any]
     fit: FitResult
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Evaluated:
+    """A fitted bundle and how it scored on rows it never learned from."""
+
+    bundle: ModelBundle
+    fit: FitResult
+    evaluation: pd.DataFrame  # the rows judged
+    raw: np.ndarray  # their raw scores, PDs and the scorecard's PDs
+    pd_: np.ndarray
+    scorecard_pd: np.ndarray
+    population: pd.DataFrame  # the training population, for monitoring's reference
+    split_info: dict[str, object]
 
 
 def data_hash(table: pd.DataFrame) -> str:
@@ -134,7 +77,8 @@ def usable_rows(table: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
 
 
 def _bundle(spec: ModelSpec, table: pd.DataFrame) -> ModelBundle:
-    """An unfitted bundle that knows the feature order and the fixed category codes."""
+    """An unfitted bundle that knows the feature order, the fixed category codes and the
+    features' wording."""
     categories = {
         c: sorted(table[c].dropna().astype("str").unique().tolist()) for c in spec.categorical
     }
@@ -146,6 +90,7 @@ def _bundle(spec: ModelSpec, table: pd.DataFrame) -> ModelBundle:
         categories=categories,
         calibrator=None,  # type: ignore[arg-type]  # set once the booster is fitted
         master_scale=MasterScale.load(),
+        catalog={s.name: s for s in spec.catalog() if s.name in spec.features},
     )
 
 
@@ -165,7 +110,7 @@ def _fit_one(
     y_train = train[spec.target].to_numpy(dtype=int)
     categorical = [spec.features.index(c) for c in spec.categorical]
     monotone = [
-        spec.directions.get(f, 0) if f not in spec.categorical else 0 for f in spec.features
+        int(spec.directions.get(f, 0)) if f not in spec.categorical else 0 for f in spec.features
     ]
     use_monotone = cfg.monotone and any(monotone)
     constraints = monotone if use_monotone else None
@@ -194,10 +139,9 @@ def _fit_one(
         raw_val = fit.booster.predict(x_val, raw_score=True, num_threads=cfg.threads)
         calibrator, calib_info = fit_calibrator(np.asarray(raw_val), y_val, seed=cfg.seed)
         x_check = x_val if len(x_val) > 50 else x_train
-    booster = fit.booster
     if use_monotone:
         try:
-            check_monotone(booster, x_check, monotone, spec.features)
+            check_monotone(fit.booster, x_check, monotone, spec.features)
         except MonotonicityError as error:
             if cfg.monotone_method == "basic":
                 raise
@@ -205,21 +149,17 @@ def _fit_one(
             return _fit_one(
                 replace(cfg, monotone_method="basic"), spec, bundle, train, val, progress=progress
             )
-    fitted = ModelBundle(
-        **{
-            **bundle.__dict__,
-            "model_string": booster.model_to_string(),
-            "_booster": None,
-            "_trees": None,
-        }
+    fitted = replace(
+        bundle,
+        model_string=fit.booster.model_to_string(),
+        calibrator=calibrator,
+        metadata={
+            "calibration": calibrator.method,
+            "search": "out-of-time validation" if val is not None else f"{cfg.cv_folds}-fold CV",
+            "monotone_method": cfg.monotone_method if use_monotone else "",
+            **calib_info,
+        },
     )
-    fitted.calibrator = calibrator
-    fitted.metadata = {
-        "calibration": calibrator.method,
-        "search": "out-of-time validation" if val is not None else f"{cfg.cv_folds}-fold CV",
-        "monotone_method": cfg.monotone_method if use_monotone else "",
-        **calib_info,
-    }
     return fitted, fit
 
 
@@ -240,6 +180,123 @@ def _purge(part: pd.Series, times: pd.Series, gap: pd.Timedelta) -> pd.Series:
     return out
 
 
+def _split_parts(times: pd.Series, cfg: TrainConfig, test_from: object | None) -> pd.Series:
+    """'train' / 'validation' / 'test' (and 'gap') per row, by date."""
+    if test_from is None:
+        part = split_by_time(
+            times, validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction
+        )
+    else:
+        early = times < pd.Timestamp(test_from)
+        share = cfg.validation_fraction / (1 - cfg.test_fraction)
+        part = pd.Series("test", index=times.index)
+        part[early] = split_by_time(
+            times[early], validation_fraction=share, test_fraction=0.0
+        ).to_numpy()
+    if cfg.gap_days > 0:
+        part = _purge(part, times, pd.Timedelta(days=cfg.gap_days))
+    return part
+
+
+def train_out_of_time(
+    rows: pd.DataFrame,
+    spec: ModelSpec,
+    cfg: TrainConfig,
+    base: ModelBundle,
+    *,
+    test_from: object | None = None,
+    progress: bool = False,
+) -> _Evaluated:
+    """Train on the earliest dates, search and calibrate on the next, test on the latest.
+
+    `test_from` fixes the start of the test window (default: the last `cfg.test_fraction` of the
+    dates); the dates before it are split into train and validation."""
+    assert spec.time_column is not None
+    times = rows[spec.time_column]
+    part = _split_parts(times, cfg, test_from)
+    train, val, test = (rows[part == p] for p in ("train", "validation", "test"))
+    if train.empty or val.empty or test.empty or train[spec.target].nunique() < 2:
+        raise ValueError(
+            f"the out-of-time split left too few rows (train {len(train):,}, validation "
+            f"{len(val):,}, test {len(test):,}); use more snapshot dates or a smaller gap_days "
+            f"(now {cfg.gap_days})"
+        )
+    bundle, fit = _fit_one(cfg, spec, base, train, val, progress=progress)
+    raw = bundle.raw_score(bundle.matrix(test), threads=cfg.threads)
+    card_rows = (
+        train.sample(cfg.search_rows, random_state=cfg.seed)
+        if len(train) > cfg.search_rows
+        else train
+    )
+    card = fit_scorecard(
+        card_rows[spec.features],
+        card_rows[spec.target].to_numpy(int),
+        categorical=spec.categorical,
+        directions=spec.directions,
+    )
+    split_info: dict[str, object] = {
+        f"rows_{k}": float(len(v))
+        for k, v in (("train", train), ("validation", val), ("test", test))
+    }
+    split_info |= {
+        "gap_days": float(cfg.gap_days),
+        "rows_gap": float((part == "gap").sum()),
+        "test_from": str(pd.Timestamp(test[spec.time_column].min()).date()),
+        "validation_from": str(pd.Timestamp(val[spec.time_column].min()).date()),
+    }
+    return _Evaluated(
+        bundle=bundle,
+        fit=fit,
+        evaluation=test,
+        raw=raw,
+        pd_=bundle.probability(raw),
+        scorecard_pd=predict_scorecard(card, test[spec.features], categorical=spec.categorical),
+        population=train,
+        split_info=split_info,
+    )
+
+
+def train_cross_validated(
+    rows: pd.DataFrame,
+    spec: ModelSpec,
+    cfg: TrainConfig,
+    base: ModelBundle,
+    *,
+    progress: bool = False,
+) -> _Evaluated:
+    """Stratified k-fold: every row is judged by a model trained, exactly as the deployed one is,
+    on the other folds; the deployed model then learns from every row."""
+    y_all = rows[spec.target].astype(int)
+    raw, p, card_p = (np.zeros(len(rows)) for _ in range(3))
+    for train_idx, test_idx in stratified_folds(y_all, folds=cfg.cv_folds, seed=cfg.seed):
+        # each fold's model is trained exactly as the deployed one: CV within its training part
+        fold_bundle, _ = _fit_one(cfg, spec, base, rows.iloc[train_idx], None, progress=progress)
+        raw[test_idx] = fold_bundle.raw_score(
+            fold_bundle.matrix(rows.iloc[test_idx]), threads=cfg.threads
+        )
+        p[test_idx] = fold_bundle.probability(raw[test_idx])
+        card = fit_scorecard(
+            rows.iloc[train_idx][spec.features],
+            y_all.iloc[train_idx].to_numpy(),
+            categorical=spec.categorical,
+            directions=spec.directions,
+        )
+        card_p[test_idx] = predict_scorecard(
+            card, rows.iloc[test_idx][spec.features], categorical=spec.categorical
+        )
+    bundle, fit = _fit_one(cfg, spec, base, rows, None, progress=progress)
+    return _Evaluated(
+        bundle=bundle,
+        fit=fit,
+        evaluation=rows,
+        raw=raw,
+        pd_=p,
+        scorecard_pd=card_p,
+        population=rows,
+        split_info={"rows_train": float(len(rows)), "cv_folds": float(cfg.cv_folds)},
+    )
+
+
 def train_model(
     table: pd.DataFrame,
     spec: ModelSpec,
@@ -248,100 +305,32 @@ def train_model(
     test_from: object | None = None,
     progress: bool = False,
 ) -> TrainResult:
-    """Train, calibrate and evaluate one model; out-of-time when the spec has a time column,
-    stratified k-fold otherwise (the deployed model then learns from all rows).
-
-    `test_from` fixes the start of the out-of-time test window (default: the last
-    `cfg.test_fraction` of the dates); the dates before it are split into train and validation.
-    """
+    """Train, calibrate and evaluate one model: out-of-time when the spec has a time column,
+    stratified k-fold otherwise (see the two functions above)."""
     rows = usable_rows(table, spec)
     if rows[spec.target].nunique() < 2:
         raise ValueError(f"{spec.target} has a single class in the usable rows; nothing to learn")
     base = _bundle(spec, rows)
     if spec.time_column is not None:
-        times = rows[spec.time_column]
-        if test_from is None:
-            part = split_by_time(
-                times, validation_fraction=cfg.validation_fraction, test_fraction=cfg.test_fraction
-            )
-        else:
-            early = times < pd.Timestamp(test_from)
-            share = cfg.validation_fraction / (1 - cfg.test_fraction)
-            part = pd.Series("test", index=rows.index)
-            part[early] = split_by_time(
-                times[early], validation_fraction=share, test_fraction=0.0
-            ).to_numpy()
-        if cfg.gap_days > 0:
-            part = _purge(part, times, pd.Timedelta(days=cfg.gap_days))
-        train, val, test = (rows[part == p] for p in ("train", "validation", "test"))
-        population = train
-        if train.empty or val.empty or test.empty or train[spec.target].nunique() < 2:
-            raise ValueError(
-                f"the out-of-time split left too few rows (train {len(train):,}, validation "
-                f"{len(val):,}, test {len(test):,}); use more snapshot dates or a smaller gap_days "
-                f"(now {cfg.gap_days})"
-            )
-        bundle, fit = _fit_one(cfg, spec, base, train, val, progress=progress)
-        evaluation = test
-        raw = bundle.raw_score(bundle.matrix(test), threads=cfg.threads)
-        p = bundle.probability(raw)
-        card_rows = (
-            train.sample(cfg.search_rows, random_state=cfg.seed)
-            if len(train) > cfg.search_rows
-            else train
-        )
-        card = fit_scorecard(
-            card_rows[spec.features],
-            card_rows[spec.target].to_numpy(int),
-            categorical=spec.categorical,
-            directions=spec.directions,
-        )
-        card_p = predict_scorecard(card, test[spec.features], categorical=spec.categorical)
-        split_info: dict[str, object] = {
-            f"rows_{k}": float(len(v))
-            for k, v in (("train", train), ("validation", val), ("test", test))
-        }
-        split_info |= {
-            "gap_days": float(cfg.gap_days),
-            "rows_gap": float((part == "gap").sum()),
-            "test_from": str(pd.Timestamp(test[spec.time_column].min()).date()),
-            "validation_from": str(pd.Timestamp(val[spec.time_column].min()).date()),
-        }
+        done = train_out_of_time(rows, spec, cfg, base, test_from=test_from, progress=progress)
     else:
-        y_all = rows[spec.target].astype(int)
-        raw, p, card_p = (np.zeros(len(rows)) for _ in range(3))
-        for train_idx, test_idx in stratified_folds(y_all, folds=cfg.cv_folds, seed=cfg.seed):
-            # each fold's model is trained exactly as the deployed one: CV within its training part
-            fold_bundle, _ = _fit_one(
-                cfg, spec, base, rows.iloc[train_idx], None, progress=progress
-            )
-            raw[test_idx] = fold_bundle.raw_score(
-                fold_bundle.matrix(rows.iloc[test_idx]), threads=cfg.threads
-            )
-            p[test_idx] = fold_bundle.probability(raw[test_idx])
-            card = fit_scorecard(
-                rows.iloc[train_idx][spec.features],
-                y_all.iloc[train_idx].to_numpy(),
-                categorical=spec.categorical,
-                directions=spec.directions,
-            )
-            card_p[test_idx] = predict_scorecard(
-                card, rows.iloc[test_idx][spec.features], categorical=spec.categorical
-            )
-        bundle, fit = _fit_one(cfg, spec, base, rows, None, progress=progress)
-        evaluation = rows
-        population = rows
-        split_info = {"rows_train": float(len(rows)), "cv_folds": float(cfg.cv_folds)}
+        done = train_cross_validated(rows, spec, cfg, base, progress=progress)
+    return _result(table, rows, spec, cfg, done)
 
+
+def _result(
+    table: pd.DataFrame, rows: pd.DataFrame, spec: ModelSpec, cfg: TrainConfig, done: _Evaluated
+) -> TrainResult:
+    """Metrics, segments, the population reference and the profile of a trained model."""
+    bundle, evaluation = done.bundle, done.evaluation
     y = evaluation[spec.target].to_numpy(dtype=int)
-    metrics = evaluate(y, p)
     predictions = pd.DataFrame(
         {
             "y": y,
-            "pd": p,
-            "raw_score": raw,
-            "grade": bundle.master_scale.grade(p),
-            "scorecard": card_p,
+            "pd": done.pd_,
+            "raw_score": done.raw,
+            "grade": bundle.master_scale.grade(done.pd_),
+            "scorecard": done.scorecard_pd,
         }
     )
     segments = pd.DataFrame()
@@ -354,6 +343,7 @@ def train_model(
             if c == "size_band" or c in evaluation
         }
         segments = evaluate_segments(predictions, y="y", p="pd", segments=seg_cols)
+    population = done.population
     sample = population.sample(min(len(population), 200_000), random_state=cfg.seed)
     bundle.metadata |= {
         # the training population, binned, for monitoring (PSI of the PD, CSI of each feature)
@@ -364,9 +354,9 @@ def train_model(
             bundle.probability(bundle.raw_score(bundle.matrix(sample), threads=cfg.threads)),
         ),
         "unit": spec.unit,
-        "best_iteration": fit.best_iteration,
-        "validation_auc": fit.validation_auc,
-        **split_info,
+        "best_iteration": done.fit.best_iteration,
+        "validation_auc": done.fit.validation_auc,
+        **done.split_info,
     }
     profile = {
         "rows": len(table),
@@ -375,18 +365,18 @@ def train_model(
         "features": len(spec.features),
         "categorical": spec.categorical,
         "missing_share": {c: float(rows[c].isna().mean()) for c in spec.features},
-        **split_info,
+        **done.split_info,
     }
     return TrainResult(
         bundle=bundle,
         spec=spec,
-        metrics=metrics,
-        scorecard_metrics=evaluate(y, card_p),
+        metrics=evaluate(y, done.pd_),
+        scorecard_metrics=evaluate(y, done.scorecard_pd),
         predictions=predictions,
         evaluation_rows=evaluation.reset_index(drop=True),
         segments=segments,
-        trials=fit.trials,
+        trials=done.fit.trials,
         data_hash=data_hash(table),
         profile=profile,
-        fit=fit,
+        fit=done.fit,
     )

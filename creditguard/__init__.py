@@ -1,0 +1,1 @@
+"""The `creditguard` command line (see `creditguard.cli`); no library logic lives here."""

@@ -1,0 +1,138 @@
+"""Commands on models: train and promote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from creditguard.app import app, console, print_mapping
+
+
+@app.command()
+def train(
+    features_: Annotated[
+        Path | None,
+        typer.Option("--features", help="Ledger feature table from `creditguard features`."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="default (client snapshots) or late (invoices at issue).")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option(help="Any feature table (Parquet or CSV) with a target column.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target column of --table (0/1).")] = None,
+    time_column: Annotated[
+        str | None, typer.Option(help="Date column of --table for an out-of-time split.")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Registered model name for --table (default: creditguard-TARGET)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Training options as YAML (see training/config.py).")
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Override the search budget (optuna trials).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the random seed.")] = None,
+    gap_days: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Out-of-time splits: drop rows this many days before the next part starts, so "
+            "outcome windows do not overlap (365 for a 12-month label).",
+        ),
+    ] = None,
+) -> None:
+    """Train, calibrate, evaluate and register a model in MLflow (alias: challenger)."""
+    import logging
+    from dataclasses import replace
+
+    from scoring.store import tracking_uri
+    from training.config import TrainConfig
+    from training.specs import ledger_spec, table_spec
+    from training.tracking import log_training
+    from training.train import train_model
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    cfg = TrainConfig.load(config) if config else TrainConfig()
+    if trials is not None:
+        cfg = replace(cfg, n_trials=trials)
+    if seed is not None:
+        cfg = replace(cfg, seed=seed)
+    if gap_days is not None:
+        cfg = replace(cfg, gap_days=gap_days)
+    if (features_ is None) == (table is None):
+        raise typer.BadParameter(
+            "give either --features FILE --model default|late, or --table FILE --target COL"
+        )
+    if features_ is not None:
+        if model not in ("default", "late"):
+            raise typer.BadParameter("must be default or late", param_hint="--model")
+        data = pd.read_parquet(features_)
+        spec = ledger_spec(model)  # type: ignore[arg-type]
+    else:
+        assert table is not None
+        if target is None:
+            raise typer.BadParameter("--table needs --target COL", param_hint="--target")
+        data = pd.read_csv(table) if table.suffix == ".csv" else pd.read_parquet(table)
+        if time_column:
+            data[time_column] = pd.to_datetime(data[time_column])
+        spec = table_spec(
+            data, target=target, time_column=time_column, name=name or f"creditguard-{target}"
+        )
+    console.print(
+        f"training {spec.name} on {len(data):,} rows ({len(spec.features)} features), store {tracking_uri()}"
+    )
+    result = train_model(data, spec, cfg, progress=True)
+    logged = log_training(result, cfg)
+    m, s = result.metrics, result.scorecard_metrics
+    summary: dict[str, object] = {
+        "model": spec.name,
+        "run id": logged["run_id"],
+        "version": logged.get("version", ""),
+        "aliases": "challenger" + (", champion (first version)" if logged.get("champion") else ""),
+        "calibration": result.bundle.metadata.get("calibration"),
+        "test AUC": round(m["auc"], 4),
+        "test Gini": round(m["gini"], 4),
+        "test KS": round(m["ks"], 4),
+        "test Brier": round(m["brier"], 5),
+        "test ECE": round(m["ece"], 4),
+        "capture top 10 %": round(m["capture_top10"], 4),
+        "scorecard test AUC": round(s["auc"], 4),
+    }
+    print_mapping("training summary", summary)
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Option(help="Registered model name, e.g. creditguard-default.")],
+    force: Annotated[
+        bool, typer.Option(help="Promote even if the gate refuses (needs --reason).")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why a forced promotion is justified (recorded).")
+    ] = None,
+) -> None:
+    """Move the champion alias to the challenger if it is at least as good on the same window."""
+    from training.registry import promote as promote_model
+
+    try:
+        decision = promote_model(model, force=force, reason=reason)
+    except (LookupError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    refused = not decision.promoted and decision.champion != decision.challenger
+    verdict = (
+        "[green]promoted[/green]"
+        if decision.promoted
+        else ("[yellow]refused[/yellow]" if refused else "unchanged")
+    )
+    console.print(
+        f"{model}: challenger v{decision.challenger} {verdict} (champion was v{decision.champion}): {decision.reason}"
+    )
+    if not decision.promoted and decision.champion != decision.challenger:
+        raise typer.Exit(code=3)  # the gate refused: scripts can tell a refusal from an error

@@ -1,0 +1,152 @@
+"""Commands on portfolio runs: score and monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from creditguard.app import app, console, print_mapping
+
+
+@app.command()
+def score(
+    ledger: Annotated[Path, typer.Option(help="Ledger folder to score.")],
+    out: Annotated[Path, typer.Option(help="Run folder to write (replaced atomically).")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Scoring date YYYY-MM-DD (default: the day after the extraction)."),
+    ] = None,
+    engine: Annotated[str, typer.Option(help="local, or spark for Apache Spark.")] = "local",
+    master: Annotated[
+        str, typer.Option(help="Spark master URL (with --engine spark).")
+    ] = "local[2]",
+    previous: Annotated[
+        Path | None,
+        typer.Option(help="The previous run, for migration and early warnings."),
+    ] = None,
+    scratch: Annotated[
+        Path | None,
+        typer.Option(
+            help="Scratch folder: the ledger spilled in parts (local), or bucketed for Spark "
+            "(readable by every executor)."
+        ),
+    ] = None,
+) -> None:
+    """Score the whole portfolio: clients.parquet, invoices.parquet, rejects.parquet, report.html."""
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("must be local or spark", param_hint="--engine")
+    try:
+        day = pd.Timestamp(as_of) if as_of else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
+        ) from None
+    from portfolio.run import RunInputError, run_scoring
+    from scoring.bundle import BundleFormatError
+
+    try:
+        figures = run_scoring(
+            ledger, day, out, engine=engine, master=master, previous=previous, scratch=scratch
+        )
+    except RunInputError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    except BundleFormatError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+    print_report(figures, out)
+
+
+def print_report(figures: dict[str, Any], out: Path) -> None:
+    summary = {
+        k: figures[k]
+        for k in (
+            "as_of",
+            "clients",
+            "open_invoices",
+            "rejected_rows",
+            "total_expected_loss",
+            "total_open_balance",
+            "mean_pd",
+            "overdue_balance",
+        )
+    }
+    summary["grades 1..10"] = " ".join(str(v) for v in figures["grade_distribution"].values())
+    summary["limit decisions"] = ", ".join(
+        f"{k} {v}" for k, v in figures["limit_decisions"].items()
+    )
+    summary["early warnings"] = len(figures["early_warnings"])
+    if "downgraded" in figures:
+        summary["downgraded / upgraded"] = f"{figures['downgraded']} / {figures['upgraded']}"
+    print_mapping("portfolio", summary)
+    console.print(f"report: {out / 'report.html'} (figures: {out / 'report.json'})")
+
+
+@app.command()
+def monitor(
+    run: Annotated[Path, typer.Option(help="A run folder from `creditguard score`.")],
+    previous: Annotated[
+        Path | None, typer.Option(help="Compare with this run (default: the run's --previous).")
+    ] = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option(help="A later ledger with the outcomes, for the per-grade backtest."),
+    ] = None,
+    log: Annotated[
+        bool, typer.Option(help="Log the results to MLflow against the champion.")
+    ] = True,
+) -> None:
+    """PSI of the score and CSI of every feature (0.10 / 0.25 verdicts) and the backtest per grade."""
+    import json
+
+    from portfolio.monitor import monitor_run
+
+    if not (run / "run.json").exists():
+        raise typer.BadParameter(f"{run} is not a scoring run", param_hint="--run")
+    if previous is None:
+        recorded = json.loads((run / "run.json").read_text()).get("previous")
+        previous = Path(recorded) if recorded and Path(recorded).exists() else None
+    result = monitor_run(run, previous=previous, ledger=ledger, log=log)
+    table = Table(
+        title=f"monitoring {result['as_of']} (creditguard-default v{result['model_version']})"
+    )
+    for col in (
+        "against",
+        "score PSI",
+        "verdict",
+        "features shifted",
+        "features to watch",
+        "top CSI",
+    ):
+        table.add_column(col)
+    for ref, block in result["stability"].items():
+        top = block["csi"][0] if block["csi"] else {"feature": "", "csi": 0.0}
+        table.add_row(
+            ref,
+            f"{block['score_psi']:.4f}",
+            block["score_verdict"],
+            str(block["features_shifted"]),
+            str(block["features_watch"]),
+            f"{top['feature']} {top['csi']:.3f}",
+        )
+    console.print(table)
+    if result.get("backtest"):
+        bt = Table(title="realised default rate per grade")
+        for col in ("grade", "clients", "predicted PD", "realised", "p-value", "verdict"):
+            bt.add_column(col)
+        for r in result["backtest"]:
+            bt.add_row(
+                str(r["grade"]),
+                str(r["clients"]),
+                f"{r['predicted_pd']:.2%}",
+                f"{r['realised_rate']:.2%}",
+                f"{r['p_value']:.3f}",
+                r["verdict"],
+            )
+        console.print(bt)
+    elif result.get("backtest_note"):
+        console.print(f"backtest: {result['backtest_note']}")
+    console.print(f"written: {run / 'monitoring.json'}, {run / 'report.html'}")

@@ -1,0 +1,176 @@
+"""Portfolio batch scoring: every client and open invoice of a ledger at one date, in chunks of
+whole clients, through the same feature code and scoring core as the service.
+
+One chunk is scored by `score_chunk`, a pure function of (ledger of some clients, scorer, date);
+the local engine loops over chunks, the Spark engine (`portfolio/spark.py`) hands buckets of clients
+to the same function on executors. Either way `portfolio.run.write_run` writes the run folder
+atomically:
+
+    clients.parquet    one row per client: PD, grade, late-payment probability, top reasons,
+                       recommended limit and the decision on the current limit, expected loss
+    invoices.parquet   one row per open invoice: late probability, days past due, escalation
+                       stage, expected loss and collection priority rank
+    features.parquet   the client features scored (for monitoring)
+    rejects.parquet    ledger rows that broke the contract, with the reasons (the rest is scored)
+    report.html, report.json, run.json
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.contract import TABLE_NAMES, Ledger, split_quarantine
+from features.io import inspect_ledger
+from features.payment_behaviour import build_client_features, build_invoice_features
+from features.pipeline import client_ledgers
+from features.stream import PART_CLIENTS, ledger_parts
+from portfolio.outputs import RunTables, prioritise
+from scoring.receivables import STAGES, days_past_due, escalation_stage, open_invoices
+from scoring.scorer import TOP_REASONS, Scorer, client_table
+
+CHUNK_CLIENTS = 2048
+
+
+def score_chunk(
+    ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Clients, open invoices and client features of one chunk of whole clients at `as_of`."""
+    features = build_client_features(ledger, as_of_dates=[as_of])
+    current = (
+        ledger.clients.set_index("client_id")["credit_limit"]
+        if "credit_limit" in ledger.clients
+        else pd.Series(dtype="float64")
+    )
+    limits = features["client_id"].map(current).astype("float64")
+    scored = scorer.score(features, requested_limits=limits.where(limits > 0), top=TOP_REASONS)
+    clients = client_table(scored, limits)
+
+    invoices = open_invoices(ledger, as_of)
+    invoices = invoices[invoices["client_id"].isin(clients["client_id"])].reset_index(drop=True)
+    if len(invoices):
+        at_issue = build_invoice_features(ledger, invoices=invoices["invoice_id"])
+        at_issue = at_issue.set_index("invoice_id").loc[invoices["invoice_id"]]
+        late = scorer.late.probability(
+            scorer.late.raw_score(scorer.late.matrix(at_issue.reset_index()), threads=1)
+        )
+    else:
+        late = np.zeros(0)
+    pd_by_client = clients.set_index("client_id")["pd_12m"]
+    dpd = days_past_due(invoices, as_of)
+    stage = escalation_stage(dpd)
+    client_pd = invoices["client_id"].map(pd_by_client).to_numpy(dtype="float64")
+    invoices = invoices.assign(
+        as_of=as_of,
+        late_payment_probability=late,
+        days_past_due=np.maximum(dpd, 0).astype("int64"),
+        escalation_stage=stage,
+        escalation_action=np.asarray([s[1] for s in STAGES], dtype=object)[stage],
+        pd_12m=client_pd,
+        expected_loss=client_pd * scorer.policy.lgd * invoices["outstanding"].to_numpy(),
+    )
+    return clients, invoices, features
+
+
+def load_for_scoring(ledger_dir: Path) -> tuple[Ledger, pd.DataFrame]:
+    """The ledger with every contract-breaking row (and the rows it orphans) set aside."""
+    ledger, violations = inspect_ledger(ledger_dir)
+    if len(violations) == 0:
+        return ledger, _rejects({})
+    clean, rejected = split_quarantine(ledger, violations)
+    return clean, _rejects(rejected)
+
+
+def _rejects(rejected: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One table of rejected rows: table, row (1-based in its file), key, reasons, the row as JSON;
+    in table order, then file order."""
+    parts = []
+    for name, frame in rejected.items():
+        if frame.empty:
+            continue
+        frame = frame.sort_index(kind="stable")
+        body = frame.drop(columns=["reasons"])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "table": name,
+                    "row": (frame.index.to_numpy() + 1).astype("int64"),
+                    "key": body.iloc[:, 0].astype(str).to_numpy(),
+                    "reasons": frame["reasons"].astype(str).to_numpy(),
+                    "record": body.astype(str).to_json(orient="records", lines=True).splitlines(),
+                }
+            )
+        )
+    columns = {"table": "str", "row": "int64", "key": "str", "reasons": "str", "record": "str"}
+    if not parts:
+        return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in columns.items()})
+    return pd.concat(parts, ignore_index=True)
+
+
+def chunks(ledger: Ledger, size: int = CHUNK_CLIENTS) -> Iterator[Ledger]:
+    ids = np.sort(ledger.clients["client_id"].to_numpy(dtype=object))
+    yield from client_ledgers(
+        ledger, [ids[start : start + size] for start in range(0, len(ids), size)]
+    )
+
+
+def score_folder(
+    folder: Path,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+    tables: RunTables,
+    *,
+    part_clients: int = PART_CLIENTS,
+    chunk_clients: int = CHUNK_CLIENTS,
+    scratch: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """A ledger folder scored without ever holding it whole: read, validated and quarantined a
+    part of the clients at a time (`features.stream`), each part scored in chunks whose results
+    go to `tables` as they come. Returns the rejects. The same results as `load_for_scoring` +
+    `score_local` (tested)."""
+    rejected: dict[str, list[pd.DataFrame]] = {}
+    for part in ledger_parts(folder, part_clients=part_clients, scratch=scratch):
+        for name, frame in part.rejected.items():
+            if len(frame):
+                rejected.setdefault(name, []).append(frame)
+        for chunk in chunks(part.ledger, chunk_clients):
+            tables.add(*score_chunk(chunk, scorer, as_of))
+            if progress:
+                progress(len(chunk.clients))
+    return _rejects({n: pd.concat(rejected[n]) for n in TABLE_NAMES if n in rejected})
+
+
+def score_local(
+    ledger: Ledger,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+    *,
+    chunk_clients: int = CHUNK_CLIENTS,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every chunk through `score_chunk`, concatenated in client order."""
+    parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = []
+    for chunk in chunks(ledger, chunk_clients):
+        parts.append(score_chunk(chunk, scorer, as_of))
+        if progress:
+            progress(len(chunk.clients))
+    return finish(parts)
+
+
+def finish(
+    parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Concatenate chunk results in a canonical order and rank the open invoices portfolio-wide
+    (in memory; `RunTables` does the same through scratch files)."""
+    clients = pd.concat([p[0] for p in parts], ignore_index=True)
+    invoices = pd.concat([p[1] for p in parts], ignore_index=True)
+    features = pd.concat([p[2] for p in parts], ignore_index=True)
+    clients = clients.sort_values("client_id", kind="stable").reset_index(drop=True)
+    features = features.sort_values("client_id", kind="stable").reset_index(drop=True)
+    invoices = prioritise(invoices)
+    invoices["collection_priority_rank"] = np.arange(1, len(invoices) + 1, dtype=np.int64)
+    return clients, invoices, features

@@ -1,0 +1,229 @@
+"""A scoring run's tables, spilled chunk by chunk and written in one streaming pass.
+
+Holding every chunk's results until the end made a run's memory grow with the portfolio (~370 MiB
+of clients, features and open invoices for 100,000 clients, twice that while concatenating).
+`RunTables` keeps only the clients (one small row each) and per-invoice figures the report needs;
+features are spilled in client order, and each chunk's open invoices are spilled as a run sorted
+by collection priority. Writing merges the runs into one portfolio-wide ranking, a block at a
+time, reading each run front to back: the order is exactly the one a stable sort of all invoices
+would give (`portfolio.batch.finish`), ties kept in chunk order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from scoring.receivables import max_days_past_due
+
+BATCH_ROWS = 2048  # rows per spilled record batch: what each run holds in memory while merging
+BLOCK_ROWS = 65_536  # ranked invoices assembled and written at a time
+FIRST_ROWS = 25  # invoices shown in the report
+
+
+def prioritise(invoices: pd.DataFrame) -> pd.DataFrame:
+    """Open invoices with their collection priority score (expected loss x (1 + stage)), sorted:
+    work first where the most money is at risk, then the larger outstanding amount, then by
+    invoice id; ties keep their order."""
+    score = invoices["expected_loss"].to_numpy() * (
+        1.0 + invoices["escalation_stage"].to_numpy(dtype="float64")
+    )
+    out = invoices.assign(collection_priority_score=score)
+    ids = out["invoice_id"].rank(method="dense").to_numpy()
+    order = np.lexsort((ids, -out["outstanding"].to_numpy(), -score))
+    return out.take(order).reset_index(drop=True)
+
+
+@dataclass
+class InvoiceFigures:
+    """What the report needs of the open invoices, without them."""
+
+    count: int = 0
+    stages: dict[int, int] = field(default_factory=dict)
+    overdue_balance: float = 0.0
+    max_dpd: list[pd.Series] = field(default_factory=list)  # per client, one piece per chunk
+
+    def add(self, invoices: pd.DataFrame) -> None:
+        self.count += len(invoices)
+        for stage, n in invoices["escalation_stage"].value_counts().items():
+            self.stages[int(stage)] = self.stages.get(int(stage), 0) + int(n)
+        overdue = invoices["days_past_due"].to_numpy() > 0
+        self.overdue_balance += float(invoices["outstanding"].to_numpy()[overdue].sum())
+        self.max_dpd.append(max_days_past_due(invoices))
+
+    def days_past_due(self) -> pd.Series:
+        """The largest days past due of each client with open invoices."""
+        if not self.max_dpd:
+            return pd.Series(dtype="int64")
+        return pd.concat(self.max_dpd).groupby(level=0).max()
+
+
+def _write_arrow(frame: pd.DataFrame, path: Path) -> pa.Schema:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=BATCH_ROWS)
+    return table.schema
+
+
+class _Run:
+    """One spilled file read front to back, a record batch at a time."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.file = pa.OSFile(str(path))
+        self.reader = pa.ipc.open_file(self.file)
+        self.schema = schema
+        self.batch = 0
+        self.buffer = schema.empty_table()
+
+    def take(self, n: int) -> pa.Table:
+        while len(self.buffer) < n:
+            more = pa.Table.from_batches([self.reader.get_batch(self.batch)])
+            self.batch += 1
+            self.buffer = pa.concat_tables([self.buffer, more.cast(self.schema)])
+        out, self.buffer = self.buffer.slice(0, n), self.buffer.slice(n)
+        return out
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class RunTables:
+    """Chunk results spilled to `folder` (a scratch folder the caller owns) as they come."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.clients: list[pd.DataFrame] = []
+        self.features: list[tuple[Path, pa.Schema]] = []
+        self.runs: list[tuple[Path, pa.Schema]] = []
+        self.invoices = InvoiceFigures()
+        self.no_invoices: pd.DataFrame | None = None  # the columns, for a run without any
+
+    def add(self, clients: pd.DataFrame, invoices: pd.DataFrame, features: pd.DataFrame) -> None:
+        """One chunk's results; chunks must come in ascending client id order."""
+        k = len(self.features)
+        if self.no_invoices is None:
+            self.no_invoices = invoices.head(0)
+        self.clients.append(clients)
+        path = self.folder / f"features.{k}.arrow"
+        self.features.append((path, _write_arrow(features.sort_values("client_id"), path)))
+        if len(invoices):
+            ranked = prioritise(invoices)
+            self.invoices.add(ranked)
+            path = self.folder / f"invoices.{k}.arrow"
+            self.runs.append((path, _write_arrow(ranked, path)))
+
+    def client_table(self) -> pd.DataFrame:
+        """One row per client, in client id order."""
+        if not self.clients:
+            raise ValueError("no client was scored")
+        clients = pd.concat(self.clients, ignore_index=True)
+        return clients.sort_values("client_id", kind="stable").reset_index(drop=True)
+
+    def write_features(self, path: Path) -> None:
+        """The spilled features into one Parquet file, chunk after chunk (already in order)."""
+        schema = _unified([s for _, s in self.features])
+        with pq.ParquetWriter(path, schema) as writer:
+            for spilled, _ in self.features:
+                with pa.OSFile(str(spilled)) as source:
+                    writer.write_table(pa.ipc.open_file(source).read_all().cast(schema))
+
+    def write_invoices(self, path: Path) -> None:
+        """All runs merged into the portfolio-wide ranking, with the rank, a block at a time."""
+        schemas = [s for _, s in self.runs]
+        if not schemas:
+            self._none_open().to_parquet(path, index=False)
+            return
+        schema = _unified(schemas).append(pa.field("collection_priority_rank", pa.int64()))
+        with pq.ParquetWriter(path, schema) as writer:
+            for block in self.ranked_blocks():
+                writer.write_table(block.cast(schema))
+
+    def ranked_blocks(self) -> Iterator[pa.Table]:
+        """The open invoices in portfolio-wide priority order, with their rank, in blocks."""
+        # The sort keys alone, as Arrow columns (compact strings), one record batch at a time.
+        keys = []
+        for k, (spilled, _) in enumerate(self.runs):
+            with pa.OSFile(str(spilled)) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    batch = reader.get_batch(i)
+                    keys.append(
+                        pa.table(
+                            {
+                                "score": pc.negate(batch["collection_priority_score"]),
+                                "outstanding": pc.negate(batch["outstanding"]),
+                                "invoice_id": batch["invoice_id"].cast(pa.string()),
+                                "run": pa.array(np.full(len(batch), k, dtype=np.int32)),
+                            }
+                        )
+                    )
+        every = pa.concat_tables(keys)
+        del keys
+        # The order `prioritise` gives (a stable sort of the chunks' concatenation): by the
+        # keys, ties in chunk order then row order, which each run already has.
+        order = pc.sort_indices(
+            every,
+            sort_keys=[
+                ("score", "ascending"),
+                ("outstanding", "ascending"),
+                ("invoice_id", "ascending"),
+                ("run", "ascending"),
+            ],
+        )
+        run_of = every["run"].take(order).to_numpy()
+        del every, order
+        schema = _unified([s for _, s in self.runs])
+        readers = [_Run(p, schema) for p, _ in self.runs]
+        try:
+            for start in range(0, len(run_of), BLOCK_ROWS):
+                runs = run_of[start : start + BLOCK_ROWS]
+                # each run's rows of the block are its next ones, in its own order
+                by_run = np.argsort(runs, kind="stable")
+                present, counts = np.unique(runs, return_counts=True)
+                pieces = pa.concat_tables(
+                    [readers[r].take(int(n)) for r, n in zip(present, counts, strict=True)]
+                )
+                at = np.empty(len(runs), dtype=np.int64)
+                at[by_run] = np.arange(len(runs))
+                block = pieces.take(pa.array(at))
+                rank = np.arange(start + 1, start + len(runs) + 1, dtype=np.int64)
+                yield block.append_column("collection_priority_rank", pa.array(rank))
+        finally:
+            for reader in readers:
+                reader.close()
+
+    def _none_open(self) -> pd.DataFrame:
+        if self.no_invoices is None:
+            raise ValueError("no client was scored")
+        empty = prioritise(self.no_invoices)
+        return empty.assign(collection_priority_rank=pd.Series(dtype="int64"))
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The run's tables in memory, as `portfolio.finish` gives them (for tests and callers
+        that want frames)."""
+        features = [pa.OSFile(str(p)) for p, _ in self.features]
+        try:
+            schema = _unified([s for _, s in self.features])
+            feature_table = pa.concat_tables(
+                [pa.ipc.open_file(f).read_all().cast(schema) for f in features]
+            )
+        finally:
+            for f in features:
+                f.close()
+        blocks = list(self.ranked_blocks()) if self.runs else []
+        invoices = pa.concat_tables(blocks).to_pandas() if blocks else self._none_open()
+        return self.client_table(), invoices, feature_table.to_pandas()
+
+
+def _unified(schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema for every chunk's table (a column that was all missing in one chunk has
+    Arrow's null type there); pandas' metadata from the first."""
+    unified = pa.unify_schemas(schemas, promote_options="permissive")
+    return unified.with_metadata(schemas[0].metadata)

@@ -1,0 +1,59 @@
+"""Open invoices at a date and where each stands in collections: the one definition that batch
+scoring, the report and the officer's page all read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Ledger, is_open
+
+STAGES = (
+    (0, "not yet due"),
+    (1, "reminder and grace (1-30 DPD)"),
+    (2, "formal dunning letter (31-60 DPD)"),
+    (3, "final notice, stop deliveries (61-90 DPD)"),
+    (4, "legal action or insurer claim (90+ DPD)"),
+)
+
+
+def escalation_stage(dpd: np.ndarray) -> np.ndarray:
+    """0 not due, 1: 1-30, 2: 31-60, 3: 61-90, 4: over 90 days past due."""
+    return np.select([dpd > 90, dpd > 60, dpd > 30, dpd > 0], [4, 3, 2, 1], 0).astype("int8")
+
+
+def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Invoices open at `as_of` (`features.contract.is_open`), with what was still outstanding
+    that day (dated payments before `as_of` deducted)."""
+    inv = ledger.invoices
+    is_open_now = is_open(inv["issued_on"], inv["paid_on"], inv["written_off_on"], as_of)
+    out = inv.loc[
+        is_open_now, ["invoice_id", "client_id", "issued_on", "due_on", "amount", "currency"]
+    ]
+    pay = ledger.payments
+    received = (
+        pay.loc[pay["paid_on"] < as_of].groupby("invoice_id")["amount"].sum()
+        if len(pay)
+        else pd.Series(dtype="float64")
+    )
+    paid = out["invoice_id"].map(received).fillna(0.0).to_numpy()
+    out = out.assign(outstanding=np.maximum(out["amount"].to_numpy() - paid, 0.0))
+    return out.reset_index(drop=True)
+
+
+def days_past_due(invoices: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Signed days from each invoice's due date to `as_of` (negative: not yet due)."""
+    return (as_of - invoices["due_on"]).dt.days.to_numpy()
+
+
+def with_stage(invoices: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Open invoices with their days past due (0 while not due) and escalation stage."""
+    dpd = days_past_due(invoices, as_of)
+    return invoices.assign(
+        days_past_due=np.maximum(dpd, 0).astype("int64"), escalation_stage=escalation_stage(dpd)
+    )
+
+
+def max_days_past_due(invoices: pd.DataFrame) -> pd.Series:
+    """The largest days past due of each client with open invoices."""
+    return invoices.groupby("client_id")["days_past_due"].max()

@@ -1,0 +1,182 @@
+"""The service's request and response documents (pydantic, at the HTTP edge only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Reason(BaseModel):
+    feature: str = Field(description="Feature name in the catalog.")
+    value: Any = Field(description="The client's value of the feature.")
+    contribution: float = Field(
+        description="Exact TreeSHAP contribution to the raw score (log-odds)."
+    )
+    text: str = Field(
+        description="The reason in plain words.",
+        examples=["34% of invoices paid in the last 90 days were paid more than 30 days late"],
+    )
+
+
+class LimitDecisionOut(BaseModel):
+    requested_amount: float
+    decision: str = Field(description="approve, approve_in_part, refuse or refer.")
+    approved_amount: float
+    rules: list[str] = Field(description="The policy rules that fired.")
+
+
+class ScoreDocument(BaseModel):
+    client_id: str
+    as_of: dt.date
+    pd_12m: float = Field(description="Calibrated probability of default within 12 months.")
+    grade: int = Field(description="Master-scale grade, 1 (best) to 10.")
+    late_payment_probability: float = Field(
+        description="Probability a typical new invoice is paid late."
+    )
+    expected_loss: float = Field(description="PD x LGD x EAD under the limit policy.")
+    recommended_limit: float
+    open_balance: float
+    thin_file: bool = Field(
+        description="Data sufficiency: too little history for a full payment profile."
+    )
+    data_sufficiency: str = Field(
+        description="'full', or why the file is thin.",
+        examples=["thin file: too little payment history for a full profile"],
+    )
+    risk_reasons: list[Reason] = Field(description="What raises the risk most.")
+    strengths: list[Reason] = Field(description="What lowers the risk most.")
+    limit_decision: LimitDecisionOut | None = None
+    model_versions: dict[str, str]
+
+
+class ApplicantProfile(BaseModel):
+    """Who the prospective client is (the contract's clients table, without our own dates)."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["Nordlicht Logistik GmbH"])
+    country: str = Field(
+        min_length=2, max_length=2, description="ISO 3166-1 alpha-2.", examples=["DE"]
+    )
+    industry: str = Field(min_length=1, max_length=64, examples=["wholesale"])
+    registered_capital: float | None = Field(default=None, ge=0, le=1e13)
+    founded_on: dt.date | None = Field(default=None, description="Date of incorporation.")
+    external_rating: str | None = Field(
+        default=None, max_length=8, description="Agency rating, e.g. BBB.", examples=["BBB"]
+    )
+
+
+class Statement(BaseModel):
+    """One financial statement of the applicant (the contract's financials table)."""
+
+    period_end: dt.date
+    published_on: dt.date | None = Field(
+        default=None, description="When it became available (default: handed in today)."
+    )
+    revenue: float | None = Field(default=None, ge=0, le=1e13)
+    total_assets: float | None = Field(default=None, ge=0, le=1e13)
+    total_liabilities: float | None = Field(default=None, ge=0, le=1e13)
+    current_assets: float | None = Field(default=None, ge=0, le=1e13)
+    current_liabilities: float | None = Field(default=None, ge=0, le=1e13)
+    cash: float | None = Field(default=None, ge=0, le=1e13)
+    operating_cash_flow: float | None = Field(default=None, ge=-1e13, le=1e13)
+    equity: float | None = Field(default=None, ge=-1e13, le=1e13)
+
+
+class TradeReferenceIn(BaseModel):
+    """Another supplier's payment experience with the applicant."""
+
+    supplier: str = Field(min_length=1, max_length=200)
+    average_days_beyond_terms: float = Field(ge=-365, le=3650)
+    max_days_beyond_terms: float = Field(ge=-365, le=3650)
+    credit_limit: float | None = Field(default=None, ge=0, le=1e13)
+    written_off: bool = False
+
+
+class ApplicantDocument(ScoreDocument):
+    trade_reference_findings: list[str] = Field(
+        description="What the trade references say; an adverse one sends any request to an analyst."
+    )
+
+
+class BatchOut(BaseModel):
+    scores: list[ScoreDocument]
+
+
+class ClientMatch(BaseModel):
+    client_id: str
+    name: str
+    country: str
+    industry: str
+
+
+class SearchOut(BaseModel):
+    matches: list[ClientMatch] = Field(description="Up to 20 clients, an exact id first.")
+
+
+class WaterfallStep(BaseModel):
+    label: str = Field(description="The contribution in words (first: the model's expected value).")
+    value: float = Field(description="Log-odds; all steps add up to the raw score.")
+
+
+class GradeBand(BaseModel):
+    grade: int
+    upper_pd: float
+    label: str
+
+
+class HistoryMonth(BaseModel):
+    month: str = Field(examples=["2025-03"])
+    invoices: int = Field(description="Invoices settled in the month.")
+    mean_days_past_due: float
+    max_days_past_due: int
+
+
+class AgingBucket(BaseModel):
+    bucket: str
+    amount: float
+    invoices: int
+
+
+class OpenInvoice(BaseModel):
+    invoice_id: str
+    due_on: str
+    outstanding: float
+    days_past_due: int
+    action: str = Field(description="The escalation stage's action.")
+
+
+class Financials(BaseModel):
+    period_end: str
+    revenue: float | None
+    equity: float | None
+    total_assets: float | None
+    total_liabilities: float | None
+    current_assets: float | None
+    current_liabilities: float | None
+    cash: float | None
+    operating_cash_flow: float | None
+    current_ratio: float | None
+    revenue_growth: float | None
+
+
+class ClientView(BaseModel):
+    """Everything the credit officer's page shows about one client."""
+
+    score: ScoreDocument
+    name: str
+    country: str
+    industry: str
+    onboarded_on: str
+    current_limit: float | None
+    pd_a_month_ago: float | None
+    grade_a_month_ago: int | None
+    waterfall: list[WaterfallStep]
+    master_scale: list[GradeBand]
+    early_warnings: list[str] = Field(
+        description="The nightly report's rules, against a month ago."
+    )
+    payment_history: list[HistoryMonth]
+    aging: list[AgingBucket]
+    open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")
+    financials: Financials | None = None

@@ -1,0 +1,276 @@
+"""Portfolio batch scoring, the report, monitoring, and the Spark engine (real Spark, local[2])."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from creditguard.cli import app
+from features.stream import ledger_parts
+from portfolio.batch import load_for_scoring, score_folder, score_local
+from portfolio.outputs import RunTables
+from scoring.receivables import escalation_stage
+from scoring.scorer import Scorer
+from scoring.stability import population_reference, stability_index
+from training.specs import ledger_spec
+
+BEFORE, AFTER = "2024-02-29", "2024-03-31"
+
+
+@pytest.fixture(scope="module")
+def store(champion_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This module's folder, with the session's champions as the MLflow store."""
+    home = tmp_path_factory.mktemp("portfolio")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", champion_store)
+        mp.chdir(home)
+        yield home
+
+
+@pytest.fixture(scope="module")
+def bad_ledger_dir(small_ledger_dir: Path, store: Path) -> Path:
+    """The small ledger with a negative amount and an invoice of a client nobody knows."""
+    out = store / "bad_ledger"
+    shutil.copytree(small_ledger_dir, out)
+    inv = pd.read_parquet(out / "invoices.parquet")
+    inv.loc[5, "amount"] = -5.0
+    orphan = inv.iloc[[0]].assign(invoice_id="I-ORPHAN", client_id="C9999999")
+    pd.concat([inv, orphan], ignore_index=True).to_parquet(out / "invoices.parquet", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(bad_ledger_dir: Path, store: Path) -> tuple[Path, Path]:
+    before, after = store / "runs" / BEFORE, store / "runs" / AFTER
+    cli = CliRunner()
+    for day, out, extra in ((BEFORE, before, []), (AFTER, after, ["--previous", str(before)])):
+        result = cli.invoke(
+            app,
+            ["score", "--ledger", str(bad_ledger_dir), "--as-of", day, "--out", str(out), *extra],
+        )
+        assert result.exit_code == 0, result.output
+    return before, after
+
+
+def test_every_client_is_scored_or_rejected_with_a_reason(
+    runs: tuple[Path, Path], bad_ledger_dir: Path
+) -> None:
+    _, after = runs
+    clients = pd.read_parquet(after / "clients.parquet")
+    rejects = pd.read_parquet(after / "rejects.parquet")
+    raw_inv = pd.read_parquet(bad_ledger_dir / "invoices.parquet")
+    assert set(rejects["table"]) == {"invoices"}
+    assert {raw_inv.loc[5, "invoice_id"], "I-ORPHAN"} <= set(rejects["key"])
+    bad = rejects.set_index("key")
+    assert "amount" in bad.loc[raw_inv.loc[5, "invoice_id"], "reasons"]
+    assert "client_id" in bad.loc["I-ORPHAN", "reasons"]
+    onboarded = pd.read_parquet(bad_ledger_dir / "clients.parquet")
+    known = onboarded[pd.to_datetime(onboarded["onboarded_on"]) < pd.Timestamp(AFTER)]
+    assert set(clients["client_id"]) == set(known["client_id"])  # nothing lost
+    assert clients["pd_12m"].between(0, 1).all() and clients["grade"].between(1, 10).all()
+    assert (clients["reason_1"] != "").all()
+    assert set(clients["limit_decision"]) <= {"approve", "approve_in_part", "refuse", "refer"}
+    assert (clients["expected_loss"] >= 0).all()
+
+
+def test_open_invoices_carry_stage_and_a_collection_rank(runs: tuple[Path, Path]) -> None:
+    invoices = pd.read_parquet(runs[1] / "invoices.parquet")
+    assert len(invoices) > 0
+    assert (
+        invoices["escalation_stage"] == escalation_stage(invoices["days_past_due"].to_numpy())
+    ).all()
+    assert invoices["collection_priority_rank"].tolist() == list(range(1, len(invoices) + 1))
+    assert invoices["collection_priority_score"].is_monotonic_decreasing
+    assert invoices["late_payment_probability"].between(0, 1).all()
+    assert (invoices["outstanding"] > 0).all() and (
+        pd.to_datetime(invoices["issued_on"]) < AFTER
+    ).all()
+
+
+def test_escalation_stages_follow_days_past_due() -> None:
+    dpd = np.array([-5, 0, 1, 30, 31, 60, 61, 90, 91, 400])
+    assert escalation_stage(dpd).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_the_report_has_migration_and_early_warnings(runs: tuple[Path, Path]) -> None:
+    before, after = runs
+    figures = json.loads((after / "report.json").read_text())
+    common = set(pd.read_parquet(before / "clients.parquet")["client_id"]) & set(
+        pd.read_parquet(after / "clients.parquet")["client_id"]
+    )
+    matrix = figures["migration_matrix"]
+    assert sum(sum(row.values()) for row in matrix.values()) == len(common)
+    assert sum(figures["grade_distribution"].values()) == figures["clients"]
+    for warning in figures["early_warnings"]:
+        assert warning["client_id"] in common and warning["flags"]
+    page = (after / "report.html").read_text()
+    assert "Grade migration" in page and "data:image/png;base64," in page and "http" not in page
+
+
+def test_the_same_inputs_give_the_same_outputs(
+    runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
+) -> None:
+    again = store / "runs" / "again"
+    result = CliRunner().invoke(
+        app,
+        ["score", "--ledger", str(bad_ledger_dir), "--as-of", BEFORE, "--out", str(again)],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("clients", "invoices", "features", "rejects"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(again / f"{name}.parquet"), pd.read_parquet(runs[0] / f"{name}.parquet")
+        )
+
+
+def test_a_failed_run_leaves_the_previous_one_intact(
+    runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
+) -> None:
+    target = store / "runs" / "target"
+    shutil.copytree(runs[0], target)
+    before = (target / "clients.parquet").read_bytes()
+    result = CliRunner().invoke(
+        app,
+        ["score", "--ledger", str(bad_ledger_dir), "--as-of", "2031-01-01", "--out", str(target)],
+    )
+    assert result.exit_code != 0 and "as-of" in result.output
+    assert (target / "clients.parquet").read_bytes() == before
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".target")]
+
+
+def test_monitoring_two_consecutive_runs(runs: tuple[Path, Path], bad_ledger_dir: Path) -> None:
+    _, after = runs
+    result = CliRunner().invoke(
+        app, ["monitor", "--run", str(after), "--ledger", str(bad_ledger_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    monitoring = json.loads((after / "monitoring.json").read_text())
+    stability = monitoring["stability"]
+    assert "champion training population" in stability
+    assert any(k.startswith("previous run") for k in stability)
+    for block in stability.values():
+        assert block["score_psi"] >= 0 and block["score_verdict"] in {"stable", "watch", "shifted"}
+        assert len(block["csi"]) == len(ledger_spec("default").features)
+    backtest = monitoring["backtest"]  # outcomes of March 2024 have matured in this ledger
+    assert backtest and sum(r["clients"] for r in backtest) > 0
+    assert all(0 <= r["p_value"] <= 1 for r in backtest)
+    assert "Monitoring" in (after / "report.html").read_text()
+    logged = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`creditguard.kind` = 'monitoring'"
+    )
+    assert len(logged) >= 1 and "metrics.score_psi_training" in logged
+
+
+def test_psi_of_equal_and_shifted_populations() -> None:
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=20_000)})
+    ref = population_reference(x, ["a"], [], rng.uniform(size=20_000))
+    same = population_reference(
+        x.sample(frac=1, random_state=1), ["a"], [], rng.uniform(size=20_000)
+    )
+    assert stability_index(ref["features"]["a"]["shares"], same["features"]["a"]["shares"]) < 1e-9
+    from scoring.stability import compare
+
+    shifted = compare(ref, x + 1.0, rng.uniform(size=20_000))
+    assert shifted["csi"][0]["csi"] > 0.25 and shifted["csi"][0]["verdict"] == "shifted"
+    assert shifted["score_verdict"] == "stable"
+
+
+@pytest.mark.slow
+def test_spark_and_local_engines_give_identical_outputs(bad_ledger_dir: Path, store: Path) -> None:
+    from portfolio.spark import score_spark
+
+    ledger, _ = load_for_scoring(bad_ledger_dir)
+    scorer = Scorer.from_registry()
+    day = pd.Timestamp(AFTER)
+    local = score_local(ledger, scorer, day, chunk_clients=150)
+    spark = score_spark(ledger, scorer, day, master="local[2]", buckets=3)
+    for a, b in zip(local, spark, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_scoring_a_folder_part_by_part_equals_scoring_it_whole(
+    bad_ledger_dir: Path, store: Path
+) -> None:
+    """The streaming reader (parts of 40 clients, spilled to disk) against the whole ledger, on a
+    ledger whose bad rows cross parts: an invoice id reused by a client in another part, a payment
+    of no invoice, a payment of an orphan invoice, a client with a bad country (its rows cascade)."""
+    folder = store / "cross_part_ledger"
+    shutil.copytree(bad_ledger_dir, folder, dirs_exist_ok=True)
+    clients = pd.read_parquet(folder / "clients.parquet")
+    inv = pd.read_parquet(folder / "invoices.parquet")
+    ids = np.sort(clients["client_id"].to_numpy())
+    early, late = ids[3], ids[-3]  # far apart: different parts
+    first = inv.index[inv["client_id"] == early][0]
+    reuse = inv.index[inv["client_id"] == late][0]
+    inv.loc[reuse, "invoice_id"] = inv.loc[first, "invoice_id"]
+    inv.to_parquet(folder / "invoices.parquet", index=False)
+    clients.loc[clients["client_id"] == ids[50], "country"] = "12"
+    clients.to_parquet(folder / "clients.parquet", index=False)
+    pay = pd.read_parquet(folder / "payments.parquet")
+    extra = pay.iloc[[0, 0]].assign(invoice_id=["I-NOWHERE", "I-ORPHAN"])
+    pd.concat([pay, extra], ignore_index=True).to_parquet(folder / "payments.parquet", index=False)
+
+    scorer = Scorer.from_registry()
+    day = pd.Timestamp(AFTER)
+    ledger, rejects = load_for_scoring(folder)
+    whole = (*score_local(ledger, scorer, day), rejects)
+    sizes = [len(p.ledger.clients) for p in ledger_parts(folder, part_clients=40)]
+    assert len(sizes) > 3 and max(sizes) == 40 and sizes[-1] == 0  # the last: orphans only
+    spill = store / "spill"
+    spill.mkdir()
+    tables = RunTables(spill)  # chunk results spilled, invoices merged into one ranking
+    rejected = score_folder(folder, scorer, day, tables, part_clients=40, chunk_clients=16)
+    for a, b in zip(whole, (*tables.frames(), rejected), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert {"invoices", "payments", "clients"} <= set(rejected["table"])
+    assert rejected["reasons"].str.contains("duplicates the key").any()
+    assert rejected["reasons"].str.contains("refers to no invoice").sum() >= 2
+
+
+@pytest.mark.slow
+def test_both_engines_write_the_same_run_folder(
+    runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
+) -> None:
+    """`creditguard score --engine spark` (real Spark, local[2]) against the local run of the same
+    day: the same files, row for row, and the same report figures (the spilled run tables and the
+    in-memory Spark results go through one writer)."""
+    before, after = runs
+    spark = store / "runs" / "spark"
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--ledger",
+            str(bad_ledger_dir),
+            "--as-of",
+            AFTER,
+            "--out",
+            str(spark),
+            "--previous",
+            str(before),
+            "--engine",
+            "spark",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("clients", "invoices", "features", "rejects"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(spark / f"{name}.parquet"), pd.read_parquet(after / f"{name}.parquet")
+        )
+    figures = json.loads((spark / "report.json").read_text())
+    local = json.loads((after / "report.json").read_text())
+    local.pop("monitoring", None)  # added to the local run by the monitoring test, if it ran
+    assert figures.keys() == local.keys()
+    for key in figures:
+        if key == "overdue_balance":  # summed chunk by chunk locally, in one go on Spark
+            assert figures[key] == pytest.approx(local[key], rel=1e-12)
+        else:
+            assert figures[key] == local[key], key

@@ -1,0 +1,469 @@
+"""The HTTP service, end to end: a real `bentoml serve` process on a free port, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from creditguard.cli import app
+from features.contract import Ledger
+from tests.browser import chromium
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = {"officer": "officer-key", "batch": "batch-key", "admin": "admin-key"}
+EXPIRED_KEY = "old-officer-key"  # valid through 2020-01-01
+pytestmark = pytest.mark.slow
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop `bentoml serve` and its workers (it leaves our process group, so signal each process)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for p in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.terminate()
+        _, alive = psutil.wait_procs(family, timeout=30)
+        for p in alive:  # a slow graceful shutdown on a loaded machine
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+    proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(
+    champion_store: str, small_ledger_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("service")
+    env = dict(os.environ)
+    env |= {
+        "MLFLOW_TRACKING_URI": champion_store,
+        "CREDITGUARD_LEDGER": str(small_ledger_dir),
+        "CREDITGUARD_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items())
+        + f",officer:{EXPIRED_KEY}:2020-01-01",
+        "CREDITGUARD_AUDIT_DB": str(home / "audit.db"),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "CREDITGUARD_WORKERS": "2",  # as recommended on two cores; the audit log is shared
+    }
+    old = dict(os.environ)
+    os.environ.update({k: env[k] for k in ("MLFLOW_TRACKING_URI", "CREDITGUARD_AUDIT_DB")})
+    cwd = os.getcwd()
+    os.chdir(home)
+    try:
+        port = _free_port()
+        bentoml = Path(sys.executable).with_name("bentoml")
+        proc = subprocess.Popen(
+            [
+                str(bentoml),
+                "serve",
+                "serving.service:CreditGuard",
+                "--port",
+                str(port),
+                "--working-dir",
+                str(REPO),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(home / "serve.log", "w"),  # noqa: SIM115
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                try:
+                    if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:  # not listening yet, or busy loading the models
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError((home / "serve.log").read_text()[-3000:])
+                time.sleep(1)
+            else:
+                raise RuntimeError("service did not become ready in 180 s")
+            yield url
+        finally:
+            _stop(proc)
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(old)
+        os.environ.update({k: env[k] for k in ("CREDITGUARD_AUDIT_DB",)})
+
+
+def _post(url: str, path: str, body: object, role: str | None = "officer") -> requests.Response:
+    headers = {"authorization": f"Bearer {KEYS[role]}"} if role else {}
+    return requests.post(f"{url}{path}", json=body, headers=headers, timeout=30)
+
+
+def test_an_officer_gets_pd_grade_reasons_and_a_limit_decision(server: str) -> None:
+    r = _post(server, "/score", {"client_id": "C0000042", "requested_limit": 50_000})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert 0 < doc["pd_12m"] < 1 and 1 <= doc["grade"] <= 10
+    assert doc["risk_reasons"] and all(x["text"] for x in doc["risk_reasons"])
+    assert doc["limit_decision"]["decision"] in {"approve", "approve_in_part", "refuse", "refer"}
+    assert doc["model_versions"] == {"creditguard-default": "1", "creditguard-late": "1"}
+
+
+def test_auth_missing_wrong_and_insufficient(server: str) -> None:
+    assert _post(server, "/score", {"client_id": "C0000042"}, role=None).status_code == 401
+    bad = requests.post(
+        f"{server}/score",
+        json={"client_id": "C0000042"},
+        headers={"authorization": "Bearer nope"},
+        timeout=30,
+    )
+    assert bad.status_code == 401
+    assert (
+        _post(server, "/score_batch", {"client_ids": ["C0000042"]}, role="officer").status_code
+        == 403
+    )
+    assert _post(server, "/reload", {}, role="batch").status_code == 403
+
+
+def test_bad_input_is_a_4xx_naming_the_field(server: str) -> None:
+    r = _post(server, "/score", {"client_id": "C0000042", "requested_limit": -5})
+    assert r.status_code == 400 and "requested_limit" in r.text
+    assert _post(server, "/score", {"client_id": "NOPE"}).status_code == 404
+    assert _post(server, "/score", {"client_ids": 3}).status_code == 400
+    too_many = _post(
+        server, "/score_batch", {"client_ids": [f"C{i:07d}" for i in range(1, 600)]}, role="batch"
+    )
+    assert too_many.status_code == 400 and "client_ids" in too_many.text
+    late = _post(server, "/score", {"client_id": "C0000042", "as_of": "2030-01-01"})
+    assert late.status_code == 422
+
+
+def test_refusals_say_why(server: str) -> None:
+    """BentoML alone answers every 401/403 with 'Authorization error'; ours name the cause."""
+    expired = requests.post(
+        f"{server}/score",
+        json={"client_id": "C0000042"},
+        headers={"authorization": f"Bearer {EXPIRED_KEY}"},
+        timeout=30,
+    )
+    assert expired.status_code == 401 and "expired on 2020-01-01" in expired.json()["error"]
+    unknown = _post(server, "/score", {"client_id": "C0000042"}, role=None)
+    assert "missing bearer token" in unknown.json()["error"]
+    role = _post(server, "/reload", {}, role="officer")
+    assert role.status_code == 403 and role.json()["error"] == "role 'officer' may not reload"
+
+
+def test_batch_scores_equal_single_scores(server: str) -> None:
+    ids = ["C0000001", "C0000042", "C0000100"]
+    batch = _post(server, "/score_batch", {"client_ids": ids}, role="batch").json()["scores"]
+    for doc in batch:
+        single = _post(server, "/score", {"client_id": doc["client_id"]}).json()
+        assert single["pd_12m"] == doc["pd_12m"] and single["risk_reasons"] == doc["risk_reasons"]
+
+
+def _audited() -> int:
+    with sqlite3.connect(os.environ["CREDITGUARD_AUDIT_DB"]) as db:
+        return int(db.execute("select count(*) from decisions").fetchone()[0])
+
+
+def test_concurrent_requests_all_succeed_and_are_all_audited(server: str) -> None:
+    """16 at a time over two worker processes, each with its request threads: every decision
+    lands in the one audit log."""
+    before = _audited()
+    ids = [f"C{i:07d}" for i in range(1, 65)] * 2
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda c: _post(server, "/score", {"client_id": c}).status_code, ids))
+    assert set(codes) <= {200, 422} and codes.count(200) > 80  # 422: onboarded after the date
+    assert _audited() - before == codes.count(200)
+
+
+def test_admin_reloads_the_champions(server: str) -> None:
+    r = _post(server, "/reload", {}, role="admin")
+    assert r.status_code == 200 and r.json()["model_versions"]["creditguard-default"] == "1"
+
+
+def test_health_metrics_and_openapi(server: str) -> None:
+    assert requests.get(f"{server}/livez", timeout=5).status_code == 200
+    assert "bentoml" in requests.get(f"{server}/metrics", timeout=5).text.lower()
+    spec = requests.get(f"{server}/docs.json", timeout=5).json()
+    assert "/score" in spec["paths"] and "/score_batch" in spec["paths"]
+
+
+def test_every_decision_is_audited(server: str) -> None:
+    _post(server, "/score", {"client_id": "C0000007", "requested_limit": 20_000})
+    result = CliRunner().invoke(app, ["audit", "--client", "C0000007"])
+    assert result.exit_code == 0, result.output
+    assert "C0000007" in result.output and "score" in result.output
+    assert KEYS["officer"] not in result.output  # keys are never stored or shown
+
+
+APPLICANT = {
+    "profile": {"name": "Nordlicht Logistik GmbH", "country": "DE", "industry": "wholesale"},
+    "financials": [
+        {"period_end": "2024-12-31", "revenue": 4.2e6, "total_assets": 3.1e6, "equity": 1.2e6}
+    ],
+    "expected_monthly_purchases": 40_000,
+    "requested_limit": 8_000,
+    "as_of": "2025-03-31",
+}
+
+
+def test_an_applicant_gets_a_thin_file_score_and_a_decision(server: str) -> None:
+    r = _post(server, "/score_applicant", APPLICANT)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["thin_file"] and "prospective client" in doc["data_sufficiency"]
+    assert 0 < doc["pd_12m"] < 1 and doc["trade_reference_findings"] == [
+        "no trade references given"
+    ]
+    assert doc["limit_decision"]["decision"] in {"approve", "refer", "refuse", "approve_in_part"}
+    adverse = {
+        **APPLICANT,
+        "trade_references": [
+            {"supplier": "Bolt AG", "average_days_beyond_terms": 30, "max_days_beyond_terms": 120}
+        ],
+    }
+    r = _post(server, "/score_applicant", adverse)
+    assert r.status_code == 200 and "120 days" in r.json()["trade_reference_findings"][0]
+    if doc["limit_decision"]["decision"] == "approve":
+        assert r.json()["limit_decision"]["decision"] == "refer"
+
+
+def test_an_invalid_applicant_is_a_4xx_naming_the_field(server: str) -> None:
+    r = _post(
+        server,
+        "/score_applicant",
+        {**APPLICANT, "profile": {**APPLICANT["profile"], "country": "UK"}},
+    )  # type: ignore[dict-item]
+    assert r.status_code == 422 and "profile.country" in r.text
+    late = [{"period_end": "2025-12-31", "revenue": 1e6}]
+    r = _post(server, "/score_applicant", {**APPLICANT, "financials": late})
+    assert r.status_code == 422 and "financials[0]" in r.text
+    r = _post(server, "/score_applicant", {**APPLICANT, "profile": {"name": "x"}})
+    assert r.status_code == 400 and "country" in r.text
+
+
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(server: str, tmp_path: Path) -> None:
+    """Property-based fuzzing of every operation in the OpenAPI schema, as an admin (every role)."""
+    st = Path(sys.executable).with_name("st")
+    run = subprocess.run(
+        [
+            str(st),
+            "run",
+            f"{server}/docs.json",
+            "--checks",
+            "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--header",
+            f"Authorization: Bearer {KEYS['admin']}",
+            "--max-examples",
+            "15",
+            "--seed",
+            "1",
+            "--generation-database",
+            "none",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    selected = re.search(r"Selected: (\d+)/(\d+)", run.stdout)
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert selected and tested, run.stdout[-2000:]
+    assert int(tested.group(1)) == int(selected.group(2)) >= 8  # every operation was exercised
+
+
+# --------------------------------------------------------------------------------------------
+# The credit officer's page at /ui, driven in headless Chromium
+
+DECISION_WORDS = ("Approved in full", "Approved in part", "Refused", "Referred to an analyst")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/ui/")
+    yield page
+    context.close()
+    assert not errors, errors  # no script error on any page
+
+
+def _sign_in(page: Any, key: str) -> None:
+    page.fill("#api-key", key)
+    page.click("#signin-form button")
+
+
+def _error(page: Any) -> str:
+    page.wait_for_selector("#error:not([hidden])")
+    return str(page.inner_text("#error"))
+
+
+def test_the_page_ships_every_asset_itself(server: str) -> None:
+    html = requests.get(f"{server}/ui/", timeout=10)
+    assert html.status_code == 200 and "creditguard" in html.text
+    assets = re.findall(r'(?:src|href)="([^"#]+)"', html.text)
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))]
+    for asset in assets:
+        if not asset.startswith("data:"):
+            assert requests.get(f"{server}/ui/{asset}", timeout=10).status_code == 200, asset
+    script = requests.get(f"{server}/ui/app.js", timeout=10).text
+    assert "http://" not in script.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_an_officer_finds_a_client_reads_the_view_and_gets_a_limit_decision(
+    page: Any, server: str, small_ledger: Ledger
+) -> None:
+    name = str(small_ledger.clients.set_index("client_id").at["C0000042", "name"])
+    _sign_in(page, KEYS["officer"])
+    page.wait_for_selector("#search-view:not([hidden])")
+    page.fill("#query", name.split()[0].lower())  # part of the name, any case
+    page.click("#search-form button")
+    page.click("#results a:text-is('C0000042')")
+    page.wait_for_selector("#waterfall .wf-bar")
+    view = _post(server, "/client_view", {"client_id": "C0000042"}).json()
+    assert page.inner_text("#client-title") == f"{name} (C0000042)"
+    assert page.inner_text("#grade") == str(view["score"]["grade"])
+    assert page.locator("#scale-marker").count() == 1
+    # one bar per contribution; the labels are the reasons in words
+    assert page.locator("#waterfall .wf-bar").count() == len(view["waterfall"]) - 1
+    assert view["waterfall"][1]["label"][:40] in page.text_content("#waterfall")
+    assert page.locator("#history .history-bar").count() == len(view["payment_history"]) > 0
+    assert page.locator("#aging tbody tr").count() == 5
+    assert page.inner_text("#recommended-limit") == f"{view['score']['recommended_limit']:,.0f}"
+
+    page.fill("#amount", "50,000")
+    page.click("#limit-form button")
+    decision = page.locator("#decision-text").inner_text()
+    assert decision.startswith(DECISION_WORDS), decision
+    assert page.locator("#decision .rules li").count() >= 1
+    with sqlite3.connect(os.environ["CREDITGUARD_AUDIT_DB"]) as db:
+        last = db.execute(
+            "select decision from decisions where client_id = 'C0000042' order by rowid desc"
+        ).fetchone()
+    assert json.loads(last[0])["requested_amount"] == 50_000  # audited like any other decision
+
+
+def test_the_page_explains_every_error(page: Any, server: str) -> None:
+    _sign_in(page, "not-a-key")
+    assert "unknown or revoked API key" in _error(page)
+    _sign_in(page, EXPIRED_KEY)
+    assert "expired on 2020-01-01" in _error(page)
+    assert page.is_visible("#signin-view")
+
+    _sign_in(page, KEYS["officer"])
+    page.wait_for_selector("#search-view:not([hidden])")
+    page.goto(f"{server}/ui/#client/NOPE")
+    assert "client_id 'NOPE' is not in the ledger" in _error(page)
+
+    page.goto(f"{server}/ui/#client/C0000042")
+    page.wait_for_selector("#waterfall .wf-bar")
+    for bad in ("-5", "abc", "0"):
+        page.fill("#amount", bad)
+        page.click("#limit-form button")
+        assert "Invalid amount" in _error(page)
+    assert page.is_hidden("#decision")
+    assert page.inner_text("body").strip()  # never a blank page
+
+
+def test_an_applicant_is_scored_from_the_form(page: Any) -> None:
+    _sign_in(page, KEYS["officer"])
+    page.click("#nav-applicant")
+    page.fill("[name=name]", "Nordlicht Logistik GmbH")
+    page.fill("[name=period_end]", "2024-12-31")
+    page.fill("[name=revenue]", "4200000")
+    page.fill("[name=equity]", "1200000")
+    page.fill("[name=expected_monthly_purchases]", "40000")
+    page.fill("[name=requested_limit]", "8000")
+    page.click("#applicant-form button[type=submit]")
+    page.wait_for_selector("#applicant-result:not([hidden])")
+    assert "thin file" in page.inner_text("#applicant-score")
+    assert page.locator("#applicant-decision-text").inner_text().startswith(DECISION_WORDS)
+    page.fill("[name=revenue]", "lots")
+    page.click("#applicant-form button[type=submit]")
+    assert "Revenue" in _error(page) and "must be a number" in _error(page)
+
+
+# --------------------------------------------------------------------------------------------
+# The same ASGI app in this process (BentoML's app under Starlette's TestClient)
+
+
+@pytest.fixture(scope="module")
+def asgi(server: str, small_ledger_dir: Path) -> Iterator[Any]:
+    """The service built in-process from the same registry and ledger as the real server."""
+    from starlette.testclient import TestClient
+
+    from serving.service import CreditGuard
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CREDITGUARD_LEDGER", str(small_ledger_dir))
+        mp.setenv("CREDITGUARD_API_KEYS", ",".join(f"{r}:{k}" for r, k in KEYS.items()))
+        with TestClient(CreditGuard.to_asgi()) as client:  # type: ignore[attr-defined]
+            yield client
+
+
+def _auth(role: str = "officer") -> dict[str, str]:
+    return {"authorization": f"Bearer {KEYS[role]}"}
+
+
+def test_in_process_scores_equal_the_served_ones(asgi: Any, server: str) -> None:
+    body = {"client_id": "C0000042", "requested_limit": 30_000}
+    here = asgi.post("/score", json=body, headers=_auth())
+    assert here.status_code == 200, here.text
+    there = _post(server, "/score", body).json()
+    assert here.json() == there
+
+
+def test_in_process_errors_are_4xx_that_say_why(asgi: Any) -> None:
+    r = asgi.post("/score", json={"client_id": "C0000042"})
+    assert r.status_code == 401 and "missing bearer token" in r.json()["error"]
+    r = asgi.post("/score_batch", json={"client_ids": ["C0000042"]}, headers=_auth())
+    assert r.status_code == 403 and "may not score_batch" in r.json()["error"]
+    r = asgi.post("/client_view", json={"client_id": "NOPE"}, headers=_auth())
+    assert r.status_code == 404 and "NOPE" in r.json()["error"]
+    r = asgi.post("/search_clients", json={"query": "   "}, headers=_auth())
+    assert r.status_code == 422 and "blank" in r.json()["error"]
+    r = asgi.post(
+        "/score", content=b"client_id=C1", headers=_auth() | {"content-type": "text/plain"}
+    )
+    assert r.status_code == 415
+
+
+def test_in_process_client_view_and_search(asgi: Any) -> None:
+    view = asgi.post("/client_view", json={"client_id": "C0000042"}, headers=_auth()).json()
+    assert view["score"]["client_id"] == "C0000042" and len(view["master_scale"]) == 10
+    assert view["waterfall"][0]["label"].startswith("average client")
+    assert [a["bucket"] for a in view["aging"]] == [
+        "not yet due",
+        *(f"{b} DPD" for b in ("1-30", "31-60", "61-90", "90+")),
+    ]
+    found = asgi.post("/search_clients", json={"query": "c000004"}, headers=_auth()).json()
+    assert found["matches"] and all("C000004" in m["client_id"] for m in found["matches"])
+    assert asgi.get("/ui/").status_code == 200
