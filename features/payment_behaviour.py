@@ -208,35 +208,71 @@ def _paydex(weighted_days: np.ndarray) -> np.ndarray:
 # The engine
 
 
-def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.ndarray]:
-    """Every client feature of `clients` (sorted codes) as known strictly before `day`."""
+@dataclass(frozen=True)
+class _At:
+    """The invoices and payments of some clients as seen on one day, shared by the families."""
+
+    day: float
+    clients: np.ndarray  # sorted client codes
+    k: int
+    local: np.ndarray  # client code -> 0..k-1
+    rows: np.ndarray  # their invoices (positions in the history)
+    lc: np.ndarray  # each invoice's local client
+    issued: np.ndarray
+    due: np.ndarray
+    paid: np.ndarray
+    amount: np.ndarray
+    settled: np.ndarray  # paid before `day`
+    payments: np.ndarray  # their dated payments made before `day` (positions)
+
+    def count(self, codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per client: how many (or the sum of `weights`)."""
+        out = np.bincount(codes, weights, minlength=self.k)
+        return out if weights is not None else out.astype(float)
+
+
+def _view(h: _History, day: float, clients: np.ndarray) -> _At:
     k = len(clients)
-    f: dict[str, np.ndarray] = {}
     rows = _ranges(h.inv_start[clients], h.inv_end[clients])
     local = np.empty(len(h.client_id), dtype=np.int64)
     local[clients] = np.arange(k)
-    lc = local[h.inv_client[rows]]
-    issued, due, paid = h.issued[rows], h.due[rows], h.paid[rows]
-    amount = h.amount[rows]
+    paid = h.paid[rows]
+    pay_rows = _ranges(h.pay_start[clients], h.pay_end[clients])
+    return _At(
+        day=day,
+        clients=clients,
+        k=k,
+        local=local,
+        rows=rows,
+        lc=local[h.inv_client[rows]],
+        issued=h.issued[rows],
+        due=h.due[rows],
+        paid=paid,
+        amount=h.amount[rows],
+        settled=paid < day,
+        payments=pay_rows[h.pay_day[pay_rows] < day],
+    )
 
-    # ---- payment behaviour over trailing windows, by payment date
-    settled = paid < day
-    recent = np.flatnonzero(settled & (paid >= day - max(WINDOWS)))
+
+def _payment(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """Payment behaviour over trailing windows, by payment date; then its trend."""
+    day, k = at.day, at.k
+    recent = np.flatnonzero(at.settled & (at.paid >= day - max(WINDOWS)))
     # Sorted once by client, then payment date: "last" is then the end of each client's run.
-    recent = recent[np.lexsort((issued[recent], paid[recent], lc[recent]))]
-    r_lc, r_paid, r_due, r_amt = lc[recent], paid[recent], due[recent], amount[recent]
-    r_signed = r_paid - r_due
+    recent = recent[np.lexsort((at.issued[recent], at.paid[recent], at.lc[recent]))]
+    r_lc, r_paid, r_amt = at.lc[recent], at.paid[recent], at.amount[recent]
+    r_signed = r_paid - at.due[recent]
     r_dpd = np.clip(r_signed, 0, None)
     r_dbd = np.clip(-r_signed, 0, None)
-    r_rows = rows[recent]
+    r_rows = at.rows[recent]
     r_short = h.paid_amount[r_rows] < r_amt * 0.995
-    pay_rows = _ranges(h.pay_start[clients], h.pay_end[clients])
-    before = pay_rows[h.pay_day[pay_rows] < day]
+    before = at.payments
     r_instal = _sum_by_key(h.pay_inv[before], np.ones(len(before)), r_rows) > 1
     r_disp = h.disputed[r_rows]
     for w in WINDOWS:
         m = r_paid >= day - w
-        c, n = r_lc[m], np.bincount(r_lc[m], minlength=k).astype(float)
+        c = r_lc[m]
+        n = at.count(c)
         dpd, dbd, amt = r_dpd[m], r_dbd[m], r_amt[m]
         f[f"paid_count_{w}"] = n
         for name, cond in (
@@ -245,101 +281,114 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
             ("late60", dpd > 60),
             ("late90", dpd > 90),
         ):
-            f[f"{name}_share_{w}"] = _div(np.bincount(c, cond, minlength=k), n)
+            f[f"{name}_share_{w}"] = _div(at.count(c, cond), n)
         last = np.r_[c[1:] != c[:-1], True] if len(c) else np.zeros(0, dtype=bool)
         for name, v in (("dpd", dpd), ("dbd", dbd)):
-            total = np.bincount(c, v, minlength=k)
+            total = at.count(c, v)
             f[f"{name}_mean_{w}"] = _div(total, n)
             f[f"{name}_max_{w}"] = _max(c, k, v)
-            f[f"{name}_std_{w}"] = _std(n, total, np.bincount(c, v * v, minlength=k))
+            f[f"{name}_std_{w}"] = _std(n, total, at.count(c, v * v))
             f[f"{name}_last_{w}"] = np.full(k, np.nan)
             f[f"{name}_last_{w}"][c[last]] = v[last]
-        amt_total = np.bincount(c, amt, minlength=k)
-        f[f"dbt_weighted_{w}"] = _div(np.bincount(c, amt * dpd, minlength=k), amt_total)
-        f[f"paydex_{w}"] = _paydex(_div(np.bincount(c, amt * r_signed[m], minlength=k), amt_total))
-        f[f"short_paid_share_{w}"] = _div(np.bincount(c, r_short[m], minlength=k), n)
-        f[f"instalment_share_{w}"] = _div(np.bincount(c, r_instal[m], minlength=k), n)
-        f[f"dispute_rate_{w}"] = _div(np.bincount(c, r_disp[m], minlength=k), n)
+        amt_total = at.count(c, amt)
+        f[f"dbt_weighted_{w}"] = _div(at.count(c, amt * dpd), amt_total)
+        f[f"paydex_{w}"] = _paydex(_div(at.count(c, amt * r_signed[m]), amt_total))
+        f[f"short_paid_share_{w}"] = _div(at.count(c, r_short[m]), n)
+        f[f"instalment_share_{w}"] = _div(at.count(c, r_instal[m]), n)
+        f[f"dispute_rate_{w}"] = _div(at.count(c, r_disp[m]), n)
 
-    # ---- trend: the last 90 days against the 90 before
+    # the trend: the last 90 days against the 90 before, and the slope over 180 days
     prev = (r_paid >= day - 180) & (r_paid < day - 90)
-    pc, pn = r_lc[prev], np.bincount(r_lc[prev], minlength=k).astype(float)
-    prev_late = _div(np.bincount(pc, r_dpd[prev] > 0, minlength=k), pn)
-    prev_dpd = _div(np.bincount(pc, r_dpd[prev], minlength=k), pn)
+    pc = r_lc[prev]
+    pn = at.count(pc)
+    prev_late = _div(at.count(pc, r_dpd[prev] > 0), pn)
+    prev_dpd = _div(at.count(pc, r_dpd[prev]), pn)
     f["late_share_trend_90"] = f["late_share_90"] - prev_late
     f["dpd_mean_trend_90"] = f["dpd_mean_90"] - prev_dpd
     f["dpd_mean_ratio_90"] = _div(f["dpd_mean_90"] + 1, prev_dpd + 1)
     m = r_paid >= day - 180
     c, t, y = r_lc[m], (r_paid[m] - day) / 30.44, r_dpd[m]
-    n = np.bincount(c, minlength=k).astype(float)
-    st, stt = np.bincount(c, t, minlength=k), np.bincount(c, t * t, minlength=k)
-    sy, sty = np.bincount(c, y, minlength=k), np.bincount(c, t * y, minlength=k)
+    n = at.count(c)
+    st, stt = at.count(c, t), at.count(c, t * t)
+    sy, sty = at.count(c, y), at.count(c, t * y)
     denom = n * stt - st * st
-    slope = _div(n * sty - st * sy, np.where(n >= 3, denom, 0.0))
-    f["dpd_slope_180"] = slope
+    f["dpd_slope_180"] = _div(n * sty - st * sy, np.where(n >= 3, denom, 0.0))
 
-    # ---- open exposure at `day`: issued before, not settled nor written off before
-    open_ = is_open(issued, paid, h.written_off[rows], day)
-    o_received = _sum_by_key(h.pay_inv[before], h.pay_amount[before], rows[open_])
-    o_lc = lc[open_]
-    outstanding = np.clip(amount[open_] - o_received, 0.0, None)
-    o_dpd = day - due[open_]
-    f["open_count"] = np.bincount(o_lc, minlength=k).astype(float)
-    balance = np.bincount(o_lc, outstanding, minlength=k)
+
+def _exposure(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """The open balance at `day` (`features.contract.is_open`), its aging and its age."""
+    day, k = at.day, at.k
+    open_ = is_open(at.issued, at.paid, h.written_off[at.rows], day)
+    before = at.payments
+    o_received = _sum_by_key(h.pay_inv[before], h.pay_amount[before], at.rows[open_])
+    o_lc = at.lc[open_]
+    outstanding = np.clip(at.amount[open_] - o_received, 0.0, None)
+    o_dpd = day - at.due[open_]
+    f["open_count"] = at.count(o_lc)
+    balance = at.count(o_lc, outstanding)
     f["open_balance"] = balance
-    f["overdue_balance"] = np.bincount(o_lc, outstanding * (o_dpd > 0), minlength=k)
+    f["overdue_balance"] = at.count(o_lc, outstanding * (o_dpd > 0))
     for name, lo, hi in AGING:
-        f[f"aging_{name}"] = np.bincount(
-            o_lc, outstanding * ((o_dpd >= lo) & (o_dpd <= hi)), minlength=k
-        )
+        f[f"aging_{name}"] = at.count(o_lc, outstanding * ((o_dpd >= lo) & (o_dpd <= hi)))
     for name, _, _ in AGING:
         f[f"aging_{name}_share"] = _div(f[f"aging_{name}"], balance)
-    f["oldest_open_age_days"] = day - _min(o_lc, k, issued[open_])
+    f["oldest_open_age_days"] = day - _min(o_lc, k, at.issued[open_])
     f["max_open_dpd"] = _max(o_lc, k, o_dpd)
 
-    # ---- volume, by issue date
-    known = issued < day
-    v_lc, v_issued, v_amt = lc[known], issued[known], amount[known]
+
+def _volume(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """Invoicing by issue date over trailing windows, its growth, and the balance against it."""
+    day, k = at.day, at.k
+    known = at.issued < day
+    v_lc, v_issued, v_amt = at.lc[known], at.issued[known], at.amount[known]
     for w in WINDOWS:
         m = v_issued >= day - w
-        f[f"invoice_count_{w}"] = np.bincount(v_lc[m], minlength=k).astype(float)
-        f[f"invoice_amount_{w}"] = np.bincount(v_lc[m], v_amt[m], minlength=k)
+        f[f"invoice_count_{w}"] = at.count(v_lc[m])
+        f[f"invoice_amount_{w}"] = at.count(v_lc[m], v_amt[m])
     m = (v_issued >= day - 180) & (v_issued < day - 90)
-    prev_amount = np.bincount(v_lc[m], v_amt[m], minlength=k)
-    prev_count = np.bincount(v_lc[m], minlength=k).astype(float)
+    prev_amount = at.count(v_lc[m], v_amt[m])
+    prev_count = at.count(v_lc[m])
     m = (v_issued >= day - 730) & (v_issued < day - 365)
-    prev_year = np.bincount(v_lc[m], v_amt[m], minlength=k)
+    prev_year = at.count(v_lc[m], v_amt[m])
     first_invoice = _min(v_lc, k, v_issued)
     covered_months = np.clip((day - first_invoice) / 30.44, 1.0, 12.0)
     monthly = _div(f["invoice_amount_365"], covered_months)
-    f["open_to_monthly_volume"] = _div(balance, monthly)
-    f["dso"] = _div(balance * 90.0, f["invoice_amount_90"])
+    f["open_to_monthly_volume"] = _div(f["open_balance"], monthly)
+    f["dso"] = _div(f["open_balance"] * 90.0, f["invoice_amount_90"])
     f["amount_growth_90"] = _div(f["invoice_amount_90"], prev_amount) - 1
     f["count_growth_90"] = _div(f["invoice_count_90"], prev_count) - 1
     f["amount_growth_365"] = _div(f["invoice_amount_365"], prev_year) - 1
 
-    # ---- relationship
-    onboarded = h.onboarded[clients]
-    tenure = day - onboarded
+
+def _relationship(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """Tenure, history depth, recency and write-offs."""
+    day, k, lc = at.day, at.k, at.lc
+    known = at.issued < day
+    v_lc, v_issued = lc[known], at.issued[known]
+    tenure = day - h.onboarded[at.clients]
     f["tenure_days"] = tenure
-    f["days_since_first_invoice"] = day - first_invoice
+    f["days_since_first_invoice"] = day - _min(v_lc, k, v_issued)
     f["days_since_last_invoice"] = day - _max(v_lc, k, v_issued)
-    last_paid = _max(lc[settled], k, paid[settled])
-    last_instalment = _max(local[h.inv_client[h.pay_inv[before]]], k, h.pay_day[before])
+    settled, before = at.settled, at.payments
+    last_paid = _max(lc[settled], k, at.paid[settled])
+    last_instalment = _max(at.local[h.inv_client[h.pay_inv[before]]], k, h.pay_day[before])
     f["days_since_last_payment"] = day - np.fmax(last_paid, last_instalment)
-    paid_total = np.bincount(lc[settled], minlength=k).astype(float)
+    paid_total = at.count(lc[settled])
     f["paid_invoices_total"] = paid_total
     m = v_issued >= day - 365
-    pairs = np.unique(v_lc[m] * 100_000 + h.month[rows][known][m])
-    f["active_months_365"] = np.bincount(pairs // 100_000, minlength=k).astype(float)
+    pairs = np.unique(v_lc[m] * 100_000 + h.month[at.rows][known][m])
+    f["active_months_365"] = at.count(pairs // 100_000)
     f["thin_file"] = (
         (paid_total < THIN_FILE_PAID_INVOICES) | (tenure < THIN_FILE_TENURE_DAYS)
     ).astype(float)
-    wo = h.written_off[rows]
-    f["writeoffs_365"] = np.bincount(lc[(wo < day) & (wo >= day - 365)], minlength=k).astype(float)
-    f["writeoffs_total"] = np.bincount(lc[wo < day], minlength=k).astype(float)
+    wo = h.written_off[at.rows]
+    f["writeoffs_365"] = at.count(lc[(wo < day) & (wo >= day - 365)])
+    f["writeoffs_total"] = at.count(lc[wo < day])
 
-    # ---- financials: the latest statement published before `day`, and the one before it
+
+def _financials(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """The latest statement published before `day`, and the one before it."""
+    day, k, clients = at.day, at.k, at.clients
     query = clients.astype("int64") * 10_000_000 + int(day)
     idx = np.searchsorted(h.st_key, query, side="left") - 1
     has = (
@@ -369,12 +418,27 @@ def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.n
     f["log_revenue"] = np.log1p(np.where(revenue >= 0, revenue, np.nan))
     f["statement_staleness_days"] = day - latest("period_end")
 
-    # ---- firmographics
+
+def _firmographics(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """Who the client is."""
+    clients = at.clients
     f["industry"] = h.industry[clients]
     f["country"] = h.country[clients]
-    f["company_age_years"] = (day - h.founded[clients]) / 365.25
+    f["company_age_years"] = (at.day - h.founded[clients]) / 365.25
     f["log_registered_capital"] = h.log_capital[clients]
     f["external_rating_score"] = h.rating[clients]
+
+
+# The families in the catalog's order; `_volume` reads the open balance `_exposure` wrote.
+_FAMILIES = (_payment, _exposure, _volume, _relationship, _financials, _firmographics)
+
+
+def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.ndarray]:
+    """Every client feature of `clients` (sorted codes) as known strictly before `day`."""
+    at = _view(h, day, clients)
+    f: dict[str, np.ndarray] = {}
+    for family in _FAMILIES:
+        family(h, at, f)
     return f
 
 

@@ -68,11 +68,8 @@ class OnlineLedger:
             return None
         return sorted(self.snapshot_row[c] for c in client_ids if c in self.snapshot_row)
 
-    def features(self, client_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
-        """The client's feature row on `as_of` (empty when it was not yet onboarded)."""
-        return self.batch_features([client_id], as_of)
-
     def batch_features(self, client_ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
+        """These clients' feature rows on `as_of` (none for a client not yet onboarded then)."""
         rows = self.snapshot_rows(client_ids, as_of)
         if rows is not None:
             return self.snapshot.iloc[rows].reset_index(drop=True)

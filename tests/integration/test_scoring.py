@@ -179,7 +179,7 @@ def test_the_services_default_day_rows_equal_the_online_path(small_ledger_dir: P
     clients = sorted(ledger.clients)
     for client_id in clients[::37]:
         online = build_client_features(ledger.client(client_id), as_of_dates=[ledger.default_day])
-        served = ledger.features(client_id, ledger.default_day)
+        served = ledger.batch_features([client_id], ledger.default_day)
         pd.testing.assert_frame_equal(served, online)
     batch = ledger.batch_features(clients[:30], ledger.default_day)
     rebuilt = build_client_features(
