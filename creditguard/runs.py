@@ -61,26 +61,33 @@ def score(
 
 
 def print_report(figures: dict[str, Any], out: Path) -> None:
-    summary = {
-        k: figures[k]
-        for k in (
-            "as_of",
-            "clients",
-            "open_invoices",
-            "rejected_rows",
-            "total_expected_loss",
-            "total_open_balance",
-            "mean_pd",
-            "overdue_balance",
-        )
+    cur = figures.get("currency", "")
+    book, overdue = figures["total_open_balance"], figures["overdue_balance"]
+    status = figures["clients_by_status"]
+    summary: dict[str, object] = {
+        "as of": figures["as_of"],
+        "clients": ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in status.items()),
+        "open invoices": f"{figures['open_invoices']:,}",
+        "ledger rows rejected": f"{figures['rejected_rows']:,}",
+        "open balance": f"{book:,.0f} {cur}",
+        "overdue": f"{overdue:,.0f} {cur} ({overdue / book:.1%})" if book else "0",
+        "expected loss": f"{figures['total_expected_loss']:,.0f} {cur} "
+        f"({figures['expected_loss_in_default']:,.0f} on clients in default)",
+        "mean PD of live clients": f"{figures['mean_pd']:.2%} (decision PD {figures['mean_decision_pd']:.2%})",
+        "grades 1..10, D": " ".join(str(v) for v in figures["grade_distribution"].values()),
+        "limit decisions": ", ".join(f"{k} {v}" for k, v in figures["limit_decisions"].items()),
+        "over their limit": f"{figures['over_limit']['clients']:,} clients, "
+        f"{figures['over_limit']['amount']:,.0f} {cur}",
+        "early warnings": ", ".join(f"{n} {s}" for s, n in figures["warnings_by_severity"].items())
+        + f" ({len(figures['early_warnings'])} clients)",
+        "collections worklist": ", ".join(
+            f"{q} {w['clients']}" for q, w in figures["worklist"].items()
+        ),
     }
-    summary["grades 1..10"] = " ".join(str(v) for v in figures["grade_distribution"].values())
-    summary["limit decisions"] = ", ".join(
-        f"{k} {v}" for k, v in figures["limit_decisions"].items()
-    )
-    summary["early warnings"] = len(figures["early_warnings"])
     if "downgraded" in figures:
-        summary["downgraded / upgraded"] = f"{figures['downgraded']} / {figures['upgraded']}"
+        summary["grades kept / down / up"] = (
+            f"{figures['grades_kept']:.0%} / {figures['downgraded']} / {figures['upgraded']}"
+        )
     print_mapping("portfolio", summary)
     console.print(f"report: {out / 'report.html'} (figures: {out / 'report.json'})")
 

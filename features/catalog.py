@@ -23,10 +23,21 @@ Family = Literal[
     "relationship",
     "financials",
     "firmographics",
+    "standing",
     "invoice",
 ]
 Unit = Literal[
-    "count", "share", "days", "amount", "ratio", "index", "years", "flag", "log", "category"
+    "count",
+    "share",
+    "days",
+    "amount",
+    "ratio",
+    "change",  # a relative change: 0.34 reads +34 %
+    "index",
+    "years",
+    "flag",
+    "log",
+    "category",
 ]
 
 WINDOWS = (30, 90, 180, 365)
@@ -42,7 +53,12 @@ class Risk(IntEnum):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One feature: what it measures, over which trailing window, and which way risk goes."""
+    """One feature: what it measures, over which trailing window, and which way risk goes.
+
+    `model` is False for the columns the decision rules read but no model learns from (a
+    client's standing: insolvency, write-offs, equity, usual terms); they are built by the same
+    point-in-time code, under the same leakage tests.
+    """
 
     name: str
     family: Family
@@ -50,6 +66,7 @@ class FeatureSpec:
     unit: Unit
     direction: Risk = Risk.UNKNOWN
     window: int | None = None
+    model: bool = True
 
     @property
     def categorical(self) -> bool:
@@ -78,8 +95,10 @@ def _feature(
     unit: Unit,
     direction: Risk = Risk.UNKNOWN,
     window: int | None = None,
+    *,
+    model: bool = True,
 ) -> FeatureSpec:
-    return FeatureSpec(name, family, description, unit, direction, window)
+    return FeatureSpec(name, family, description, unit, direction, window, model)
 
 
 def _payment(window: int) -> list[FeatureSpec]:
@@ -255,21 +274,21 @@ def _volume() -> list[FeatureSpec]:
             "amount_growth_90",
             "volume",
             "Growth of the amount invoiced: last 90 days over the 90 before",
-            "ratio",
+            "change",
             window=90,
         ),
         _feature(
             "count_growth_90",
             "volume",
             "Growth of the invoice count: last 90 days over the 90 before",
-            "ratio",
+            "change",
             window=90,
         ),
         _feature(
             "amount_growth_365",
             "volume",
             "Growth of the amount invoiced: last year over the year before",
-            "ratio",
+            "change",
             window=365,
         ),
     ]
@@ -300,7 +319,7 @@ def _relationship() -> list[FeatureSpec]:
         _feature(
             "active_months_365",
             "relationship",
-            "Months with invoices in the last year",
+            "Months with invoices in the last year (of 12)",
             "count",
             window=365,
         ),
@@ -343,7 +362,11 @@ def _financials() -> list[FeatureSpec]:
         ),
         _feature("equity_ratio", "financials", "Equity over total assets", "ratio", Risk.FALLS),
         _feature(
-            "revenue_growth", "financials", "Revenue growth against the previous statement", "ratio"
+            "revenue_growth",
+            "financials",
+            "Revenue growth against the previous statement",
+            "change",
+            Risk.FALLS,
         ),
         _feature("log_revenue", "financials", "Log of revenue in the latest statement", "log"),
         _feature(
@@ -372,8 +395,57 @@ def _firmographics() -> list[FeatureSpec]:
     ]
 
 
+def _standing() -> list[FeatureSpec]:
+    """What the decision rules read and no model learns from: whether the client is in default
+    (and since when), data that contradicts itself, and the policy's inputs."""
+    return [
+        _feature(
+            "insolvency_days", "standing", "Days since insolvency was declared", "days", model=False
+        ),
+        _feature(
+            "writeoff_days",
+            "standing",
+            "Days since an invoice was last written off",
+            "days",
+            model=False,
+        ),
+        _feature(
+            "dpd90_days",
+            "standing",
+            "Days since an invoice was last more than 90 days past due (0: one is now)",
+            "days",
+            model=False,
+        ),
+        _feature(
+            "paid_after_writeoff",
+            "standing",
+            "Payments received on invoices already written off",
+            "count",
+            model=False,
+        ),
+        _feature(
+            "equity", "standing", "Book equity in the latest statement", "amount", model=False
+        ),
+        _feature("revenue", "standing", "Revenue in the latest statement", "amount", model=False),
+        _feature(
+            "statement_age_days",
+            "standing",
+            "Days since the latest statement was published",
+            "days",
+            model=False,
+        ),
+        _feature(
+            "usual_terms_days",
+            "standing",
+            "Usual payment terms: amount-weighted terms of the last year's invoices",
+            "days",
+            model=False,
+        ),
+    ]
+
+
 def client_feature_specs() -> list[FeatureSpec]:
-    """Every client feature, in the builder's column order."""
+    """Every client column, in the builder's order (the model's features and the standing)."""
     payment = [spec for w in WINDOWS for spec in _payment(w)]
     return [
         *payment,
@@ -383,6 +455,7 @@ def client_feature_specs() -> list[FeatureSpec]:
         *_relationship(),
         *_financials(),
         *_firmographics(),
+        *_standing(),
     ]
 
 

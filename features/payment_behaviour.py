@@ -60,6 +60,7 @@ class _History:
     rating: np.ndarray
     industry: np.ndarray
     country: np.ndarray
+    insolvent: np.ndarray  # day the first insolvency was declared (NaN: none)
     # invoices, sorted by client then issue date; inv_start/inv_end index them per client
     inv_client: np.ndarray
     inv_start: np.ndarray
@@ -71,7 +72,6 @@ class _History:
     amount: np.ndarray
     paid_amount: np.ndarray
     disputed: np.ndarray
-    month: np.ndarray
     # payments, sorted by client; pay_inv points into the invoice arrays
     pay_start: np.ndarray
     pay_end: np.ndarray
@@ -109,7 +109,6 @@ def _history(ledger: Ledger) -> _History:
     pay_counts = np.bincount(pay_client, minlength=n)
     pay_end = np.cumsum(pay_counts)
 
-    issued_dt = inv["issued_on"].to_numpy(dtype="datetime64[M]")[order]
     fin = ledger.financials
     st_client = index_in(fin["client_id"], client_id)
     st_pub = _days(fin["published_on"])
@@ -120,6 +119,10 @@ def _history(ledger: Ledger) -> _History:
     st["published"] = st_pub[st_order]
 
     rating = clients.get("external_rating", pd.Series(np.nan, index=clients.index))
+    ins = ledger.insolvencies
+    insolvent = np.full(n, np.inf)
+    np.minimum.at(insolvent, index_in(ins["client_id"], client_id), _days(ins["declared_on"]))
+    insolvent[np.isposinf(insolvent)] = np.nan
     return _History(
         client_id=client_id,
         onboarded=_days(clients["onboarded_on"]),
@@ -128,6 +131,7 @@ def _history(ledger: Ledger) -> _History:
         rating=rating.map(RATING_SCORE).to_numpy(dtype="float64"),
         industry=clients["industry"].to_numpy(dtype=object),
         country=clients["country"].to_numpy(dtype=object),
+        insolvent=insolvent,
         inv_client=inv_client,
         inv_start=inv_end - counts,
         inv_end=inv_end,
@@ -138,7 +142,6 @@ def _history(ledger: Ledger) -> _History:
         amount=inv["amount"].to_numpy(dtype="float64")[order],
         paid_amount=inv["paid_amount"].to_numpy(dtype="float64")[order],
         disputed=inv["disputed"].to_numpy(dtype=bool)[order],
-        month=issued_dt.astype("int64"),
         pay_start=pay_end - pay_counts,
         pay_end=pay_end,
         pay_inv=pay_inv[pay_order],
@@ -224,6 +227,8 @@ class _At:
     amount: np.ndarray
     settled: np.ndarray  # paid before `day`
     payments: np.ndarray  # their dated payments made before `day` (positions)
+    latest: dict[str, np.ndarray]  # each client's latest statement published before `day`
+    previous: dict[str, np.ndarray]  # and the one before it
 
     def count(self, codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Per client: how many (or the sum of `weights`)."""
@@ -238,6 +243,7 @@ def _view(h: _History, day: float, clients: np.ndarray) -> _At:
     local[clients] = np.arange(k)
     paid = h.paid[rows]
     pay_rows = _ranges(h.pay_start[clients], h.pay_end[clients])
+    latest, previous = _statements(h, clients, day)
     return _At(
         day=day,
         clients=clients,
@@ -251,6 +257,8 @@ def _view(h: _History, day: float, clients: np.ndarray) -> _At:
         amount=h.amount[rows],
         settled=paid < day,
         payments=pay_rows[h.pay_day[pay_rows] < day],
+        latest=latest,
+        previous=previous,
     )
 
 
@@ -375,9 +383,11 @@ def _relationship(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
     f["days_since_last_payment"] = day - np.fmax(last_paid, last_instalment)
     paid_total = at.count(lc[settled])
     f["paid_invoices_total"] = paid_total
+    # twelve periods of a twelfth of a year each: a window of 365 days never counts 13 months
     m = v_issued >= day - 365
-    pairs = np.unique(v_lc[m] * 100_000 + h.month[at.rows][known][m])
-    f["active_months_365"] = at.count(pairs // 100_000)
+    period = np.minimum(((day - v_issued[m] - 1) * 12) // 365, 11).astype(np.int64)
+    pairs = np.unique(v_lc[m] * 12 + period)
+    f["active_months_365"] = at.count(pairs // 12)
     f["thin_file"] = (
         (paid_total < THIN_FILE_PAID_INVOICES) | (tenure < THIN_FILE_TENURE_DAYS)
     ).astype(float)
@@ -386,37 +396,37 @@ def _relationship(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
     f["writeoffs_total"] = at.count(lc[wo < day])
 
 
-def _financials(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
-    """The latest statement published before `day`, and the one before it."""
-    day, k, clients = at.day, at.k, at.clients
+def _statements(h: _History, clients: np.ndarray, day: float) -> tuple[dict[str, np.ndarray], ...]:
+    """Each client's latest statement published before `day`, and the one before it: every
+    column of the statement (NaN where there is none)."""
+    k = len(clients)
+    if not len(h.st_key):
+        empty = {col: np.full(k, np.nan) for col in h.st}
+        return empty, empty
     query = clients.astype("int64") * 10_000_000 + int(day)
     idx = np.searchsorted(h.st_key, query, side="left") - 1
-    has = (
-        (idx >= 0) & (h.st_client[np.clip(idx, 0, None)] == clients)
-        if len(h.st_key)
-        else np.zeros(k, bool)
-    )
-    prev_idx = idx - 1
-    has_prev = (
-        has & (prev_idx >= 0) & (h.st_client[np.clip(prev_idx, 0, None)] == clients)
-        if len(h.st_key)
-        else has
-    )
+    has = (idx >= 0) & (h.st_client[np.clip(idx, 0, None)] == clients)
+    prev = idx - 1
+    has_prev = has & (prev >= 0) & (h.st_client[np.clip(prev, 0, None)] == clients)
 
-    def latest(col: str, i: np.ndarray = idx, ok: np.ndarray = has) -> np.ndarray:
-        if not len(h.st_key):
-            return np.full(k, np.nan)
-        return np.where(ok, h.st[col][np.clip(i, 0, None)], np.nan)
+    def pick(i: np.ndarray, ok: np.ndarray) -> dict[str, np.ndarray]:
+        return {col: np.where(ok, v[np.clip(i, 0, None)], np.nan) for col, v in h.st.items()}
 
-    assets, revenue = latest("total_assets"), latest("revenue")
-    f["leverage"] = _div(latest("total_liabilities"), assets)
-    f["current_ratio"] = _div(latest("current_assets"), latest("current_liabilities"))
-    f["cash_ratio"] = _div(latest("cash"), latest("current_liabilities"))
-    f["ocf_margin"] = _div(latest("operating_cash_flow"), revenue)
-    f["equity_ratio"] = _div(latest("equity"), assets)
-    f["revenue_growth"] = _div(revenue, latest("revenue", prev_idx, has_prev)) - 1
+    return pick(idx, has), pick(prev, has_prev)
+
+
+def _financials(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """The latest statement published before `day`, and the one before it."""
+    latest, previous = at.latest, at.previous
+    assets, revenue = latest["total_assets"], latest["revenue"]
+    f["leverage"] = _div(latest["total_liabilities"], assets)
+    f["current_ratio"] = _div(latest["current_assets"], latest["current_liabilities"])
+    f["cash_ratio"] = _div(latest["cash"], latest["current_liabilities"])
+    f["ocf_margin"] = _div(latest["operating_cash_flow"], revenue)
+    f["equity_ratio"] = _div(latest["equity"], assets)
+    f["revenue_growth"] = _div(revenue, previous["revenue"]) - 1
     f["log_revenue"] = np.log1p(np.where(revenue >= 0, revenue, np.nan))
-    f["statement_staleness_days"] = day - latest("period_end")
+    f["statement_staleness_days"] = at.day - latest["period_end"]
 
 
 def _firmographics(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
@@ -429,8 +439,44 @@ def _firmographics(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
     f["external_rating_score"] = h.rating[clients]
 
 
+def _standing(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
+    """Whether the client is in default and since when, contradictions, the policy's inputs."""
+    day, k, lc = at.day, at.k, at.lc
+    insolvent = h.insolvent[at.clients]
+    f["insolvency_days"] = np.where(insolvent < day, day - insolvent, np.nan)
+    wo = h.written_off[at.rows]
+    f["writeoff_days"] = day - _max(lc[wo < day], k, wo[wo < day])
+    # more than 90 days past due: now (an open invoice), or until it was settled
+    overdue_now = is_open(at.issued, at.paid, wo, day) & (day - at.due > 90)
+    settled_late = at.settled & (at.paid - at.due > 90)
+    ended = _max(lc[settled_late], k, at.paid[settled_late])
+    f["dpd90_days"] = np.where(at.count(lc[overdue_now]) > 0, 0.0, day - ended)
+    before = at.payments
+    after_writeoff = h.pay_day[before] > h.written_off[h.pay_inv[before]]
+    settled_after = at.settled & (at.paid > wo)
+    f["paid_after_writeoff"] = at.count(
+        at.local[h.inv_client[h.pay_inv[before][after_writeoff]]]
+    ) + at.count(lc[settled_after])
+    f["equity"] = at.latest["equity"]
+    f["revenue"] = at.latest["revenue"]
+    f["statement_age_days"] = day - at.latest["published"]
+    recent = (at.issued < day) & (at.issued >= day - 365)
+    terms = at.due[recent] - at.issued[recent]
+    f["usual_terms_days"] = _div(
+        at.count(lc[recent], terms * at.amount[recent]), at.count(lc[recent], at.amount[recent])
+    )
+
+
 # The families in the catalog's order; `_volume` reads the open balance `_exposure` wrote.
-_FAMILIES = (_payment, _exposure, _volume, _relationship, _financials, _firmographics)
+_FAMILIES = (
+    _payment,
+    _exposure,
+    _volume,
+    _relationship,
+    _financials,
+    _firmographics,
+    _standing,
+)
 
 
 def _features_at(h: _History, day: float, clients: np.ndarray) -> dict[str, np.ndarray]:

@@ -103,7 +103,7 @@ def iter_feature_table(
     for part in partition_ledger(ledger, partitions=n_parts):
         if unit == "client":
             x = build_client_features(part, as_of_dates=as_of_dates)
-            y = label_default(part, x[["client_id", "as_of"]])
+            y = label_default(part, x[["client_id", "as_of"]], features=x)
             for c in ("default_12m", "censored", "defaulted_before"):
                 x[c] = y[c].to_numpy()
         else:

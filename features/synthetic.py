@@ -6,6 +6,12 @@ distress: their risk climbs for months, their payments and published financials 
 them end in insolvency. Invoices, payments, disputes, write-offs and annual statements all follow
 from that path, so the signal a default model must find is there, and so is the noise.
 
+Clients onboarded before the period have invoices, payments and statements from up to
+`history_months` before it (a real ledger extract carries such history), so a snapshot at the
+period's start already sees a client's payment record. Current credit limits follow the usual
+purchases over the client's terms with headroom, and a share of clients sit over a limit set
+long ago (see `GeneratorConfig`).
+
 Clients are simulated in fixed-size chunks with one random stream each and written row group by row
 group, so 100,000 clients x 36 months (about 20 million invoices) fit in bounded memory.
 """
@@ -123,6 +129,12 @@ class GeneratorConfig:
     seed: int = 42
     start: str = "2023-01-01"
     currency: str = "EUR"
+    # months simulated before `start` for the clients onboarded by then (their earlier history)
+    history_months: int = 24
+    # Current limits: the usual purchases over the terms plus a month, times a headroom drawn
+    # in [1.5, 2.2]; a share of clients keep a limit set long ago at a fraction of what they
+    # now buy (0.5-0.9), and are the ones over their limit.
+    stale_limit_share: float = 0.06
 
     @property
     def start_date(self) -> np.datetime64:
@@ -142,9 +154,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _month_starts(cfg: GeneratorConfig, extra: int = 0) -> np.ndarray:
-    base = cfg.start_date.astype("datetime64[M]")
-    return (base + np.arange(cfg.months + 1 + extra)).astype("datetime64[D]")
+def _month_starts(cfg: GeneratorConfig) -> np.ndarray:
+    """The first day of every simulated month (history included) and of the month after."""
+    base = cfg.start_date.astype("datetime64[M]") - cfg.history_months
+    return (base + np.arange(_simulated_months(cfg) + 1)).astype("datetime64[D]")
+
+
+def _simulated_months(cfg: GeneratorConfig) -> int:
+    return cfg.history_months + cfg.months
 
 
 def _macro(months: int) -> np.ndarray:
@@ -177,9 +194,10 @@ class _Clients:
 def _simulate_clients(
     cfg: GeneratorConfig, rng: np.random.Generator, first: int, n: int
 ) -> _Clients:
-    months = cfg.months
+    months = _simulated_months(cfg)
     starts = _month_starts(cfg)
-    start = starts[0]
+    sim_start = starts[0]
+    start = cfg.start_date
     end = np.datetime64(cfg.extracted_on.date(), "D")
 
     ind_w = np.array([i[3] for i in INDUSTRIES])
@@ -198,7 +216,7 @@ def _simulate_clients(
     onboard_offset = np.where(
         before,
         -rng.integers(1, 6 * 365, n),
-        rng.integers(0, max(1, (end - start).astype(int) - 60), n),
+        rng.integers(0, max(1, int((end - start) / np.timedelta64(1, "D")) - 60), n),
     )
     onboarded = start + onboard_offset.astype("timedelta64[D]")
     founded = onboarded - (age_years * 365.25).astype("timedelta64[D]")
@@ -214,7 +232,7 @@ def _simulate_clients(
         - 0.10 * (log_volume - np.log(15_000.0))
     )
 
-    macro = _macro(months)
+    macro = np.concatenate([np.zeros(cfg.history_months), _macro(cfg.months)])
     drift = np.zeros(n)
     distress = np.zeros(n)
     distress_since = np.full(n, -1)
@@ -223,7 +241,7 @@ def _simulate_clients(
     distress_path = np.empty((n, months))
     insolvent_month = np.full(n, -1)
     onboard_month = np.clip(
-        (onboarded.astype("datetime64[M]") - start.astype("datetime64[M]")).astype(int), 0, None
+        (onboarded.astype("datetime64[M]") - sim_start.astype("datetime64[M]")).astype(int), 0, None
     )
     for m in range(months):
         drift = 0.92 * drift + rng.normal(0.0, 0.18, n)
@@ -280,8 +298,7 @@ def _simulate_clients(
             "founded_on": pa.array(founded, pa.date32()),
             "onboarded_on": pa.array(onboarded, pa.date32()),
             "external_rating": pa.array(_RATINGS[rating_idx], pa.string(), mask=~rated),
-            # the limit granted today: about two months of usual purchases
-            "credit_limit": pa.array(np.round(2.0 * np.exp(log_volume), -3), pa.float64()),
+            "credit_limit": pa.array(_current_limits(cfg, rng, log_volume, terms), pa.float64()),
         }
     )
     return _Clients(
@@ -300,10 +317,23 @@ def _simulate_clients(
     )
 
 
+def _current_limits(
+    cfg: GeneratorConfig, rng: np.random.Generator, log_volume: np.ndarray, terms: np.ndarray
+) -> np.ndarray:
+    """The limit granted today: the usual purchases over the terms plus a month of grace, with
+    headroom; a `stale_limit_share` of clients kept a limit set when they bought less."""
+    n = len(terms)
+    need = np.exp(log_volume) * (terms + 30) / 30.44
+    factor = np.where(
+        rng.random(n) < cfg.stale_limit_share, rng.uniform(0.5, 0.9, n), rng.uniform(1.5, 2.2, n)
+    )
+    return np.maximum(np.round(need * factor, -3), 1000.0)
+
+
 def _simulate_invoices(
     cfg: GeneratorConfig, rng: np.random.Generator, c: _Clients, first_invoice: int
 ) -> tuple[pa.Table, pa.Table]:
-    months = cfg.months
+    months = _simulated_months(cfg)
     starts = _month_starts(cfg)
     end = np.datetime64(cfg.extracted_on.date(), "D")
     n = len(c.terms)
@@ -447,7 +477,7 @@ def _simulate_financials(
     for year in range(first_year, last_year + 1):
         period_end = np.datetime64(f"{year}-12-31", "D")
         month = (period_end.astype("datetime64[M]") - starts[0].astype("datetime64[M]")).astype(int)
-        r = c.risk[:, int(np.clip(month, 0, cfg.months - 1))]
+        r = c.risk[:, int(np.clip(month, 0, _simulated_months(cfg) - 1))]
         published = period_end + rng.integers(75, 150, n).astype("timedelta64[D]")
         growth = np.exp(rng.normal(0.04, 0.10, n) - 0.08 * r)
         base = 12 * np.exp(c.log_volume) * multiple if revenue_prev is None else revenue_prev

@@ -28,29 +28,59 @@ from features.io import inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
 from features.pipeline import client_ledgers
 from features.stream import PART_CLIENTS, ledger_parts
-from portfolio.outputs import RunTables, prioritise
+from portfolio.outputs import ChunkResult, RunTables, prioritise
+from scoring.collections import (
+    ACTIONS,
+    QUEUE_ACTIONS,
+    avoidable_loss,
+    client_worklist,
+    queue_of,
+    rank_worklist,
+)
 from scoring.receivables import STAGES, days_past_due, escalation_stage, open_invoices
-from scoring.scorer import TOP_REASONS, Scorer, client_table
+from scoring.scorer import Scorer, client_table
 
 CHUNK_CLIENTS = 2048
 
 
 def score_chunk(
-    ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Clients, open invoices and client features of one chunk of whole clients at `as_of`."""
+    ledger: Ledger,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+    previous: pd.DataFrame | None = None,
+) -> ChunkResult:
+    """Clients, open invoices, client features and the collections worklist of one chunk of
+    whole clients at `as_of`; `previous`: the previous run's clients table (for the decision
+    PD's history), or None."""
     features = build_client_features(ledger, as_of_dates=[as_of])
     current = (
         ledger.clients.set_index("client_id")["credit_limit"]
         if "credit_limit" in ledger.clients
         else pd.Series(dtype="float64")
     )
-    limits = features["client_id"].map(current).astype("float64")
-    scored = scorer.score(features, requested_limits=limits.where(limits > 0), top=TOP_REASONS)
-    clients = client_table(scored, limits)
-
+    limits = features["client_id"].map(current).to_numpy(dtype="float64")
+    scores = scorer.score(
+        features,
+        history=previous,
+        current_limits=limits,
+        requested_limits=np.where(limits > 0, limits, np.nan),
+    )
+    clients = client_table(scores)
     invoices = open_invoices(ledger, as_of)
     invoices = invoices[invoices["client_id"].isin(clients["client_id"])].reset_index(drop=True)
+    invoices = invoice_rows(invoices, clients, ledger, scorer, as_of)
+    return ChunkResult(clients, invoices, features, client_worklist(invoices, as_of, scorer.policy))
+
+
+def invoice_rows(
+    invoices: pd.DataFrame,
+    clients: pd.DataFrame,
+    ledger: Ledger,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """Open invoices with their late-payment probability at issue, days past due, their own
+    stage, their client's queue and stage, the next action, expected and avoidable loss."""
     if len(invoices):
         at_issue = build_invoice_features(ledger, invoices=invoices["invoice_id"])
         at_issue = at_issue.set_index("invoice_id").loc[invoices["invoice_id"]]
@@ -59,20 +89,44 @@ def score_chunk(
         )
     else:
         late = np.zeros(0)
-    pd_by_client = clients.set_index("client_id")["pd_12m"]
+    by_client = clients.set_index("client_id")
+    of_client = invoices["client_id"]
+    client_pd = of_client.map(by_client["pd_12m"]).to_numpy(dtype="float64")
     dpd = days_past_due(invoices, as_of)
     stage = escalation_stage(dpd)
-    client_pd = invoices["client_id"].map(pd_by_client).to_numpy(dtype="float64")
-    invoices = invoices.assign(
+    queue = queue_of(
+        of_client.map(by_client["status"]).to_numpy(dtype=object),
+        of_client.map(by_client["insolvent"]).to_numpy(dtype=bool),
+        invoices["disputed"].to_numpy(dtype=bool),
+    )
+    in_default = np.isin(queue, ["claim", "recovery"])
+    # the client's worst stage in each queue; a client in default: all of it, legal stage
+    worst = pd.Series(stage).groupby([of_client.to_numpy(), queue]).transform("max").to_numpy()
+    client_stage = np.where(in_default, 4, worst).astype("int8")
+    action = np.where(
+        in_default | (queue == "dispute"),
+        [QUEUE_ACTIONS.get(q, "") for q in queue],
+        np.asarray(["not yet due", *(ACTIONS[k] for k in (1, 2, 3, 4))], dtype=object)[
+            np.where(stage > 0, client_stage, 0)
+        ],
+    )
+    outstanding = invoices["outstanding"].to_numpy()
+    lgd = scorer.policy.limits.lgd
+    return invoices.assign(
         as_of=as_of,
         late_payment_probability=late,
         days_past_due=np.maximum(dpd, 0).astype("int64"),
         escalation_stage=stage,
         escalation_action=np.asarray([s[1] for s in STAGES], dtype=object)[stage],
+        collection_queue=queue,
+        client_stage=client_stage,
+        action=action,
         pd_12m=client_pd,
-        expected_loss=client_pd * scorer.policy.lgd * invoices["outstanding"].to_numpy(),
+        expected_loss=client_pd * lgd * outstanding,
+        avoidable_loss=avoidable_loss(
+            outstanding, np.where(in_default | (stage > 0), client_stage, 0), lgd, scorer.policy
+        ),
     )
-    return clients, invoices, features
 
 
 def load_for_scoring(ledger_dir: Path) -> tuple[Ledger, pd.DataFrame]:
@@ -123,6 +177,7 @@ def score_folder(
     as_of: pd.Timestamp,
     tables: RunTables,
     *,
+    previous: pd.DataFrame | None = None,
     part_clients: int = PART_CLIENTS,
     chunk_clients: int = CHUNK_CLIENTS,
     scratch: Path | None = None,
@@ -138,7 +193,7 @@ def score_folder(
             if len(frame):
                 rejected.setdefault(name, []).append(frame)
         for chunk in chunks(part.ledger, chunk_clients):
-            tables.add(*score_chunk(chunk, scorer, as_of))
+            tables.add(score_chunk(chunk, scorer, as_of, previous))
             if progress:
                 progress(len(chunk.clients))
     return _rejects({n: pd.concat(rejected[n]) for n in TABLE_NAMES if n in rejected})
@@ -149,28 +204,28 @@ def score_local(
     scorer: Scorer,
     as_of: pd.Timestamp,
     *,
+    previous: pd.DataFrame | None = None,
     chunk_clients: int = CHUNK_CLIENTS,
     progress: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> ChunkResult:
     """Every chunk through `score_chunk`, concatenated in client order."""
-    parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] = []
+    parts: list[ChunkResult] = []
     for chunk in chunks(ledger, chunk_clients):
-        parts.append(score_chunk(chunk, scorer, as_of))
+        parts.append(score_chunk(chunk, scorer, as_of, previous))
         if progress:
             progress(len(chunk.clients))
     return finish(parts)
 
 
-def finish(
-    parts: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Concatenate chunk results in a canonical order and rank the open invoices portfolio-wide
-    (in memory; `RunTables` does the same through scratch files)."""
-    clients = pd.concat([p[0] for p in parts], ignore_index=True)
-    invoices = pd.concat([p[1] for p in parts], ignore_index=True)
-    features = pd.concat([p[2] for p in parts], ignore_index=True)
-    clients = clients.sort_values("client_id", kind="stable").reset_index(drop=True)
-    features = features.sort_values("client_id", kind="stable").reset_index(drop=True)
-    invoices = prioritise(invoices)
+def finish(parts: list[ChunkResult]) -> ChunkResult:
+    """Concatenate chunk results in a canonical order, rank the open invoices and the worklist
+    portfolio-wide (in memory; `RunTables` does the same through scratch files)."""
+
+    def stack(name: str) -> pd.DataFrame:
+        return pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+
+    clients = stack("clients").sort_values("client_id", kind="stable").reset_index(drop=True)
+    features = stack("features").sort_values("client_id", kind="stable").reset_index(drop=True)
+    invoices = prioritise(stack("invoices"))
     invoices["collection_priority_rank"] = np.arange(1, len(invoices) + 1, dtype=np.int64)
-    return clients, invoices, features
+    return ChunkResult(clients, invoices, features, rank_worklist(stack("worklist")))

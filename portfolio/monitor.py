@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.io import atomic_file
@@ -16,6 +17,7 @@ from portfolio.batch import load_for_scoring
 from portfolio.report import render_html
 from portfolio.run import first_invoices
 from scoring.stability import backtest, compare, population_reference
+from scoring.status import Status
 from scoring.store import DEFAULT_MODEL, load_bundle, tracking_uri
 
 
@@ -36,18 +38,20 @@ def monitor_run(
     bundle = load_bundle(DEFAULT_MODEL, version)
     result: dict[str, Any] = {"as_of": meta["as_of"], "model_version": version, "stability": {}}
     reference: dict[str, Any] | None = bundle.metadata.get("reference")  # type: ignore[assignment]
-    pd_now = features[["client_id"]].merge(clients, on="client_id")["pd_12m"].to_numpy()
+    # the population the model scores: live clients (one in default has PD 1 by status)
+    live_f, pd_now = _live(features, clients)
     if reference:
-        result["stability"]["champion training population"] = compare(reference, features, pd_now)
+        result["stability"]["champion training population"] = compare(reference, live_f, pd_now)
     if previous is not None:
-        prev_f = pd.read_parquet(previous / "features.parquet")
-        prev_c = pd.read_parquet(previous / "clients.parquet")
-        prev_pd = prev_f[["client_id"]].merge(prev_c, on="client_id")["pd_12m"].to_numpy()
+        prev_f, prev_pd = _live(
+            pd.read_parquet(previous / "features.parquet"),
+            pd.read_parquet(previous / "clients.parquet"),
+        )
         prev_ref = population_reference(prev_f, bundle.features, list(bundle.categories), prev_pd)
         label = f"previous run ({json.loads((previous / 'run.json').read_text())['as_of']})"
-        result["stability"][label] = compare(prev_ref, features, pd_now)
+        result["stability"][label] = compare(prev_ref, live_f, pd_now)
     if ledger is not None:
-        result |= _matured(clients, ledger, pd.Timestamp(meta["as_of"]))
+        result |= _matured(clients, features, ledger, pd.Timestamp(meta["as_of"]))
     with atomic_file(run / "monitoring.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     _refresh_report(run, result)
@@ -56,7 +60,17 @@ def monitor_run(
     return result
 
 
-def _matured(clients: pd.DataFrame, ledger_dir: Path, as_of: pd.Timestamp) -> dict[str, Any]:
+def _live(features: pd.DataFrame, clients: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature rows of the clients not in default, and their point-in-time PDs."""
+    rows = features[["client_id"]].merge(clients[["client_id", "status", "pd_12m"]], on="client_id")
+    live = (rows["status"] != Status.IN_DEFAULT.value).to_numpy()
+    return features[live].reset_index(drop=True), rows["pd_12m"].to_numpy()[live]
+
+
+def _matured(
+    clients: pd.DataFrame, features: pd.DataFrame, ledger_dir: Path, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    """Realised default rates per grade of the clients the run scored as live."""
     ledger, _ = load_for_scoring(ledger_dir)  # rows breaking the contract set aside, as in scoring
     matured_on = as_of + pd.DateOffset(months=DEFAULT_HORIZON_MONTHS)
     if ledger.extracted_on < matured_on:
@@ -65,8 +79,10 @@ def _matured(clients: pd.DataFrame, ledger_dir: Path, as_of: pd.Timestamp) -> di
             "backtest_note": f"outcomes mature on {matured_on.date()}; the ledger ends "
             f"{ledger.extracted_on.date()}",
         }
-    labels = label_default(ledger, clients[["client_id"]].assign(as_of=as_of))
-    keep = ~labels["defaulted_before"].to_numpy()
+    snapshots = clients[["client_id"]].assign(as_of=as_of)
+    aligned = snapshots[["client_id"]].merge(features, on="client_id", how="left")
+    labels = label_default(ledger, snapshots, features=aligned)
+    keep = (clients["status"] != Status.IN_DEFAULT.value).to_numpy()
     return {
         "backtest": backtest(
             clients[keep].reset_index(drop=True),
@@ -81,7 +97,8 @@ def _refresh_report(run: Path, monitoring: dict[str, Any]) -> None:
     with atomic_file(run / "report.json") as tmp:
         tmp.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     with atomic_file(run / "report.html") as tmp:
-        tmp.write_text(render_html(figures, first_invoices(run), run))
+        worklist = pd.read_parquet(run / "collections.parquet")
+        tmp.write_text(render_html(figures, first_invoices(run), worklist))
 
 
 def _log(result: dict[str, Any], version: str, run: Path) -> str:

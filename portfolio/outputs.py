@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from scoring.collections import rank_worklist
 from scoring.receivables import max_days_past_due
 
 BATCH_ROWS = 2048  # rows per spilled record batch: what each run holds in memory while merging
@@ -29,16 +30,27 @@ FIRST_ROWS = 25  # invoices shown in the report
 
 
 def prioritise(invoices: pd.DataFrame) -> pd.DataFrame:
-    """Open invoices with their collection priority score (expected loss x (1 + stage)), sorted:
-    work first where the most money is at risk, then the larger outstanding amount, then by
-    invoice id; ties keep their order."""
-    score = invoices["expected_loss"].to_numpy() * (
-        1.0 + invoices["escalation_stage"].to_numpy(dtype="float64")
-    )
+    """Open invoices with their collection priority score (the loss collecting can still avoid,
+    `scoring.collections`), sorted: the most avoidable loss first, then the larger outstanding
+    amount, then by invoice id; ties keep their order."""
+    score = invoices["avoidable_loss"].to_numpy(dtype="float64")
     out = invoices.assign(collection_priority_score=score)
     ids = out["invoice_id"].rank(method="dense").to_numpy()
     order = np.lexsort((ids, -out["outstanding"].to_numpy(), -score))
     return out.take(order).reset_index(drop=True)
+
+
+@dataclass
+class ChunkResult:
+    """One chunk's results: client rows, open invoices, client features and worklist rows."""
+
+    clients: pd.DataFrame
+    invoices: pd.DataFrame
+    features: pd.DataFrame
+    worklist: pd.DataFrame
+
+    def frames(self) -> tuple[pd.DataFrame, ...]:
+        return self.clients, self.invoices, self.features, self.worklist
 
 
 @dataclass
@@ -49,14 +61,22 @@ class InvoiceFigures:
     stages: dict[int, int] = field(default_factory=dict)
     overdue_balance: float = 0.0
     max_dpd: list[pd.Series] = field(default_factory=list)  # per client, one piece per chunk
+    by_currency: dict[str, float] = field(default_factory=dict)  # outstanding per currency
 
     def add(self, invoices: pd.DataFrame) -> None:
         self.count += len(invoices)
+        for code, amount in invoices.groupby("currency")["outstanding"].sum().items():
+            self.by_currency[str(code)] = self.by_currency.get(str(code), 0.0) + float(amount)
         for stage, n in invoices["escalation_stage"].value_counts().items():
             self.stages[int(stage)] = self.stages.get(int(stage), 0) + int(n)
         overdue = invoices["days_past_due"].to_numpy() > 0
         self.overdue_balance += float(invoices["outstanding"].to_numpy()[overdue].sum())
         self.max_dpd.append(max_days_past_due(invoices))
+
+    def currency(self) -> str:
+        """The currency of the amounts: the one all open invoices share, else 'mixed'."""
+        codes = list(self.by_currency)
+        return codes[0] if len(codes) == 1 else ("mixed" if codes else "")
 
     def days_past_due(self) -> pd.Series:
         """The largest days past due of each client with open invoices."""
@@ -104,9 +124,12 @@ class RunTables:
         self.runs: list[tuple[Path, pa.Schema]] = []
         self.invoices = InvoiceFigures()
         self.no_invoices: pd.DataFrame | None = None  # the columns, for a run without any
+        self.worklist: list[pd.DataFrame] = []  # one row per client and queue: small, kept
 
-    def add(self, clients: pd.DataFrame, invoices: pd.DataFrame, features: pd.DataFrame) -> None:
+    def add(self, chunk: ChunkResult) -> None:
         """One chunk's results; chunks must come in ascending client id order."""
+        clients, invoices, features = chunk.clients, chunk.invoices, chunk.features
+        self.worklist.append(chunk.worklist)
         k = len(self.features)
         if self.no_invoices is None:
             self.no_invoices = invoices.head(0)
@@ -118,6 +141,10 @@ class RunTables:
             self.invoices.add(ranked)
             path = self.folder / f"invoices.{k}.arrow"
             self.runs.append((path, _write_arrow(ranked, path)))
+
+    def worklist_table(self) -> pd.DataFrame:
+        """The collections worklist of every chunk, ranked portfolio-wide."""
+        return rank_worklist(pd.concat(self.worklist, ignore_index=True))
 
     def client_table(self) -> pd.DataFrame:
         """One row per client, in client id order."""
@@ -205,9 +232,8 @@ class RunTables:
         empty = prioritise(self.no_invoices)
         return empty.assign(collection_priority_rank=pd.Series(dtype="int64"))
 
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """The run's tables in memory, as `portfolio.finish` gives them (for tests and callers
-        that want frames)."""
+    def result(self) -> ChunkResult:
+        """The run's tables in memory, as `portfolio.batch.finish` gives them (for tests)."""
         features = [pa.OSFile(str(p)) for p, _ in self.features]
         try:
             schema = _unified([s for _, s in self.features])
@@ -219,7 +245,9 @@ class RunTables:
                 f.close()
         blocks = list(self.ranked_blocks()) if self.runs else []
         invoices = pa.concat_tables(blocks).to_pandas() if blocks else self._none_open()
-        return self.client_table(), invoices, feature_table.to_pandas()
+        return ChunkResult(
+            self.client_table(), invoices, feature_table.to_pandas(), self.worklist_table()
+        )
 
 
 def _unified(schemas: list[pa.Schema]) -> pa.Schema:

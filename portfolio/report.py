@@ -1,74 +1,123 @@
-"""The portfolio report: figures as JSON and a self-contained HTML page (plots inlined, no CDN)."""
+"""The portfolio report: figures as JSON and a self-contained HTML page (plots inlined, no CDN).
+
+The page reads top down as a credit manager works: the headline figures (book, overdue, expected
+loss, clients in default, warnings by severity), the early warnings grouped by severity with the
+action each calls for, the collections worklist, then grades, limits and migration. Amounts carry
+thousands separators and the currency, probabilities are percentages, and every client links to
+its page in the officer's view.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from portfolio.outputs import InvoiceFigures
-from scoring.early_warnings import early_warnings
+from scoring.early_warnings import SEVERITIES, early_warnings
+from scoring.policy import CreditPolicy
+from scoring.status import Status
+
+GRADES = [str(g) for g in range(1, 11)] + ["D"]
+OFFICER_URL = "http://localhost:3000/ui/"  # CREDITGUARD_OFFICER_URL points elsewhere
+SHOWN_WARNINGS = 50  # per severity on the page (all of them are in report.json)
+SHOWN_WORK = 25
 
 
 @dataclass
 class RunResult:
     """What the report is built from: the clients, figures of the open invoices (not the
-    invoices themselves) and the rejects."""
+    invoices themselves), the collections worklist and the rejects."""
 
     clients: pd.DataFrame
     invoices: InvoiceFigures
+    worklist: pd.DataFrame
     rejects: pd.DataFrame
     as_of: pd.Timestamp
     versions: dict[str, str]
 
 
+def _grade_labels(clients: pd.DataFrame) -> pd.Series:
+    """'1'..'10', or 'D' for a client in default (whose grade is empty)."""
+    g = clients["grade"]
+    return pd.Series(
+        np.where(g.isna(), "D", g.astype("Float64").fillna(0).astype(int).astype(str)),
+        index=clients.index,
+    )
+
+
 def build_report(
-    result: RunResult, prev_clients: pd.DataFrame | None, prev_max_dpd: pd.Series | None
+    result: RunResult, prev_clients: pd.DataFrame | None, policy: CreditPolicy
 ) -> dict[str, Any]:
-    """Grade distribution, expected loss, migration against the previous run and early warnings.
-    `prev_max_dpd`: the previous run's largest days past due per client."""
+    """Headline figures, grades, limits, migration against the previous run, early warnings and
+    the collections worklist's summary."""
     c, inv = result.clients, result.invoices
-    grades = list(range(1, 11))
-    counts = c["grade"].value_counts().reindex(grades, fill_value=0)
+    grade = _grade_labels(c)
+    status = c["status"].value_counts()
+    warnings = early_warnings(c, prev_clients, policy.warnings)
+    live = c["status"] != Status.IN_DEFAULT.value
     figures: dict[str, Any] = {
         "as_of": str(result.as_of.date()),
         "model_versions": result.versions,
+        "currency": inv.currency(),
         "clients": len(c),
+        "clients_by_status": {s.value: int(status.get(s.value, 0)) for s in Status},
         "open_invoices": inv.count,
         "rejected_rows": len(result.rejects),
+        "total_open_balance": float(c["open_balance"].sum()),
+        "overdue_balance": inv.overdue_balance,
         "total_expected_loss": float(c["expected_loss"].sum()),
-        "total_open_balance": float(c["open_balance"].fillna(0).sum()),
-        "mean_pd": float(c["pd_12m"].mean()) if len(c) else float("nan"),
+        "expected_loss_in_default": float(c.loc[~live, "expected_loss"].sum()),
+        "mean_pd": float(c.loc[live, "pd_12m"].mean()) if live.any() else float("nan"),
+        "mean_decision_pd": float(c.loc[live, "decision_pd"].mean())
+        if live.any()
+        else float("nan"),
         "thin_file_share": float(c["thin_file"].mean()) if len(c) else float("nan"),
-        "grade_distribution": {str(g): int(n) for g, n in counts.items()},
+        "grade_distribution": {g: int((grade == g).sum()) for g in GRADES},
         "expected_loss_by_grade": {
-            str(g): float(v)
-            for g, v in c.groupby("grade")["expected_loss"]
-            .sum()
-            .reindex(grades, fill_value=0)
-            .items()
+            g: float(c.loc[grade == g, "expected_loss"].sum()) for g in GRADES
         },
         "limit_decisions": {str(k): int(v) for k, v in c["limit_decision"].value_counts().items()},
+        "over_limit": {
+            "clients": int(c["over_limit"].sum()),
+            "amount": float(c["over_limit_amount"].sum()),
+        },
         "escalation_stages": {str(k): int(v) for k, v in sorted(inv.stages.items())},
-        "overdue_balance": inv.overdue_balance,
+        "worklist": {
+            str(q): {"clients": len(g), "overdue": float(g["overdue_amount"].sum())}
+            for q, g in result.worklist.groupby("queue")
+        },
+        "early_warnings": warnings,
+        "warnings_by_severity": {
+            s: sum(1 for w in warnings if w["severity"] == s) for s in SEVERITIES
+        },
     }
     if prev_clients is not None:
-        both = c.merge(prev_clients, on="client_id", suffixes=("", "_prev"))
-        matrix = pd.crosstab(both["grade_prev"], both["grade"]).reindex(
-            index=grades, columns=grades, fill_value=0
+        both = pd.DataFrame({"client_id": c["client_id"], "grade": grade}).merge(
+            pd.DataFrame(
+                {"client_id": prev_clients["client_id"], "grade_prev": _grade_labels(prev_clients)}
+            ),
+            on="client_id",
         )
+        matrix = pd.crosstab(both["grade_prev"], both["grade"]).reindex(
+            index=GRADES, columns=GRADES, fill_value=0
+        )
+        rank = {g: i for i, g in enumerate(GRADES)}
+        now, then = both["grade"].map(rank), both["grade_prev"].map(rank)
         figures["previous_as_of"] = str(pd.Timestamp(prev_clients["as_of"].iloc[0]).date())
         figures["migration_matrix"] = {
-            str(g): {str(h): int(matrix.loc[g, h]) for h in grades} for g in grades
+            g: {h: int(matrix.loc[g, h]) for h in GRADES} for g in GRADES
         }
-        figures["downgraded"] = int((both["grade"] > both["grade_prev"]).sum())
-        figures["upgraded"] = int((both["grade"] < both["grade_prev"]).sum())
-    figures["early_warnings"] = early_warnings(c, inv.days_past_due(), prev_clients, prev_max_dpd)
+        figures["downgraded"] = int((now > then).sum())
+        figures["upgraded"] = int((now < then).sum())
+        figures["grades_kept"] = float((now == then).mean()) if len(both) else float("nan")
     return figures
 
 
@@ -88,90 +137,258 @@ def _plot(draw: Any) -> str:
 
 
 def _bars(title: str, by_grade: dict[str, float], label: str, color: str) -> str:
-    """A section with a bar chart of a figure per grade 1..10."""
+    """A section with a bar chart of a figure per grade 1..10 and D."""
 
     def draw(ax: Any) -> None:
-        ax.bar([int(g) for g in by_grade], list(by_grade.values()), color=color)
-        ax.set_xlabel("grade (1 best, 10 worst)")
+        ax.bar(list(by_grade), list(by_grade.values()), color=color)
+        ax.set_xlabel("grade (1 best, 10 worst, D in default)")
         ax.set_ylabel(label)
-        ax.set_xticks(range(1, 11))
 
     return f"<h2>{html.escape(title)}</h2><img alt='{html.escape(label)}' src='{_plot(draw)}'>"
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, classes="t", float_format=lambda v: f"{v:,.4g}")
+class _Format:
+    """How the page writes numbers: amounts with separators and the currency, PDs in percent."""
+
+    def __init__(self, currency: str, officer_url: str) -> None:
+        self.currency, self.officer_url = currency, officer_url
+
+    def money(self, value: float) -> str:
+        if value != value:
+            return "–"
+        return f"{value:,.0f} {self.currency}".strip()
+
+    @staticmethod
+    def pct(value: float, digits: int = 1) -> str:
+        return "–" if value != value else f"{value * 100:.{digits}f} %"
+
+    def client(self, client_id: str) -> str:
+        e = html.escape(client_id)
+        return f"<a href='{html.escape(self.officer_url)}#client/{quote(client_id)}'>{e}</a>"
 
 
-def render_html(figures: dict[str, Any], first_invoices: pd.DataFrame | None, folder: Path) -> str:
-    """A self-contained page: summary, plots, migration, early warnings, collections, monitoring.
-    `first_invoices`: the first open invoices by collection priority."""
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A table of cells already escaped or formatted."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table class='t'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:75em;color:#222}"
+    "table.t{border-collapse:collapse;font-size:90%;margin:.5em 0}"
+    ".t td,.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+    ".t td:not(:first-child){font-variant-numeric:tabular-nums}"
+    "h2{margin-top:1.6em}.kpi{display:flex;flex-wrap:wrap;gap:1em}"
+    ".kpi div{border:1px solid #ccc;border-radius:6px;padding:.6em 1em;min-width:10em}"
+    ".kpi b{display:block;font-size:130%}.critical{color:#a00}.high{color:#c50}.medium{color:#776}"
+)
+
+
+def render_html(
+    figures: dict[str, Any],
+    first_invoices: pd.DataFrame | None,
+    worklist: pd.DataFrame | None = None,
+    *,
+    officer_url: str | None = None,
+) -> str:
+    """A self-contained page: headline, warnings, collections, grades, limits, migration,
+    monitoring. `first_invoices`: the first open invoices by collection priority."""
     e = html.escape
-    grades = figures["grade_distribution"]
+    f = _Format(
+        figures.get("currency", ""),
+        officer_url or os.environ.get("CREDITGUARD_OFFICER_URL", OFFICER_URL),
+    )
+    status = figures["clients_by_status"]
+    by_sev = figures["warnings_by_severity"]
+    book, overdue = figures["total_open_balance"], figures["overdue_balance"]
+    versions = ", ".join(f"{k} v{v}" for k, v in figures["model_versions"].items())
+    kpis = [
+        ("clients", f"{figures['clients']:,}"),
+        ("open balance (book)", f.money(book)),
+        ("overdue", f"{f.money(overdue)} ({f.pct(overdue / book if book else float('nan'))})"),
+        ("expected loss", f.money(figures["total_expected_loss"])),
+        ("clients in default", f"{status.get('in_default', 0):,}"),
+        (
+            "early warnings",
+            " / ".join(f"<span class='{s}'>{by_sev.get(s, 0)} {s}</span>" for s in SEVERITIES),
+        ),
+    ]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>creditguard portfolio "
-        f"{e(figures['as_of'])}</title><style>body{{font-family:sans-serif;margin:2em;max-width:70em}}"
-        "table.t{border-collapse:collapse;font-size:90%}.t td,.t th{padding:2px 8px;"
-        "border-bottom:1px solid #ddd;text-align:right}h2{margin-top:1.5em}</style></head><body>",
+        f"{e(figures['as_of'])}</title><style>{STYLE}</style></head><body>",
         f"<h1>Portfolio as of {e(figures['as_of'])}</h1>",
-        f"<p>{figures['clients']:,} clients, {figures['open_invoices']:,} open invoices, "
-        f"total expected loss <b>{figures['total_expected_loss']:,.0f}</b> on an open balance of "
-        f"{figures['total_open_balance']:,.0f}; mean PD {figures['mean_pd']:.2%}; "
-        f"{figures['rejected_rows']:,} ledger rows rejected (rejects.parquet). Models: "
-        f"{e(str(figures['model_versions']))}.</p>",
+        "<div class='kpi'>" + "".join(f"<div>{e(k)}<b>{v}</b></div>" for k, v in kpis) + "</div>",
+        "<p>Clients by status: "
+        + ", ".join(f"{e(k.replace('_', ' '))} {v:,}" for k, v in status.items())
+        + f". Mean PD of live clients {f.pct(figures['mean_pd'], 2)} (decision PD "
+        f"{f.pct(figures['mean_decision_pd'], 2)}). {figures['open_invoices']:,} open invoices; "
+        f"{figures['rejected_rows']:,} ledger rows rejected (rejects.parquet). Models: {e(versions)}.</p>",
     ]
-    parts.append(_bars("Grade distribution", grades, "clients", "#4a7"))
+    parts.append(_warnings(figures["early_warnings"], f))
+    if worklist is not None:
+        parts.append(_worklist(worklist, f, figures.get("worklist", {})))
+    parts.append(_bars("Clients by grade", figures["grade_distribution"], "clients", "#4a7"))
     parts.append(
         _bars("Expected loss by grade", figures["expected_loss_by_grade"], "expected loss", "#c64")
     )
+    over = figures["over_limit"]
     parts.append(
         "<h2>Limit decisions on current limits</h2>"
         + _table(
-            pd.DataFrame(list(figures["limit_decisions"].items()), columns=["decision", "clients"])
+            ["decision", "clients"],
+            [[e(k.replace("_", " ")), f"{v:,}"] for k, v in figures["limit_decisions"].items()],
         )
+        + f"<p>{over['clients']:,} clients are over their limit, by {f.money(over['amount'])} in all.</p>"
     )
     if "migration_matrix" in figures:
-        m = pd.DataFrame(figures["migration_matrix"]).T
-        m.index.name = "from \\ to"
+        m = figures["migration_matrix"]
+        rows = [[f"<b>{g}</b>", *(str(m[g][h]) if m[g][h] else "" for h in GRADES)] for g in GRADES]
         parts.append(
             f"<h2>Grade migration since {e(figures['previous_as_of'])}</h2>"
-            f"<p>{figures['downgraded']:,} downgraded, {figures['upgraded']:,} upgraded.</p>"
-            + m.reset_index().to_html(index=False, border=0, classes="t")
+            f"<p>{f.pct(figures['grades_kept'], 0)} of clients kept their grade; "
+            f"{figures['downgraded']:,} downgraded, {figures['upgraded']:,} upgraded "
+            "(rows: then, columns: now).</p>" + _table(["from \\ to", *GRADES], rows)
         )
-    warnings = figures["early_warnings"]
-    parts.append(f"<h2>Early warnings ({len(warnings):,})</h2>")
-    if warnings:
-        w = pd.DataFrame(warnings[:100])
-        w["flags"] = w["flags"].map("; ".join)
-        parts.append(_table(w))
-    else:
-        parts.append("<p>None (early warnings need a previous run: --previous DIR).</p>")
     if first_invoices is not None and len(first_invoices):
-        top = first_invoices.head(25)[
+        rows = [
             [
-                "collection_priority_rank",
-                "invoice_id",
-                "client_id",
-                "outstanding",
-                "days_past_due",
-                "escalation_action",
-                "late_payment_probability",
-                "expected_loss",
+                str(r.collection_priority_rank),
+                e(str(r.invoice_id)),
+                f.client(str(r.client_id)),
+                f.money(r.outstanding),
+                f"{r.days_past_due:,}",
+                e(str(r.action)),
+                f.money(r.avoidable_loss),
             ]
+            for r in first_invoices.head(SHOWN_WORK).itertuples()
         ]
-        parts.append("<h2>Collections: first 25 by priority</h2>" + _table(top))
-    monitoring = figures.get("monitoring")
-    if monitoring:
-        parts.append("<h2>Monitoring</h2>")
-        for ref, block in monitoring.get("stability", {}).items():
-            parts.append(
-                f"<h3>against {e(ref)}</h3><p>score PSI {block['score_psi']:.4f} "
-                f"({e(block['score_verdict'])})</p>"
+        parts.append(
+            "<h2>Open invoices: first 25 by priority</h2>"
+            + _table(
+                [
+                    "rank",
+                    "invoice",
+                    "client",
+                    "outstanding",
+                    "days past due",
+                    "action",
+                    "avoidable loss",
+                ],
+                rows,
             )
-            csi = pd.DataFrame(block["csi"]).sort_values("csi", ascending=False).head(15)
-            parts.append(_table(csi))
-        if monitoring.get("backtest"):
-            parts.append("<h3>Realised default rate per grade</h3>")
-            parts.append(_table(pd.DataFrame(monitoring["backtest"])))
+        )
+    parts.append(_monitoring(figures.get("monitoring")))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _warnings(warnings: list[dict[str, Any]], f: _Format) -> str:
+    out = [f"<h2>Early warnings ({len(warnings):,})</h2>"]
+    if not warnings:
+        return out[0] + "<p>None (early warnings compare with a previous run: --previous DIR).</p>"
+    for severity in SEVERITIES:
+        group = [w for w in warnings if w["severity"] == severity]
+        if not group:
+            continue
+        actions = sorted({w["action"] for w in group})
+        out.append(
+            f"<h3 class='{severity}'>{severity.capitalize()} ({len(group):,}): "
+            f"{html.escape('; '.join(actions))}</h3>"
+        )
+        rows = [
+            [
+                f.client(w["client_id"]),
+                html.escape(w["grade"]),
+                f.pct(w["decision_pd"]),
+                f.money(w["open_balance"]),
+                html.escape("; ".join(w["flags"])),
+                html.escape(w["action"]),
+            ]
+            for w in group[:SHOWN_WARNINGS]
+        ]
+        more = len(group) - len(rows)
+        out.append(
+            _table(
+                ["client", "grade", "decision PD", "open balance", "what changed", "action"], rows
+            )
+            + (f"<p>… and {more:,} more in report.json.</p>" if more > 0 else "")
+        )
+    return "".join(out)
+
+
+def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> str:
+    head = ", ".join(
+        f"{html.escape(q)} {s['clients']:,} ({f.money(s['overdue'])} overdue)"
+        for q, s in summary.items()
+    )
+    rows = [
+        [
+            str(r.priority_rank),
+            f.client(str(r.client_id)),
+            html.escape(str(r.queue)),
+            str(r.stage),
+            f.money(r.overdue_amount),
+            f"{r.invoices:,}",
+            html.escape(str(r.action)),
+            f"{html.escape(str(r.next_step))} on {pd.Timestamp(r.next_step_on).date()}",
+            f.money(r.avoidable_loss),
+        ]
+        for r in worklist.head(SHOWN_WORK).itertuples()
+    ]
+    return (
+        f"<h2>Collections worklist ({len(worklist):,} rows)</h2><p>By queue: {head or 'none'}.</p>"
+        + _table(
+            [
+                "rank",
+                "client",
+                "queue",
+                "stage",
+                "overdue",
+                "invoices",
+                "action now",
+                "next step",
+                "avoidable loss",
+            ],
+            rows,
+        )
+    )
+
+
+def _monitoring(monitoring: dict[str, Any] | None) -> str:
+    if not monitoring:
+        return ""
+    e = html.escape
+    out = ["<h2>Monitoring</h2>"]
+    for ref, block in monitoring.get("stability", {}).items():
+        out.append(
+            f"<h3>against {e(ref)}</h3><p>score PSI {block['score_psi']:.4f} "
+            f"({e(block['score_verdict'])}); {block['features_shifted']} feature(s) shifted, "
+            f"{block['features_watch']} to watch</p>"
+        )
+        csi = sorted(block["csi"], key=lambda r: -r["csi"])[:15]
+        out.append(
+            _table(
+                ["feature", "CSI", "verdict"],
+                [[e(r["feature"]), f"{r['csi']:.3f}", e(r["verdict"])] for r in csi],
+            )
+        )
+    if monitoring.get("backtest"):
+        out.append("<h3>Realised default rate per grade</h3>")
+        out.append(
+            _table(
+                ["grade", "clients", "predicted PD", "realised", "p-value", "verdict"],
+                [
+                    [
+                        str(r["grade"]),
+                        f"{r['clients']:,}",
+                        f"{r['predicted_pd'] * 100:.2f} %",
+                        f"{r['realised_rate'] * 100:.2f} %",
+                        f"{r['p_value']:.3f}",
+                        e(r["verdict"]),
+                    ]
+                    for r in monitoring["backtest"]
+                ],
+            )
+        )
+    return "".join(out)

@@ -18,7 +18,6 @@ from portfolio.batch import load_for_scoring, score_folder
 from portfolio.outputs import FIRST_ROWS, RunTables
 from portfolio.report import RunResult, build_report, render_html
 from portfolio.spark import score_spark
-from scoring.receivables import max_days_past_due
 from scoring.scorer import Scorer
 
 
@@ -40,9 +39,10 @@ def run_scoring(
     previous: Path | None = None,
     scratch: Path | None = None,
     progress: bool = True,
+    scorer: Scorer | None = None,
 ) -> dict[str, Any]:
     """Validate (rejecting bad rows), score every client and open invoice, write the run; returns
-    the report's figures."""
+    the report's figures. `scorer`: the champions, when the caller has them loaded already."""
     if previous is not None and not (previous / "clients.parquet").exists():
         raise RunInputError("--previous", f"{previous} is not a scoring run")
     if not ledger_dir.is_dir():
@@ -53,7 +53,8 @@ def run_scoring(
         raise RunInputError(
             "--as-of", f"{day.date()} is after the ledger's data ({extracted_on.date()})"
         )
-    scorer = Scorer.from_registry()
+    scorer = scorer or Scorer.from_registry()
+    history = read_clients(previous) if previous is not None else None
     total = count_rows(ledger_dir, "clients")
     # Chunk results are spilled here as they come, and merged into the run when it is written.
     with (
@@ -63,16 +64,19 @@ def run_scoring(
         tables = RunTables(Path(spill))
         if engine == "spark":
             ledger, rejects = load_for_scoring(ledger_dir)
-            clients, invoices, features = score_spark(
+            result = score_spark(
                 ledger,
                 scorer,
                 day,
+                previous=history,
                 master=master,
                 scratch=scratch,
                 progress=bar.update,  # type: ignore[arg-type]
             )
             ranked = ["collection_priority_score", "collection_priority_rank"]
-            tables.add(clients, invoices.drop(columns=ranked), features)
+            result.invoices = result.invoices.drop(columns=ranked)
+            result.worklist = result.worklist.drop(columns=["priority_rank"])
+            tables.add(result)
         else:
             # The ledger is read and validated a part of the clients at a time, never whole.
             rejects = score_folder(
@@ -80,40 +84,44 @@ def run_scoring(
                 scorer,
                 day,
                 tables,
+                previous=history,
                 scratch=scratch,
                 progress=bar.update,  # type: ignore[arg-type]
             )
-        return write_run(tables, rejects, day, dict(scorer.versions), out, previous=previous)
+        return write_run(
+            tables, rejects, day, scorer, out, previous=previous, previous_clients=history
+        )
+
+
+def read_clients(run: Path) -> pd.DataFrame:
+    """A run's clients table."""
+    return pd.read_parquet(run / "clients.parquet")
 
 
 def write_run(
     tables: RunTables,
     rejects: pd.DataFrame,
     as_of: pd.Timestamp,
-    versions: dict[str, str],
+    scorer: Scorer,
     out: Path,
     *,
     previous: Path | None = None,
+    previous_clients: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Write the run folder atomically (a crash leaves the previous run intact), the invoices
     ranked portfolio-wide a block at a time; returns the report's figures."""
-    prev_clients = pd.read_parquet(previous / "clients.parquet") if previous else None
-    prev_max_dpd = (  # only what the early warnings compare: not the whole previous run
-        max_days_past_due(
-            pd.read_parquet(previous / "invoices.parquet", columns=["client_id", "days_past_due"])
-        )
-        if previous
-        else None
-    )
+    versions = dict(scorer.versions)
     with atomic_directory(out) as tmp:
         clients = tables.client_table()
         clients.to_parquet(tmp / "clients.parquet", index=False)
+        worklist = tables.worklist_table()
+        worklist.to_parquet(tmp / "collections.parquet", index=False)
         tables.write_features(tmp / "features.parquet")
         tables.write_invoices(tmp / "invoices.parquet")
         rejects.to_parquet(tmp / "rejects.parquet", index=False)
         first = first_invoices(tmp)
-        result = RunResult(clients, tables.invoices, rejects, as_of, versions)
-        figures = build_report(result, prev_clients, prev_max_dpd)
+        result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions)
+        figures = build_report(result, previous_clients, scorer.policy)
         run = {
             "as_of": str(as_of.date()),
             "model_versions": versions,
@@ -124,7 +132,7 @@ def write_run(
         }
         (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
         (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
-        (tmp / "report.html").write_text(render_html(figures, first, tmp))
+        (tmp / "report.html").write_text(render_html(figures, first, worklist))
     return figures
 
 

@@ -32,7 +32,10 @@ import pyarrow as pa
 
 from features.contract import TABLE_NAMES, Ledger
 from portfolio.batch import finish, score_chunk
-from scoring.scorer import Scorer
+from portfolio.outputs import ChunkResult
+from scoring.scorer import HISTORY_COLUMNS, Scorer
+
+PARTS = ("clients", "invoices", "features", "worklist")  # a chunk's tables, as Arrow bytes
 
 _REBUILT: dict[str, Scorer] = {}  # on an executor: each run's scorer, rebuilt once
 
@@ -96,12 +99,14 @@ def score_spark(
     scorer: Scorer,
     as_of: pd.Timestamp,
     *,
+    previous: pd.DataFrame | None = None,
     master: str = "local[2]",
     buckets: int | None = None,
     scratch: Path | None = None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Score the ledger on Spark; the same three frames as `score_local`."""
+) -> ChunkResult:
+    """Score the ledger on Spark; the same tables as `score_local`. `previous`: the previous
+    run's clients table (its decision PDs, broadcast to the executors)."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -121,6 +126,9 @@ def score_spark(
     try:
         write_buckets(ledger, folder, n)
         shared = spark.sparkContext.broadcast(scorer.to_plain())
+        history = spark.sparkContext.broadcast(
+            _ipc(previous[list(HISTORY_COLUMNS)]) if previous is not None else b""
+        )
         extracted_on, day, root, run_id = ledger.extracted_on, as_of, str(folder), uuid.uuid4().hex
 
         def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -128,30 +136,31 @@ def score_spark(
                 for b in batch["bucket"].tolist():
                     part = read_bucket(Path(root), int(b), extracted_on)
                     scored_by = _scorer(run_id, shared.value)
-                    clients, invoices, features = score_chunk(part, scored_by, day)
+                    before = _frame(history.value) if history.value else None
+                    result = score_chunk(part, scored_by, day, before)
                     yield pd.DataFrame(
-                        {
-                            "bucket": [int(b)],
-                            "clients": [_ipc(clients)],
-                            "invoices": [_ipc(invoices)],
-                            "features": [_ipc(features)],
+                        {"bucket": [int(b)]}
+                        | {
+                            name: [_ipc(frame)]
+                            for name, frame in zip(PARTS, result.frames(), strict=True)
                         }
                     )
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
             ids = spark.createDataFrame(pd.DataFrame({"bucket": np.arange(n, dtype="int64")}))
-        schema = "bucket long, clients binary, invoices binary, features binary"
+        schema = "bucket long, " + ", ".join(f"{name} binary" for name in PARTS)
         with warnings.catch_warnings():
             # pyspark 4.3 warns on pandas 3; only bucket ids and Arrow bytes cross its boundary
             warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
             rows = list(ids.repartition(n, "bucket").mapInPandas(run, schema).collect())
         parts = []
         for row in rows:
-            parts.append((_frame(row["clients"]), _frame(row["invoices"]), _frame(row["features"])))
+            parts.append(ChunkResult(*(_frame(row[name]) for name in PARTS)))
             if progress:
-                progress(len(parts[-1][0]))
+                progress(len(parts[-1].clients))
         shared.unpersist()
+        history.unpersist()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         spark.stop()

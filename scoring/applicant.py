@@ -9,12 +9,13 @@ policy treats it as a new client (start cap, referral of anything above the reco
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from features.contract import Ledger, LedgerValidationError, check_ledger, empty_table
+from scoring.limits import LimitDecision
 
 APPLICANT_ID = "APPLICANT"
 ADVERSE_DAYS_BEYOND_TERMS = (
@@ -89,18 +90,11 @@ def trade_reference_findings(references: Sequence[TradeReference]) -> tuple[list
 
 
 def apply_trade_references(
-    decision: dict[str, Any] | None, references: Sequence[TradeReference]
-) -> tuple[dict[str, Any] | None, list[str]]:
+    decision: LimitDecision | None, references: Sequence[TradeReference]
+) -> tuple[LimitDecision | None, list[str]]:
     """An adverse trade reference turns an approval into a referral to an analyst."""
     findings, adverse = trade_reference_findings(references)
-    if (
-        decision is None
-        or not adverse
-        or decision["decision"] not in ("approve", "approve_in_part")
-    ):
+    if decision is None or not adverse or decision.decision not in ("approve", "approve_in_part"):
         return decision, findings
-    return {
-        **decision,
-        "decision": "refer",
-        "rules": [*decision["rules"], "adverse trade reference: an analyst decides"],
-    }, findings
+    rules = [*decision.rules, "adverse trade reference: an analyst decides"]
+    return replace(decision, decision="refer", rules=rules), findings

@@ -15,11 +15,17 @@ STAGES = (
     (3, "final notice, stop deliveries (61-90 DPD)"),
     (4, "legal action or insurer claim (90+ DPD)"),
 )
+STAGE_STARTS = (0, 1, 31, 61, 91)  # the first day past due of each stage
 
 
 def escalation_stage(dpd: np.ndarray) -> np.ndarray:
     """0 not due, 1: 1-30, 2: 31-60, 3: 61-90, 4: over 90 days past due."""
-    return np.select([dpd > 90, dpd > 60, dpd > 30, dpd > 0], [4, 3, 2, 1], 0).astype("int8")
+    dpd = np.asarray(dpd)
+    return np.select(
+        [dpd >= STAGE_STARTS[4], dpd >= STAGE_STARTS[3], dpd >= STAGE_STARTS[2], dpd >= 1],
+        [4, 3, 2, 1],
+        0,
+    ).astype("int8")
 
 
 def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -28,7 +34,8 @@ def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
     inv = ledger.invoices
     is_open_now = is_open(inv["issued_on"], inv["paid_on"], inv["written_off_on"], as_of)
     out = inv.loc[
-        is_open_now, ["invoice_id", "client_id", "issued_on", "due_on", "amount", "currency"]
+        is_open_now,
+        ["invoice_id", "client_id", "issued_on", "due_on", "amount", "currency", "disputed"],
     ]
     pay = ledger.payments
     received = (

@@ -36,7 +36,7 @@ class AuditLog:
         with self.db:
             self.db.execute(
                 "create table if not exists decisions (at text, key_id text, endpoint text, client_id text, "
-                "model_versions text, pd real, grade integer, decision text, reasons text)"
+                "model_versions text, pd real, grade text, decision text, reasons text)"
             )
 
     def append(self, *, key_id: str, endpoint: str, doc: dict[str, Any]) -> None:
@@ -48,7 +48,7 @@ class AuditLog:
             str(doc.get("client_id")),
             json.dumps(doc.get("model_versions")),
             float(doc["pd_12m"]),
-            int(doc["grade"]),
+            str(doc["grade"]),
             json.dumps(decision),
             json.dumps([r["text"] for r in doc.get("risk_reasons", [])]),
         )

@@ -1,6 +1,7 @@
 """What the credit officer's page shows about one client, from the same pieces as everything else:
-the scoring core for PD, grade, reasons and limits; the early-warning rules of the nightly report
-against the client's own score a month earlier; the open invoices and their stages for aging."""
+the scoring core for status, PDs, grade, reasons and limits; the early-warning rules of the
+nightly report against the client a month earlier; the nightly run's invoice rows and worklist
+for aging and collections."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pandas as pd
 
 from features.contract import STATEMENT_AMOUNTS, Ledger
 from features.payment_behaviour import build_client_features
+from portfolio.batch import invoice_rows
+from portfolio.runs import RunHistory
+from scoring.collections import client_worklist
 from scoring.early_warnings import early_warnings
-from scoring.receivables import STAGES, max_days_past_due, open_invoices, with_stage
-from scoring.scorer import Scorer, client_table
+from scoring.receivables import STAGES, open_invoices
+from scoring.scorer import History, Scorer, Scores, client_table
 
 WATERFALL_STEPS = 6  # contributions shown one by one on each side; the rest are summed
 HISTORY_MONTHS = 24
@@ -35,17 +39,20 @@ def search(clients: pd.DataFrame, query: str, limit: int = SEARCH_LIMIT) -> list
     return found.to_dict("records")
 
 
-def waterfall(row: dict[str, Any], steps: int = WATERFALL_STEPS) -> list[dict[str, Any]]:
-    """From the model's expected value to this client's raw score: the largest contributions in
-    words, the rest summed. The steps add up exactly to the raw score (log-odds)."""
+def waterfall(scores: Scores, i: int, steps: int = WATERFALL_STEPS) -> list[dict[str, Any]]:
+    """From the model's expected value to client i's raw score: the largest contributions in
+    words, the rest summed. The steps add up exactly to the raw score (log-odds). A client in
+    default has none: its status, not the model, explains it."""
+    if scores.status[i] == "in_default":
+        return []
     shown = sorted(
-        row["risk_reasons"][:steps] + row["strengths"][:steps],
-        key=lambda r: -abs(r["contribution"]),
+        scores.risk_reasons[i][:steps] + scores.strengths[i][:steps],
+        key=lambda r: -abs(r.contribution),
     )
-    rest = float(row["raw_score"]) - float(row["expected_value"])
-    rest -= sum(r["contribution"] for r in shown)
-    bars = [{"label": "average client (expected value)", "value": float(row["expected_value"])}]
-    bars += [{"label": r["text"], "value": float(r["contribution"])} for r in shown]
+    expected = float(scores.expected_value[i])
+    rest = float(scores.raw_score[i]) - expected - sum(r.contribution for r in shown)
+    bars = [{"label": "average client (expected value)", "value": expected}]
+    bars += [{"label": r.text, "value": float(r.contribution)} for r in shown]
     bars.append({"label": "all other features", "value": rest})
     return bars
 
@@ -105,41 +112,45 @@ def _financials(ledger: Ledger, as_of: pd.Timestamp) -> dict[str, Any] | None:
     return out
 
 
-def _open_with_stage(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
-    return with_stage(open_invoices(ledger, as_of), as_of)
-
-
-def client_view(ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp) -> dict[str, Any]:
-    """Everything the client page shows; `ledger` holds one client's whole history."""
+def client_view(
+    ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp, history: RunHistory
+) -> dict[str, Any]:
+    """Everything the client page shows; `ledger` holds one client's whole history, `history`
+    the nightly runs (the decision PD of a month ago and of now continue theirs)."""
     client = ledger.clients.iloc[0]
     limit = client.get("credit_limit")
     current_limit = None if limit is None or pd.isna(limit) else float(limit)
-    features = build_client_features(ledger, as_of_dates=[as_of - LOOKBACK, as_of])
-    scored = scorer.score(features, top=WATERFALL_STEPS)
-    limits = pd.Series([current_limit if current_limit is not None else np.nan] * len(scored))
-    rows = client_table(scored, limits)
-    now = scored.iloc[-1].to_dict()
-    open_now = _open_with_stage(ledger, as_of)
-    flags: list[str] = []
-    if len(scored) == 2:  # a client onboarded within the month has nothing to compare with
-        found = early_warnings(
-            rows.iloc[[1]],
-            max_days_past_due(open_now),
-            rows.iloc[[0]],
-            max_days_past_due(_open_with_stage(ledger, as_of - LOOKBACK)),
+    limits = np.array([current_limit if current_limit is not None else np.nan])
+    tables: list[pd.DataFrame] = []
+    rows, scores = None, None
+    for day in (as_of - LOOKBACK, as_of):
+        features = build_client_features(ledger, as_of_dates=[day])
+        if features.empty:  # onboarded within the month: nothing to compare with
+            continue
+        rows = scorer.prepare(features)
+        scores = scorer.score_rows(
+            rows,
+            history=History.of(history.before(day), rows.client_id, rows.as_of),
+            current_limits=limits,
+            top=WATERFALL_STEPS,
         )
-        flags = found[0]["flags"] if found else []
-    worst = open_now.sort_values(["days_past_due", "outstanding"], ascending=False).head(10)
+        tables.append(client_table(scores))
+    assert rows is not None and scores is not None  # the caller checked it was onboarded
+    now = tables[-1]
+    then = tables[0] if len(tables) == 2 else None
+    found = early_warnings(now, then, scorer.policy.warnings)
+    invoices = invoice_rows(open_invoices(ledger, as_of), now, ledger, scorer, as_of)
+    worst = invoices.sort_values(["days_past_due", "outstanding"], ascending=False).head(10)
     return {
-        "score_row": now,
+        "scores": scores,
+        "rows": rows,
         "name": str(client["name"]),
         "country": str(client["country"]),
         "industry": str(client["industry"]),
         "onboarded_on": str(pd.Timestamp(client["onboarded_on"]).date()),
-        "current_limit": current_limit,
-        "pd_a_month_ago": float(scored.iloc[0]["pd_12m"]) if len(scored) == 2 else None,
-        "grade_a_month_ago": int(scored.iloc[0]["grade"]) if len(scored) == 2 else None,
-        "waterfall": waterfall(now),
+        "pd_a_month_ago": float(then["decision_pd"].iloc[0]) if then is not None else None,
+        "grade_a_month_ago": _grade(then["grade"].iloc[0]) if then is not None else None,
+        "waterfall": waterfall(scores, 0),
         "master_scale": [
             {"grade": g + 1, "upper_pd": u, "label": lab}
             for g, (u, lab) in enumerate(
@@ -150,18 +161,37 @@ def client_view(ledger: Ledger, scorer: Scorer, as_of: pd.Timestamp) -> dict[str
                 )
             )
         ],
-        "early_warnings": flags,
+        "early_warnings": [
+            {"severity": w["severity"], "action": w["action"], "flags": w["flags"]} for w in found
+        ],
+        "worklist": [
+            {
+                "queue": r.queue,
+                "stage": int(r.stage),
+                "action": r.action,
+                "overdue_amount": float(r.overdue_amount),
+                "invoices": int(r.invoices),
+                "next_step": r.next_step,
+                "next_step_on": str(pd.Timestamp(r.next_step_on).date()),
+            }
+            for r in client_worklist(invoices, as_of, scorer.policy).itertuples()
+        ],
         "payment_history": _payment_history(ledger, as_of),
-        "aging": _aging(open_now),
+        "aging": _aging(invoices),
         "open_invoices": [
             {
                 "invoice_id": str(r.invoice_id),
                 "due_on": str(r.due_on.date()),
                 "outstanding": float(r.outstanding),
                 "days_past_due": int(r.days_past_due),
-                "action": STAGES[int(r.escalation_stage)][1],
+                "queue": str(r.collection_queue),
+                "action": str(r.action),
             }
             for r in worst.itertuples()
         ],
         "financials": _financials(ledger, as_of),
     }
+
+
+def _grade(value: object) -> str:
+    return "D" if pd.isna(value) else str(int(value))  # type: ignore[call-overload]

@@ -16,6 +16,7 @@ from features.pipeline import client_ledger
 from scoring.paths import REPO
 
 DEFAULT_LEDGER = REPO / "data" / "demo" / "ledger"
+DEFAULT_RUNS = REPO / "data" / "demo" / "runs"  # the nightly runs: the decision PD's history
 
 
 class OnlineLedger:
@@ -43,6 +44,13 @@ class OnlineLedger:
                 else {}
             )
         self.names = self.ledger.clients.set_index("client_id")["name"]
+        self.onboarded = self.ledger.clients.set_index("client_id")["onboarded_on"]
+        clients = self.ledger.clients.set_index("client_id")
+        self.limits = (
+            clients["credit_limit"].astype("float64")
+            if "credit_limit" in clients
+            else pd.Series(np.nan, index=clients.index)
+        )
         # Every client's features on the default day (the day after the extraction), built once by
         # the batch path of the same feature code: a request for that day takes its row instead
         # of rebuilding the client's history (~12 ms). Other days go through the online path.
@@ -60,6 +68,14 @@ class OnlineLedger:
                 for name, frame in self.ledger.tables().items()
             }
         )
+
+    def onboarded_before(self, client_id: str, day: pd.Timestamp) -> bool:
+        """Whether the client was onboarded before `day` (so it has a row that day)."""
+        return bool(self.onboarded.get(client_id, pd.NaT) < day)
+
+    def current_limits(self, client_ids: np.ndarray) -> np.ndarray:
+        """Each client's limit today (NaN: none granted)."""
+        return self.limits.reindex(pd.Index(client_ids, dtype=object)).to_numpy(dtype="float64")
 
     def snapshot_rows(self, client_ids: list[str], as_of: pd.Timestamp) -> list[int] | None:
         """Positions in `snapshot` of these clients' rows (those onboarded by then, in table

@@ -31,7 +31,7 @@ def _nullable(node: Any) -> Any:
         value = node.get(bound)
         if isinstance(value, int | float) and not isinstance(value, bool):
             node[limit], node[bound] = value, True  # 3.0 spells exclusive bounds as booleans
-    if "$ref" in node and "default" in node and node["default"] is None:
+    if "default" in node and node["default"] is None and ("$ref" in node or "type" in node):
         node["nullable"] = True  # BentoML's flattened copy of an optional field loses its null
     options = node.get("anyOf")
     if isinstance(options, list) and {"type": "null"} in options:

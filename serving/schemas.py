@@ -15,9 +15,14 @@ class Reason(BaseModel):
         description="Exact TreeSHAP contribution to the raw score (log-odds)."
     )
     text: str = Field(
-        description="The reason in plain words.",
-        examples=["34% of invoices paid in the last 90 days were paid more than 30 days late"],
+        description="The reason in plain words: the value, and how it compares with the value "
+        "typical of grades 1-3.",
+        examples=[
+            "34% of invoices paid in the last 90 days were paid more than 30 days late, higher "
+            "than the 2% typical of grades 1-3"
+        ],
     )
+    typical: Any = Field(default=None, description="The value typical of grade 1-3 clients.")
 
 
 class LimitDecisionOut(BaseModel):
@@ -30,14 +35,41 @@ class LimitDecisionOut(BaseModel):
 class ScoreDocument(BaseModel):
     client_id: str
     as_of: dt.date
-    pd_12m: float = Field(description="Calibrated probability of default within 12 months.")
-    grade: int = Field(description="Master-scale grade, 1 (best) to 10.")
+    status: str = Field(
+        description="in_default, undetermined, dormant, new or active: decided before any score.",
+        examples=["active"],
+    )
+    status_reason: str = Field(description="Why, in words ('' for an active client).")
+    pd_12m: float = Field(
+        description="Point-in-time probability of default within 12 months (1 in default); "
+        "drives expected loss."
+    )
+    decision_pd: float = Field(
+        description="The PD smoothed over the nightly runs (hard events move it at once); "
+        "drives grade, limit and warnings."
+    )
+    grade: str = Field(
+        description="Master-scale grade of the decision PD: '1' (best) to '10', 'D' in default.",
+        examples=["4"],
+    )
     late_payment_probability: float = Field(
         description="Probability a typical new invoice is paid late."
     )
-    expected_loss: float = Field(description="PD x LGD x EAD under the limit policy.")
+    expected_loss: float = Field(
+        description="PD x LGD x EAD under the limit policy (LGD x exposure in default)."
+    )
     recommended_limit: float
+    limit_rule: str = Field(description="The policy rule that set the recommended limit.")
+    # (a default keeps the null in BentoML's flattened copy of a response's top-level fields)
+    current_limit: float | None = Field(default=None, description="The limit granted today.")
+    over_limit: bool = Field(description="The open balance exceeds the limit materially.")
+    over_limit_amount: float
     open_balance: float
+    overdue_balance: float
+    max_days_past_due: float = Field(description="Days past due of the most overdue invoice.")
+    usual_terms_days: float | None = Field(
+        default=None, description="Amount-weighted payment terms of the last year's invoices."
+    )
     thin_file: bool = Field(
         description="Data sufficiency: too little history for a full payment profile."
     )
@@ -143,7 +175,8 @@ class OpenInvoice(BaseModel):
     due_on: str
     outstanding: float
     days_past_due: int
-    action: str = Field(description="The escalation stage's action.")
+    queue: str = Field(description="claim, recovery, dispute or dunning.")
+    action: str = Field(description="What to do about it now (its client's stage).")
 
 
 class Financials(BaseModel):
@@ -160,6 +193,22 @@ class Financials(BaseModel):
     revenue_growth: float | None
 
 
+class EarlyWarning(BaseModel):
+    severity: str = Field(description="critical, high or medium.")
+    action: str
+    flags: list[str] = Field(description="What changed, in words.")
+
+
+class WorkItem(BaseModel):
+    queue: str = Field(description="claim, recovery, dispute or dunning.")
+    stage: int
+    action: str = Field(description="What to do now.")
+    overdue_amount: float
+    invoices: int
+    next_step: str
+    next_step_on: str
+
+
 class ClientView(BaseModel):
     """Everything the credit officer's page shows about one client."""
 
@@ -168,14 +217,14 @@ class ClientView(BaseModel):
     country: str
     industry: str
     onboarded_on: str
-    current_limit: float | None
-    pd_a_month_ago: float | None
-    grade_a_month_ago: int | None
+    pd_a_month_ago: float | None = Field(default=None, description="The decision PD a month ago.")
+    grade_a_month_ago: str | None = None
     waterfall: list[WaterfallStep]
     master_scale: list[GradeBand]
-    early_warnings: list[str] = Field(
-        description="The nightly report's rules, against a month ago."
+    early_warnings: list[EarlyWarning] = Field(
+        description="The nightly report's rules, against the client a month earlier."
     )
+    worklist: list[WorkItem] = Field(description="The client's rows of the collections worklist.")
     payment_history: list[HistoryMonth]
     aging: list[AgingBucket]
     open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")

@@ -10,6 +10,7 @@ import gc
 import math
 import os
 import threading
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,12 +24,14 @@ from starlette.staticfiles import StaticFiles
 
 from features.contract import LedgerValidationError
 from features.payment_behaviour import build_client_features
+from portfolio.runs import RunHistory
 from scoring.applicant import TradeReference, applicant_ledger, apply_trade_references
-from scoring.scorer import ClientRows, Scorer
+from scoring.reasons import Reason as ScoredReason
+from scoring.scorer import ClientRows, History, Scorer, Scores
 from serving.audit import AuditLog, audit_path
 from serving.auth import ApiKeys
 from serving.officer import client_view, search
-from serving.online import DEFAULT_LEDGER, OnlineLedger
+from serving.online import DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger
 from serving.openapi import ConformingResponses
 from serving.schemas import (
     ApplicantDocument,
@@ -74,28 +77,76 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def _document(row: dict[str, Any]) -> ScoreDocument:
-    def num(v: Any) -> float:
-        v = float(v)
-        return 0.0 if math.isnan(v) else v
+def _num(v: Any) -> float:
+    v = float(v)
+    return 0.0 if math.isnan(v) else v
 
-    decision = row.get("limit_decision")
-    return ScoreDocument(
-        client_id=str(row["client_id"]),
-        as_of=pd.Timestamp(row["as_of"]).date(),
-        pd_12m=float(row["pd_12m"]),
-        grade=int(row["grade"]),
-        late_payment_probability=float(row["late_payment_probability"]),
-        expected_loss=num(row["expected_loss"]),
-        recommended_limit=num(row["recommended_limit"]),
-        open_balance=num(row["open_balance"]),
-        thin_file=bool(row["thin_file"]),
-        data_sufficiency=str(row["data_sufficiency"]),
-        risk_reasons=[Reason(**r) for r in row.get("risk_reasons", [])],
-        strengths=[Reason(**r) for r in row.get("strengths", [])],
-        limit_decision=LimitDecisionOut(**decision) if decision else None,
-        model_versions={k: str(v) for k, v in row["model_versions"].items()},
+
+def _optional(v: Any) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def _reason(r: ScoredReason) -> Reason:
+    value = r.value.item() if isinstance(r.value, np.generic) else r.value
+    return Reason(
+        feature=r.feature,
+        value=value,
+        contribution=round(r.contribution, 6),
+        text=r.text,
+        typical=r.typical,
     )
+
+
+def _document(scorer: Scorer, rows: ClientRows, scores: Scores, i: int) -> ScoreDocument:
+    """Row i of the scores as the service's document."""
+    decision = scores.limit_decision[i]
+    return ScoreDocument(
+        client_id=str(scores.client_id[i]),
+        as_of=pd.Timestamp(scores.as_of[i]).date(),
+        status=str(scores.status[i]),
+        status_reason=str(scores.status_reason[i]),
+        pd_12m=float(scores.pd_12m[i]),
+        decision_pd=float(scores.decision_pd[i]),
+        grade=scores.grade_label(i),
+        late_payment_probability=float(scores.late_payment_probability[i]),
+        expected_loss=_num(scores.expected_loss[i]),
+        recommended_limit=_num(scores.recommended_limit[i]),
+        limit_rule=scorer.limit_rule(scores, rows, i),
+        current_limit=_optional(scores.current_limit[i]),
+        over_limit=bool(scores.over_limit[i]),
+        over_limit_amount=_num(scores.over_limit_amount[i]),
+        open_balance=_num(scores.open_balance[i]),
+        overdue_balance=_num(scores.overdue_balance[i]),
+        max_days_past_due=_num(scores.max_days_past_due[i]),
+        usual_terms_days=_optional(scores.usual_terms_days[i]),
+        thin_file=bool(scores.thin_file[i]),
+        data_sufficiency=str(scores.data_sufficiency[i]),
+        risk_reasons=[_reason(r) for r in scores.risk_reasons[i]],
+        strengths=[_reason(r) for r in scores.strengths[i]],
+        limit_decision=(
+            LimitDecisionOut(
+                requested_amount=decision.requested_amount,
+                decision=decision.decision,
+                approved_amount=decision.approved_amount,
+                rules=decision.rules,
+            )
+            if decision
+            else None
+        ),
+        model_versions={k: str(v) for k, v in scores.model_versions.items()},
+    )
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What a reload swaps at once: the champions, the nightly runs' history, and every
+    client's default-day row prepared for them with its history."""
+
+    scorer: Scorer
+    history: RunHistory
+    prepared: ClientRows
+    prepared_history: History
 
 
 @bentoml.service(
@@ -117,29 +168,51 @@ class CreditGuard:
         self.keys = ApiKeys.from_env()
         self.audit = AuditLog(audit_path())
         self.ledger = OnlineLedger(Path(os.environ.get("CREDITGUARD_LEDGER", DEFAULT_LEDGER)))
+        self.runs = Path(os.environ.get("CREDITGUARD_RUNS", DEFAULT_RUNS))
         self.lock = threading.Lock()
-        self.scorer, self.prepared = self._load()
+        self.loaded = self._load()
         _settle_heap()
 
-    def _load(self) -> tuple[Scorer, ClientRows]:
-        """The champions, and every client's default-day row prepared for them (a request then
-        takes its row: no pandas per request)."""
+    def _load(self) -> _Loaded:
+        """The champions, the runs' history, and every client's default-day row prepared for
+        them (a request then takes its row: no pandas per request)."""
         scorer = Scorer.from_registry()
+        history = RunHistory.load(self.runs)
         prepared = scorer.prepare(self.ledger.snapshot)
+        before = History.of(
+            history.before(self.ledger.default_day), prepared.client_id, prepared.as_of
+        )
         if len(prepared):  # compile the trees and load the kernels now, not on a request
-            scorer.score_rows(prepared.take([0]))
-        return scorer, prepared
+            scorer.score_rows(prepared.take([0]), history=before.take(np.array([0])))
+        return _Loaded(scorer, history, prepared, before)
 
-    def _rows(self, client_ids: list[str], day: pd.Timestamp) -> tuple[Scorer, ClientRows]:
-        """The scorer and the prepared rows of these clients on `day` (clients not yet onboarded
-        on that day have none): taken from the default-day table, or built by the online path."""
+    def _score(
+        self,
+        client_ids: list[str],
+        day: pd.Timestamp,
+        requested: np.ndarray | None = None,
+        reasons: bool = True,
+    ) -> tuple[Scorer, ClientRows, Scores]:
+        """These clients scored on `day` (clients not yet onboarded then have no row): their rows
+        taken from the default-day table, or built by the online path; the decision PD continues
+        the latest nightly run before `day`."""
         with self.lock:
-            scorer, prepared = self.scorer, self.prepared
+            loaded = self.loaded
+        scorer = loaded.scorer
         at = self.ledger.snapshot_rows(client_ids, day)
         if at is not None:
-            return scorer, prepared.take(at)
-        features = self.ledger.batch_features(client_ids, day)
-        return scorer, scorer.prepare(features)
+            rows, history = loaded.prepared.take(at), loaded.prepared_history.take(np.asarray(at))
+        else:
+            rows = scorer.prepare(self.ledger.batch_features(client_ids, day))
+            history = History.of(loaded.history.before(day), rows.client_id, rows.as_of)
+        scores = scorer.score_rows(
+            rows,
+            history=history,
+            current_limits=self.ledger.current_limits(rows.client_id),
+            requested=requested,
+            reasons=reasons,
+        )
+        return scorer, rows, scores
 
     def _authorize(self, ctx: bentoml.Context, action: str) -> str:
         status, detail = self.keys.check(ctx.request.headers.get("authorization"), action)
@@ -186,15 +259,14 @@ class CreditGuard:
         if client_id not in self.ledger.clients:
             raise ApiError(HTTPStatus.NOT_FOUND, f"client_id {client_id!r} is not in the ledger")
         day = self._as_of(as_of)
-        scorer, rows = self._rows([client_id], day)
-        if not len(rows):
+        if not self.ledger.onboarded_before(client_id, day):
             raise ApiError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 f"client {client_id!r} was not yet onboarded on {day.date()}",
             )
         requested = np.array([requested_limit if requested_limit is not None else np.nan])
-        scored = scorer.score_rows(rows, requested=requested)
-        doc = _document({name: column[0] for name, column in scored.items()})
+        scorer, rows, scores = self._score([client_id], day, requested)
+        doc = _document(scorer, rows, scores, 0)
         self.audit.append(key_id=key_id, endpoint="score", doc=doc.model_dump(mode="json"))
         return doc
 
@@ -234,14 +306,17 @@ class CreditGuard:
         features["expected_monthly_purchases"] = (
             expected_monthly_purchases if expected_monthly_purchases is not None else float("nan")
         )
-        requested = pd.Series([requested_limit if requested_limit is not None else float("nan")])
+        requested = np.array([requested_limit if requested_limit is not None else np.nan])
         with self.lock:
-            scorer = self.scorer
-        row = scorer.score(features, requested_limits=requested).iloc[0].to_dict()
+            scorer = self.loaded.scorer
+        rows = scorer.prepare(features)
+        scores = scorer.score_rows(rows, requested=requested)
         refs = [TradeReference(**r.model_dump()) for r in trade_references]
-        row["limit_decision"], findings = apply_trade_references(row["limit_decision"], refs)
-        row["data_sufficiency"] = "thin file: a prospective client, no payment history with us"
-        doc = ApplicantDocument(**_document(row).model_dump(), trade_reference_findings=findings)
+        scores.limit_decision[0], findings = apply_trade_references(scores.limit_decision[0], refs)
+        scores.data_sufficiency[0] = "thin file: a prospective client, no payment history with us"
+        doc = ApplicantDocument(
+            **_document(scorer, rows, scores, 0).model_dump(), trade_reference_findings=findings
+        )
         audited = doc.model_dump(mode="json") | {"client_id": f"applicant:{profile.name}"}
         self.audit.append(key_id=key_id, endpoint="score_applicant", doc=audited)
         return doc
@@ -264,9 +339,12 @@ class CreditGuard:
                 HTTPStatus.NOT_FOUND,
                 f"{len(unknown)} unknown client_id(s): {', '.join(unknown[:5])}",
             )
-        scorer, rows = self._rows(sorted(set(client_ids)), self._as_of(as_of))
-        scored = scorer.score_rows(rows)
-        docs = [_document({k: v[i] for k, v in scored.items()}) for i in range(len(rows))]
+        day = self._as_of(as_of)
+        ready = sorted(c for c in set(client_ids) if self.ledger.onboarded_before(c, day))
+        if not ready:
+            return BatchOut(scores=[])
+        scorer, rows, scores = self._score(ready, day)
+        docs = [_document(scorer, rows, scores, i) for i in range(len(rows))]
         for d in docs:
             self.audit.append(key_id=key_id, endpoint="score_batch", doc=d.model_dump(mode="json"))
         return BatchOut(scores=docs)
@@ -308,20 +386,22 @@ class CreditGuard:
                 f"client {client_id!r} was not yet onboarded on {day.date()}",
             )
         with self.lock:
-            scorer = self.scorer
-        view = client_view(ledger, scorer, day)
-        return ClientView(score=_document(view.pop("score_row")), **view)
+            loaded = self.loaded
+        view = client_view(ledger, loaded.scorer, day, loaded.history)
+        scores: Scores = view.pop("scores")
+        rows: ClientRows = view.pop("rows")
+        return ClientView(score=_document(loaded.scorer, rows, scores, 0), **view)
 
     @bentoml.api
     def reload(self, ctx: bentoml.Context) -> dict[str, dict[str, str]]:
         """Load the current champions without a restart (admin)."""
         self._authorize(ctx, "reload")
-        fresh, prepared = self._load()
+        fresh = self._load()
         with self.lock:
-            self.scorer, self.prepared = fresh, prepared
+            self.loaded = fresh
         gc.unfreeze()  # the old champions become garbage; one full collection, then settle again
         _settle_heap()
-        return {"model_versions": fresh.versions}
+        return {"model_versions": fresh.scorer.versions}
 
 
 # The credit officer's page: static files that ship with the project (no CDN), calling the API above

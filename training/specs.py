@@ -45,7 +45,8 @@ class ModelSpec:
 def ledger_spec(model: Literal["default", "late"]) -> ModelSpec:
     """The two ledger models and their catalogs."""
     unit: Literal["client", "invoice"] = "client" if model == "default" else "invoice"
-    specs = feature_specs(unit)
+    specs = [s for s in feature_specs(unit) if s.model]  # the standing columns are the rules'
+
     return ModelSpec(
         name=DEFAULT_MODEL if model == "default" else LATE_MODEL,
         target="default_12m" if model == "default" else "late",

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.bundle import MasterScale, ModelBundle
+from scoring.reasons import typical_values
 from scoring.stability import population_reference
 from training.calibrate import fit_calibrator
 from training.config import TrainConfig
@@ -345,13 +346,13 @@ def _result(
         segments = evaluate_segments(predictions, y="y", p="pd", segments=seg_cols)
     population = done.population
     sample = population.sample(min(len(population), 200_000), random_state=cfg.seed)
+    sample_pd = bundle.probability(bundle.raw_score(bundle.matrix(sample), threads=cfg.threads))
     bundle.metadata |= {
         # the training population, binned, for monitoring (PSI of the PD, CSI of each feature)
-        "reference": population_reference(
-            sample,
-            spec.features,
-            spec.categorical,
-            bundle.probability(bundle.raw_score(bundle.matrix(sample), threads=cfg.threads)),
+        "reference": population_reference(sample, spec.features, spec.categorical, sample_pd),
+        # what a reason compares a client's value with: the good grades' typical value
+        "typical": typical_values(
+            sample, spec.features, spec.categorical, bundle.master_scale.grade(sample_pd)
         ),
         "unit": spec.unit,
         "best_iteration": done.fit.best_iteration,

@@ -186,41 +186,81 @@ async function loadClient(clientId) {
   });
 }
 
+const STATUS = {
+  in_default: "In default",
+  undetermined: "Status undetermined",
+  dormant: "Dormant",
+  new: "New client",
+  active: "Active",
+};
+
+function gradeLabel(scale, grade) {
+  return grade === "D" ? "in default" : scale[Number(grade) - 1].label;
+}
+
+function listItems(list, items, empty) {
+  list.replaceChildren();
+  for (const [text, cls] of items.length ? items : [[empty, ""]]) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    if (cls) li.className = cls;
+    list.append(li);
+  }
+}
+
 function renderClient(v) {
   const s = v.score;
   $("#client-title").textContent = `${v.name} (${s.client_id})`;
   $("#client-meta").textContent =
     `${v.industry}, ${v.country} · client since ${v.onboarded_on} · as of ${s.as_of} · ` +
     `models ${Object.entries(s.model_versions).map(([k, x]) => `${k} v${x}`).join(", ")}`;
-  $("#pd").textContent = fmtPct(s.pd_12m);
+  const status = $("#status");
+  status.textContent = `${STATUS[s.status] || s.status}${s.status_reason ? `: ${s.status_reason}` : ""}`;
+  status.className = `status status-${s.status}`;
+  $("#pd").textContent = fmtPct(s.decision_pd);
+  $("#pit-pd").textContent = s.status === "in_default" ? "" : `(this month alone: ${fmtPct(s.pd_12m)})`;
   $("#grade").textContent = s.grade;
-  $("#grade-label").textContent = `(${v.master_scale[s.grade - 1].label})`;
+  $("#grade-label").textContent = `(${gradeLabel(v.master_scale, s.grade)})`;
   $("#grade-change").textContent =
-    v.grade_a_month_ago === null ? "" : `a month ago: grade ${v.grade_a_month_ago}, PD ${fmtPct(v.pd_a_month_ago)}`;
+    v.grade_a_month_ago === null ? "" : `a month ago: grade ${v.grade_a_month_ago}, decision PD ${fmtPct(v.pd_a_month_ago)}`;
   $("#sufficiency").textContent = `Data: ${s.data_sufficiency}`;
   drawScale(v.master_scale, s.grade, v.grade_a_month_ago);
-  $("#current-limit").textContent = v.current_limit === null ? "none" : fmtMoney(v.current_limit);
+  const over = s.over_limit ? ` — over by ${fmtMoney(s.over_limit_amount)}` : "";
+  $("#current-limit").textContent = s.current_limit === null ? "none" : `${fmtMoney(s.current_limit)}${over}`;
+  $("#current-limit").className = s.over_limit ? "flag" : "";
   $("#recommended-limit").textContent = fmtMoney(s.recommended_limit);
+  $("#limit-rule").textContent = s.limit_rule;
   $("#open-balance").textContent = fmtMoney(s.open_balance);
+  $("#overdue").textContent = s.overdue_balance
+    ? `${fmtMoney(s.overdue_balance)} (up to ${Math.round(s.max_days_past_due)} days)`
+    : "nothing overdue";
+  $("#terms").textContent = s.usual_terms_days === null ? "—" : `${Math.round(s.usual_terms_days)} days`;
   $("#expected-loss").textContent = fmtMoney(s.expected_loss);
   $("#late-p").textContent = fmtPct(s.late_payment_probability);
-  const warnings = $("#warnings");
-  warnings.replaceChildren();
-  for (const w of v.early_warnings.length ? v.early_warnings : ["none in the last month"]) {
-    const li = document.createElement("li");
-    li.textContent = w;
-    if (v.early_warnings.length) li.className = "flag";
-    warnings.append(li);
-  }
+  listItems(
+    $("#warnings"),
+    v.early_warnings.map((w) => [`${w.severity}: ${w.flags.join("; ")} → ${w.action}`, `flag ${w.severity}`]),
+    "none in the last month",
+  );
+  listItems(
+    $("#worklist"),
+    v.worklist.map((w) => [
+      `${w.queue}, stage ${w.stage}: ${w.action} (${fmtMoney(w.overdue_amount)} on ${w.invoices} invoice(s)); next: ${w.next_step} on ${w.next_step_on}`,
+      "",
+    ]),
+    "nothing to collect",
+  );
   drawWaterfall(v.waterfall, s.pd_12m);
   drawHistory(v.payment_history);
   const aging = $("#aging tbody");
   aging.replaceChildren(...v.aging.map((a) => row(a.bucket, a.invoices, fmtMoney(a.amount))));
   const open = $("#open-invoices tbody");
   open.replaceChildren(
-    ...v.open_invoices.map((i) => row(i.invoice_id, i.due_on, fmtMoney(i.outstanding), i.days_past_due, i.action)),
+    ...v.open_invoices.map((i) =>
+      row(i.invoice_id, i.due_on, fmtMoney(i.outstanding), i.days_past_due, i.queue, i.action),
+    ),
   );
-  if (!v.open_invoices.length) open.append(row("no open invoices", "", "", "", ""));
+  if (!v.open_invoices.length) open.append(row("no open invoices", "", "", "", "", ""));
   const fin = $("#financials");
   fin.replaceChildren();
   if (!v.financials) {
@@ -266,24 +306,35 @@ function drawScale(scale, grade, before) {
   const svg = $("#scale");
   svg.replaceChildren();
   const w = 50;
-  for (const band of scale) {
-    const x = (band.grade - 1) * w;
-    const rect = el("rect", { x, y: 18, width: w - 2, height: 22, fill: gradeColour(band.grade) });
-    rect.append(el("title", {}, `grade ${band.grade}: ${band.label}, PD up to ${fmtPct(band.upper_pd)}`));
+  const bands = [...scale, { grade: "D", label: "in default", upper_pd: 1 }];
+  const at = (g) => (g === "D" ? scale.length : Number(g) - 1);
+  bands.forEach((band, i) => {
+    const x = i * w;
+    const fill = band.grade === "D" ? "#333" : gradeColour(band.grade);
+    const rect = el("rect", { x, y: 18, width: w - 2, height: 22, fill });
+    const tip = band.grade === "D" ? "grade D: in default" : `grade ${band.grade}: ${band.label}, PD up to ${fmtPct(band.upper_pd)}`;
+    rect.append(el("title", {}, tip));
     svg.append(rect, el("text", { x: x + w / 2 - 1, y: 34, "text-anchor": "middle", class: "scale-num" }, band.grade));
-    svg.append(el("text", { x: x + w - 2, y: 54, "text-anchor": "end", class: "scale-pd" }, fmtPct(band.upper_pd)));
-  }
+    if (band.grade !== "D") {
+      svg.append(el("text", { x: x + w - 2, y: 54, "text-anchor": "end", class: "scale-pd" }, fmtPct(band.upper_pd)));
+    }
+  });
   if (before !== null && before !== grade) {
-    const bx = (before - 1) * w + w / 2 - 1;
+    const bx = at(before) * w + w / 2 - 1;
     svg.append(el("path", { d: `M${bx - 6},2 L${bx + 6},2 L${bx},14 Z`, fill: "none", stroke: "#555", id: "scale-before" }));
   }
-  const x = (grade - 1) * w + w / 2 - 1;
+  const x = at(grade) * w + w / 2 - 1;
   svg.append(el("path", { d: `M${x - 7},1 L${x + 7},1 L${x},15 Z`, fill: "#111", id: "scale-marker" }));
 }
 
 function drawWaterfall(steps, pd) {
   const svg = $("#waterfall");
   svg.replaceChildren();
+  if (!steps.length) {
+    svg.setAttribute("viewBox", "0 0 940 30");
+    svg.append(el("text", { x: 4, y: 20, class: "wf-label" }, "In default: its status explains it, not the model (see above)."));
+    return;
+  }
   const labelW = 470;
   const chartW = 400;
   const rowH = 24;
@@ -394,7 +445,7 @@ function showDecision(box, doc, amount) {
   }
   const why = document.createElement("p");
   why.className = "meta";
-  why.textContent = `PD ${fmtPct(doc.pd_12m)}, grade ${doc.grade}. Main reasons: ` +
+  why.textContent = `Decision PD ${fmtPct(doc.decision_pd)}, grade ${doc.grade}. ${doc.status_reason ? `${doc.status_reason}. ` : ""}Main reasons: ` +
     (doc.risk_reasons.map((r) => r.text).join("; ") || "none");
   const note = document.createElement("p");
   note.className = "meta";
@@ -470,7 +521,7 @@ async function scoreApplicant(event) {
     box.replaceChildren();
     const head = document.createElement("p");
     head.id = "applicant-score";
-    head.textContent = `PD ${fmtPct(doc.pd_12m)} · grade ${doc.grade} · recommended limit ${fmtMoney(doc.recommended_limit)} · ${doc.data_sufficiency}`;
+    head.textContent = `PD ${fmtPct(doc.decision_pd)} · grade ${doc.grade} · recommended limit ${fmtMoney(doc.recommended_limit)} · ${doc.data_sufficiency}`;
     box.append(head);
     const list = document.createElement("ul");
     for (const t of [...doc.risk_reasons.map((r) => `▲ ${r.text}`), ...doc.strengths.map((r) => `▼ ${r.text}`),

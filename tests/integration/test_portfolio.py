@@ -75,8 +75,16 @@ def test_every_client_is_scored_or_rejected_with_a_reason(
     onboarded = pd.read_parquet(bad_ledger_dir / "clients.parquet")
     known = onboarded[pd.to_datetime(onboarded["onboarded_on"]) < pd.Timestamp(AFTER)]
     assert set(clients["client_id"]) == set(known["client_id"])  # nothing lost
-    assert clients["pd_12m"].between(0, 1).all() and clients["grade"].between(1, 10).all()
-    assert (clients["reason_1"] != "").all()
+    assert clients["pd_12m"].between(0, 1).all()
+    live = clients["status"] != "in_default"
+    assert (
+        clients.loc[live, "grade"].between(1, 10).all() and clients.loc[~live, "grade"].isna().all()
+    )
+    assert (clients.loc[live, "reason_1"] != "").all()  # the model explains a live client...
+    assert (clients.loc[~live, "status_reason"] != "").all()  # ...its status one in default
+    assert (clients.loc[~live, "pd_12m"] == 1).all() and (
+        clients.loc[~live, "recommended_limit"] == 0
+    ).all()
     assert set(clients["limit_decision"]) <= {"approve", "approve_in_part", "refuse", "refer"}
     assert (clients["expected_loss"] >= 0).all()
 
@@ -89,6 +97,13 @@ def test_open_invoices_carry_stage_and_a_collection_rank(runs: tuple[Path, Path]
     ).all()
     assert invoices["collection_priority_rank"].tolist() == list(range(1, len(invoices) + 1))
     assert invoices["collection_priority_score"].is_monotonic_decreasing
+    # a client's invoices share its stage and queue; a client in default is never dunned
+    clients = pd.read_parquet(runs[1] / "clients.parquet").set_index("client_id")
+    status = invoices["client_id"].map(clients["status"])
+    assert set(invoices.loc[status == "in_default", "collection_queue"]) <= {"claim", "recovery"}
+    assert (
+        invoices.groupby(["client_id", "collection_queue"])["client_stage"].nunique() == 1
+    ).all()
     assert invoices["late_payment_probability"].between(0, 1).all()
     assert (invoices["outstanding"] > 0).all() and (
         pd.to_datetime(invoices["issued_on"]) < AFTER
@@ -112,7 +127,12 @@ def test_the_report_has_migration_and_early_warnings(runs: tuple[Path, Path]) ->
     for warning in figures["early_warnings"]:
         assert warning["client_id"] in common and warning["flags"]
     page = (after / "report.html").read_text()
-    assert "Grade migration" in page and "data:image/png;base64," in page and "http" not in page
+    assert "Grade migration" in page and "data:image/png;base64," in page
+    assert "src='http" not in page and 'src="http' not in page  # nothing loaded from outside
+    assert "#client/" in page  # clients link to their page in the officer's view
+    worklist = pd.read_parquet(after / "collections.parquet")
+    assert worklist["priority_rank"].tolist() == list(range(1, len(worklist) + 1))
+    assert not worklist.duplicated(["client_id", "queue"]).any()
 
 
 def test_the_same_inputs_give_the_same_outputs(
@@ -184,15 +204,18 @@ def test_psi_of_equal_and_shifted_populations() -> None:
 
 
 @pytest.mark.slow
-def test_spark_and_local_engines_give_identical_outputs(bad_ledger_dir: Path, store: Path) -> None:
+def test_spark_and_local_engines_give_identical_outputs(
+    runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
+) -> None:
     from portfolio.spark import score_spark
 
     ledger, _ = load_for_scoring(bad_ledger_dir)
     scorer = Scorer.from_registry()
     day = pd.Timestamp(AFTER)
-    local = score_local(ledger, scorer, day, chunk_clients=150)
-    spark = score_spark(ledger, scorer, day, master="local[2]", buckets=3)
-    for a, b in zip(local, spark, strict=True):
+    previous = pd.read_parquet(runs[0] / "clients.parquet")  # the decision PD's history
+    local = score_local(ledger, scorer, day, previous=previous, chunk_clients=150)
+    spark = score_spark(ledger, scorer, day, previous=previous, master="local[2]", buckets=3)
+    for a, b in zip(local.frames(), spark.frames(), strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 
@@ -221,14 +244,14 @@ def test_scoring_a_folder_part_by_part_equals_scoring_it_whole(
     scorer = Scorer.from_registry()
     day = pd.Timestamp(AFTER)
     ledger, rejects = load_for_scoring(folder)
-    whole = (*score_local(ledger, scorer, day), rejects)
+    whole = (*score_local(ledger, scorer, day).frames(), rejects)
     sizes = [len(p.ledger.clients) for p in ledger_parts(folder, part_clients=40)]
     assert len(sizes) > 3 and max(sizes) == 40 and sizes[-1] == 0  # the last: orphans only
     spill = store / "spill"
     spill.mkdir()
     tables = RunTables(spill)  # chunk results spilled, invoices merged into one ranking
     rejected = score_folder(folder, scorer, day, tables, part_clients=40, chunk_clients=16)
-    for a, b in zip(whole, (*tables.frames(), rejected), strict=True):
+    for a, b in zip(whole, (*tables.result().frames(), rejected), strict=True):
         pd.testing.assert_frame_equal(a, b)
     assert {"invoices", "payments", "clients"} <= set(rejected["table"])
     assert rejected["reasons"].str.contains("duplicates the key").any()

@@ -7,12 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from features.contract import Ledger, LedgerValidationError
 from features.payment_behaviour import build_client_features
 from features.pipeline import client_ledger
 from scoring.applicant import TradeReference, applicant_ledger, apply_trade_references
-from scoring.limits import LimitPolicy
+from scoring.limits import LimitDecision
+from scoring.policy import CreditPolicy
 from scoring.scorer import Scorer
 from serving.officer import WATERFALL_STEPS, waterfall
 from serving.online import OnlineLedger
@@ -26,7 +29,7 @@ def scorer(trained_models: dict[str, TrainResult]) -> Scorer:
     return Scorer(
         default=trained_models["default"].bundle,
         late=trained_models["late"].bundle,
-        policy=LimitPolicy.load(),
+        policy=CreditPolicy.load(),
         versions={"creditguard-default": "test", "creditguard-late": "test"},
     )
 
@@ -73,41 +76,72 @@ def test_the_waterfall_adds_up_to_the_raw_score_and_the_pd(
 ) -> None:
     """The officer page's waterfall: expected value plus every step is the raw score exactly, and
     the calibrator maps that raw score to the PD shown."""
-    scored = scorer.score(snapshot.head(20), top=WATERFALL_STEPS)
-    for row in scored.to_dict("records"):
-        steps = waterfall(row)
-        assert sum(s["value"] for s in steps) == pytest.approx(row["raw_score"], abs=1e-6)
+    scores = scorer.score(snapshot.head(40), top=WATERFALL_STEPS)
+    live = np.flatnonzero(scores.status != "in_default")
+    assert len(live) > 20
+    for i in live:
+        steps = waterfall(scores, i)
+        assert sum(s["value"] for s in steps) == pytest.approx(scores.raw_score[i], abs=1e-6)
         pd_ = scorer.default.probability(np.array([sum(s["value"] for s in steps)]))[0]
-        assert pd_ == pytest.approx(row["pd_12m"], abs=1e-6)
+        assert pd_ == pytest.approx(scores.pd_12m[i], abs=1e-6)
         assert len(steps) <= 2 * WATERFALL_STEPS + 2
 
 
 def test_the_score_document(scorer: Scorer, snapshot: pd.DataFrame) -> None:
-    requested = pd.Series(np.full(len(snapshot), 50_000.0))
-    scored = scorer.score(snapshot, requested_limits=requested)
-    assert scored["pd_12m"].between(0, 1).all() and scored["grade"].between(1, 10).all()
-    assert scored["late_payment_probability"].between(0, 1).all()
-    assert (scored["expected_loss"] >= 0).all() and (scored["recommended_limit"] >= 0).all()
-    first = scored.iloc[0]
-    assert first["limit_decision"]["decision"] in {"approve", "approve_in_part", "refuse", "refer"}
-    risky = scored.sort_values("pd_12m").iloc[-1]
-    assert risky["risk_reasons"] and all(r["contribution"] > 0 for r in risky["risk_reasons"])
-    assert all(isinstance(r["text"], str) and r["text"] for r in risky["risk_reasons"])
-    # reasons are ordered by contribution and the pieces add up with the expected value
-    contribs = [r["contribution"] for r in risky["risk_reasons"]]
+    requested = np.full(len(snapshot), 50_000.0)
+    scores = scorer.score(snapshot, requested_limits=requested)
+    assert np.all((scores.pd_12m >= 0) & (scores.pd_12m <= 1))
+    live = scores.status != "in_default"
+    assert np.all((scores.grade[live] >= 1) & (scores.grade[live] <= 10))
+    assert np.all(scores.grade[~live] == 0) and np.all(scores.pd_12m[~live] == 1)
+    assert np.all((scores.late_payment_probability >= 0) & (scores.late_payment_probability <= 1))
+    assert np.all(scores.expected_loss >= 0) and np.all(scores.recommended_limit >= 0)
+    for d in scores.limit_decision:
+        assert isinstance(d, LimitDecision)
+        assert d.decision in {"approve", "approve_in_part", "refuse", "refer"}
+    risky = int(np.argmax(np.where(live, scores.pd_12m, -1)))
+    reasons = scores.risk_reasons[risky]
+    assert reasons and all(r.contribution > 0 for r in reasons)
+    assert all(isinstance(r.text, str) and r.text for r in reasons)
+    # reasons are ordered by contribution, and say how the value compares with good grades
+    contribs = [r.contribution for r in reasons]
     assert contribs == sorted(contribs, reverse=True)
+    assert any("typical of grades 1-3" in r.text or "grades 1-3" in r.text for r in reasons)
+
+
+def test_reasons_are_exact_treeshap_of_the_deployed_booster(
+    scorer: Scorer, snapshot: pd.DataFrame
+) -> None:
+    """Every reason's contribution is the deployed booster's exact TreeSHAP value of that
+    feature for that client (LightGBM's own pred_contrib), and all of them with the expected
+    value add up to the raw score."""
+    scores = scorer.score(snapshot.head(30), top=200)
+    x = scorer.default.matrix(snapshot.head(30))
+    truth = scorer.default.booster.predict(x, pred_contrib=True)
+    names = scorer.default.features
+    for i in np.flatnonzero(scores.status != "in_default"):
+        shown = scores.risk_reasons[i] + scores.strengths[i]
+        for r in shown:
+            assert r.contribution == pytest.approx(truth[i, names.index(r.feature)], abs=1e-6)
+        total = sum(r.contribution for r in shown) + scores.expected_value[i]
+        assert total == pytest.approx(scores.raw_score[i], abs=1e-5)
 
 
 def test_online_and_batch_scores_are_identical(
     scorer: Scorer, small_ledger: Ledger, snapshot: pd.DataFrame
 ) -> None:
-    batch = scorer.score(snapshot).set_index("client_id")
+    batch = scorer.score(snapshot)
+    at = {c: i for i, c in enumerate(batch.client_id)}
     for client_id in snapshot["client_id"].iloc[::45]:
         one = build_client_features(client_ledger(small_ledger, [client_id]), as_of_dates=[AS_OF])
-        online = scorer.score(one).set_index("client_id").loc[client_id]
-        assert online["pd_12m"] == batch.loc[client_id, "pd_12m"]
-        assert online["risk_reasons"] == batch.loc[client_id, "risk_reasons"]
-        assert online["recommended_limit"] == batch.loc[client_id, "recommended_limit"]
+        online = scorer.score(one)
+        i = at[client_id]
+        assert online.pd_12m[0] == batch.pd_12m[i] and online.status[0] == batch.status[i]
+        # the single-row and batch TreeSHAP kernels agree to the last bits (~1e-16)
+        for a, b in zip(online.risk_reasons[0], batch.risk_reasons[i], strict=True):
+            assert (a.feature, a.text, a.value) == (b.feature, b.text, b.value)
+            assert a.contribution == pytest.approx(b.contribution, abs=1e-12)
+        assert online.recommended_limit[0] == batch.recommended_limit[i]
 
 
 APPLICANT = {
@@ -141,14 +175,15 @@ def test_an_applicant_is_scored_as_a_thin_file_from_profile_and_financials(
     )
     assert len(features) == 1 and features["thin_file"].iloc[0] == 1
     assert np.isfinite(features["log_revenue"].iloc[0])  # the statement is read
-    doc = scorer.score(features, requested_limits=pd.Series([5e5])).iloc[0]
-    assert 0 < doc["pd_12m"] < 1 and doc["thin_file"]
-    assert doc["data_sufficiency"].startswith("thin file")
+    scores = scorer.score(features, requested_limits=np.array([5e5]))
+    assert 0 < scores.pd_12m[0] < 1 and scores.thin_file[0] and scores.status[0] == "new"
+    assert scores.data_sufficiency[0].startswith("thin file")
     # a new client starts capped: a large request is never approved in full
-    assert doc["limit_decision"]["decision"] in {"approve_in_part", "refer", "refuse"}
+    decision = scores.limit_decision[0]
+    assert decision is not None and decision.decision in {"approve_in_part", "refer", "refuse"}
     # contributions still add up, with every payment feature missing
     contrib = scorer.default.contributions(scorer.default.matrix(features))
-    assert contrib.sum(axis=1)[0] == pytest.approx(doc["raw_score"], abs=1e-9)
+    assert contrib.sum(axis=1)[0] == pytest.approx(scores.raw_score[0], abs=1e-9)
 
 
 def test_applicant_violations_name_the_field_and_row() -> None:
@@ -160,15 +195,15 @@ def test_applicant_violations_name_the_field_and_row() -> None:
 
 
 def test_an_adverse_trade_reference_turns_an_approval_into_a_referral() -> None:
-    approved = {"decision": "approve", "approved_amount": 10_000.0, "rules": ["within"]}
+    approved = LimitDecision(10_000.0, "approve", 10_000.0, 20_000.0, ["within"])
     good = TradeReference("Acme", average_days_beyond_terms=3, max_days_beyond_terms=12)
     bad = TradeReference("Bolt", average_days_beyond_terms=20, max_days_beyond_terms=95)
     same, findings = apply_trade_references(approved, [good])
     assert same == approved and "Acme" in findings[0]
     referred, findings = apply_trade_references(approved, [good, bad])
-    assert referred is not None and referred["decision"] == "refer"
-    assert "adverse trade reference" in referred["rules"][-1] and "95 days" in findings[1]
-    refused = {"decision": "refuse", "approved_amount": 0.0, "rules": []}
+    assert referred is not None and referred.decision == "refer"
+    assert "adverse trade reference" in referred.rules[-1] and "95 days" in findings[1]
+    refused = LimitDecision(10_000.0, "refuse", 0.0, 0.0, [])
     assert apply_trade_references(refused, [bad])[0] == refused  # never upgrades a refusal
 
 
@@ -208,3 +243,31 @@ def test_a_few_rows_make_the_same_matrix_as_a_large_frame(
                 part, {k: v[start : start + 2] for k, v in (overrides or {}).items()}
             )
             np.testing.assert_array_equal(small, whole[start : start + 2])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.integers(0, 10_000), min_size=1, max_size=8),
+    cause=st.sampled_from(["insolvency_days", "writeoff_days", "dpd90_days"]),
+    days=st.floats(0, 364),
+    scale=st.floats(0, 5),
+    requested=st.floats(1, 1e9),
+)
+def test_a_client_in_default_never_gets_a_limit_or_an_approval_whatever_its_features(
+    scorer: Scorer,
+    snapshot: pd.DataFrame,
+    rows: list[int],
+    cause: str,
+    days: float,
+    scale: float,
+    requested: float,
+) -> None:
+    frame = snapshot.iloc[[r % len(snapshot) for r in rows]].reset_index(drop=True)
+    numeric = [c for c in frame.columns if frame[c].dtype == "float64"]
+    frame[numeric] = frame[numeric] * scale  # any payment record, any size
+    frame[cause] = days  # ...and a default condition within the cure period
+    scores = scorer.score(frame, requested_limits=np.full(len(frame), requested))
+    assert (scores.status == "in_default").all() and (scores.grade == 0).all()
+    assert (scores.recommended_limit == 0).all() and (scores.pd_12m == 1).all()
+    for d in scores.limit_decision:
+        assert d is not None and d.decision == "refuse" and d.approved_amount == 0

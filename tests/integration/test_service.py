@@ -27,6 +27,10 @@ from tests.browser import chromium
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"officer": "officer-key", "batch": "batch-key", "admin": "admin-key"}
+# Clients of the small ledger (seed 7) on the default day: an active one, and one in default
+# (a test below checks they still are, should the generator change)
+LIVE, DEAD = "C0000012", "C0000042"
+GRADES = {str(g) for g in range(1, 11)}
 EXPIRED_KEY = "old-officer-key"  # valid through 2020-01-01
 pytestmark = pytest.mark.slow
 
@@ -117,33 +121,46 @@ def _post(url: str, path: str, body: object, role: str | None = "officer") -> re
 
 
 def test_an_officer_gets_pd_grade_reasons_and_a_limit_decision(server: str) -> None:
-    r = _post(server, "/score", {"client_id": "C0000042", "requested_limit": 50_000})
+    r = _post(server, "/score", {"client_id": LIVE, "requested_limit": 50_000})
     assert r.status_code == 200, r.text
     doc = r.json()
-    assert 0 < doc["pd_12m"] < 1 and 1 <= doc["grade"] <= 10
+    assert doc["status"] == "active" and doc["status_reason"] == ""
+    assert 0 < doc["pd_12m"] < 1 and 0 < doc["decision_pd"] < 1 and doc["grade"] in GRADES
     assert doc["risk_reasons"] and all(x["text"] for x in doc["risk_reasons"])
+    assert all("grades 1-3" in x["text"] for x in doc["risk_reasons"] if x["typical"] is not None)
     assert doc["limit_decision"]["decision"] in {"approve", "approve_in_part", "refuse", "refer"}
+    assert doc["limit_rule"]  # the rule that set the recommended limit, in words
     assert doc["model_versions"] == {"creditguard-default": "1", "creditguard-late": "1"}
 
 
+def test_a_client_in_default_is_grade_d_with_nothing_to_approve(server: str) -> None:
+    doc = _post(server, "/score", {"client_id": DEAD, "requested_limit": 10_000}).json()
+    assert doc["status"] == "in_default" and doc["grade"] == "D" and doc["pd_12m"] == 1
+    assert doc["status_reason"] and doc["recommended_limit"] == 0
+    decision = doc["limit_decision"]
+    assert decision["decision"] == "refuse" and decision["approved_amount"] == 0
+    assert "stop deliveries" in decision["rules"][0]
+    assert doc["risk_reasons"] == []  # its status explains it, not the model
+    view = _post(server, "/client_view", {"client_id": DEAD}).json()
+    assert view["waterfall"] == [] and view["score"]["grade"] == "D"
+    assert {w["queue"] for w in view["worklist"]} <= {"claim", "recovery"}
+
+
 def test_auth_missing_wrong_and_insufficient(server: str) -> None:
-    assert _post(server, "/score", {"client_id": "C0000042"}, role=None).status_code == 401
+    assert _post(server, "/score", {"client_id": LIVE}, role=None).status_code == 401
     bad = requests.post(
         f"{server}/score",
-        json={"client_id": "C0000042"},
+        json={"client_id": LIVE},
         headers={"authorization": "Bearer nope"},
         timeout=30,
     )
     assert bad.status_code == 401
-    assert (
-        _post(server, "/score_batch", {"client_ids": ["C0000042"]}, role="officer").status_code
-        == 403
-    )
+    assert _post(server, "/score_batch", {"client_ids": [LIVE]}, role="officer").status_code == 403
     assert _post(server, "/reload", {}, role="batch").status_code == 403
 
 
 def test_bad_input_is_a_4xx_naming_the_field(server: str) -> None:
-    r = _post(server, "/score", {"client_id": "C0000042", "requested_limit": -5})
+    r = _post(server, "/score", {"client_id": LIVE, "requested_limit": -5})
     assert r.status_code == 400 and "requested_limit" in r.text
     assert _post(server, "/score", {"client_id": "NOPE"}).status_code == 404
     assert _post(server, "/score", {"client_ids": 3}).status_code == 400
@@ -151,7 +168,7 @@ def test_bad_input_is_a_4xx_naming_the_field(server: str) -> None:
         server, "/score_batch", {"client_ids": [f"C{i:07d}" for i in range(1, 600)]}, role="batch"
     )
     assert too_many.status_code == 400 and "client_ids" in too_many.text
-    late = _post(server, "/score", {"client_id": "C0000042", "as_of": "2030-01-01"})
+    late = _post(server, "/score", {"client_id": LIVE, "as_of": "2030-01-01"})
     assert late.status_code == 422
 
 
@@ -159,19 +176,19 @@ def test_refusals_say_why(server: str) -> None:
     """BentoML alone answers every 401/403 with 'Authorization error'; ours name the cause."""
     expired = requests.post(
         f"{server}/score",
-        json={"client_id": "C0000042"},
+        json={"client_id": LIVE},
         headers={"authorization": f"Bearer {EXPIRED_KEY}"},
         timeout=30,
     )
     assert expired.status_code == 401 and "expired on 2020-01-01" in expired.json()["error"]
-    unknown = _post(server, "/score", {"client_id": "C0000042"}, role=None)
+    unknown = _post(server, "/score", {"client_id": LIVE}, role=None)
     assert "missing bearer token" in unknown.json()["error"]
     role = _post(server, "/reload", {}, role="officer")
     assert role.status_code == 403 and role.json()["error"] == "role 'officer' may not reload"
 
 
 def test_batch_scores_equal_single_scores(server: str) -> None:
-    ids = ["C0000001", "C0000042", "C0000100"]
+    ids = ["C0000001", LIVE, "C0000100"]
     batch = _post(server, "/score_batch", {"client_ids": ids}, role="batch").json()["scores"]
     for doc in batch:
         single = _post(server, "/score", {"client_id": doc["client_id"]}).json()
@@ -341,15 +358,15 @@ def test_the_page_ships_every_asset_itself(server: str) -> None:
 def test_an_officer_finds_a_client_reads_the_view_and_gets_a_limit_decision(
     page: Any, server: str, small_ledger: Ledger
 ) -> None:
-    name = str(small_ledger.clients.set_index("client_id").at["C0000042", "name"])
+    name = str(small_ledger.clients.set_index("client_id").at[LIVE, "name"])
     _sign_in(page, KEYS["officer"])
     page.wait_for_selector("#search-view:not([hidden])")
     page.fill("#query", name.split()[0].lower())  # part of the name, any case
     page.click("#search-form button")
-    page.click("#results a:text-is('C0000042')")
+    page.click(f"#results a:text-is('{LIVE}')")
     page.wait_for_selector("#waterfall .wf-bar")
-    view = _post(server, "/client_view", {"client_id": "C0000042"}).json()
-    assert page.inner_text("#client-title") == f"{name} (C0000042)"
+    view = _post(server, "/client_view", {"client_id": LIVE}).json()
+    assert page.inner_text("#client-title") == f"{name} ({LIVE})"
     assert page.inner_text("#grade") == str(view["score"]["grade"])
     assert page.locator("#scale-marker").count() == 1
     # one bar per contribution; the labels are the reasons in words
@@ -366,7 +383,7 @@ def test_an_officer_finds_a_client_reads_the_view_and_gets_a_limit_decision(
     assert page.locator("#decision .rules li").count() >= 1
     with sqlite3.connect(os.environ["CREDITGUARD_AUDIT_DB"]) as db:
         last = db.execute(
-            "select decision from decisions where client_id = 'C0000042' order by rowid desc"
+            "select decision from decisions where client_id = ? order by rowid desc", (LIVE,)
         ).fetchone()
     assert json.loads(last[0])["requested_amount"] == 50_000  # audited like any other decision
 
@@ -383,7 +400,7 @@ def test_the_page_explains_every_error(page: Any, server: str) -> None:
     page.goto(f"{server}/ui/#client/NOPE")
     assert "client_id 'NOPE' is not in the ledger" in _error(page)
 
-    page.goto(f"{server}/ui/#client/C0000042")
+    page.goto(f"{server}/ui/#client/{LIVE}")
     page.wait_for_selector("#waterfall .wf-bar")
     for bad in ("-5", "abc", "0"):
         page.fill("#amount", bad)
@@ -434,7 +451,7 @@ def _auth(role: str = "officer") -> dict[str, str]:
 
 
 def test_in_process_scores_equal_the_served_ones(asgi: Any, server: str) -> None:
-    body = {"client_id": "C0000042", "requested_limit": 30_000}
+    body = {"client_id": LIVE, "requested_limit": 30_000}
     here = asgi.post("/score", json=body, headers=_auth())
     assert here.status_code == 200, here.text
     there = _post(server, "/score", body).json()
@@ -442,9 +459,9 @@ def test_in_process_scores_equal_the_served_ones(asgi: Any, server: str) -> None
 
 
 def test_in_process_errors_are_4xx_that_say_why(asgi: Any) -> None:
-    r = asgi.post("/score", json={"client_id": "C0000042"})
+    r = asgi.post("/score", json={"client_id": LIVE})
     assert r.status_code == 401 and "missing bearer token" in r.json()["error"]
-    r = asgi.post("/score_batch", json={"client_ids": ["C0000042"]}, headers=_auth())
+    r = asgi.post("/score_batch", json={"client_ids": [LIVE]}, headers=_auth())
     assert r.status_code == 403 and "may not score_batch" in r.json()["error"]
     r = asgi.post("/client_view", json={"client_id": "NOPE"}, headers=_auth())
     assert r.status_code == 404 and "NOPE" in r.json()["error"]
@@ -457,8 +474,8 @@ def test_in_process_errors_are_4xx_that_say_why(asgi: Any) -> None:
 
 
 def test_in_process_client_view_and_search(asgi: Any) -> None:
-    view = asgi.post("/client_view", json={"client_id": "C0000042"}, headers=_auth()).json()
-    assert view["score"]["client_id"] == "C0000042" and len(view["master_scale"]) == 10
+    view = asgi.post("/client_view", json={"client_id": LIVE}, headers=_auth()).json()
+    assert view["score"]["client_id"] == LIVE and len(view["master_scale"]) == 10
     assert view["waterfall"][0]["label"].startswith("average client")
     assert [a["bucket"] for a in view["aging"]] == [
         "not yet due",

@@ -13,10 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from creditguard.cli import app
-from features.pipeline import build_feature_table
 from scoring.store import load_bundle
 from tests.models import FAST
-from training.config import TrainConfig
+from training.fit import check_monotone
 from training.registry import promote
 from training.specs import ledger_spec
 from training.train import TrainResult, train_model
@@ -68,27 +67,23 @@ def test_censored_and_defaulted_rows_never_train(client_table: pd.DataFrame, tra
 
 
 def test_a_model_lightgbm_leaves_non_monotone_is_refitted_with_the_basic_method(
-    ibm_csv: Path,
+    trained_models: dict[str, TrainResult], small_feature_tables: dict[str, pd.DataFrame]
 ) -> None:
-    """On the IBM sample, with the invoice's billing channel as an extra feature and seed 2,
-    LightGBM's intermediate method grows a tree that splits twice on paydex_365 with its leaves
-    out of order (the raw score rises 0.021 where it must fall): the run refits with the basic
-    method instead of failing, and the model it keeps passes the check."""
-    from features.adapters import load_ibm_accounts_receivable
-
-    ledger = load_ibm_accounts_receivable(ibm_csv)
-    table = build_feature_table(ledger, unit="invoice").sort_values(
-        ["as_of", "invoice_id"], kind="stable", ignore_index=True
-    )
-    channel = ledger.invoices.set_index("invoice_id")["paperless_bill"]
-    table["invoice_paperless"] = table["invoice_id"].map(channel).astype(float)
-    spec = ledger_spec("late")
-    spec = replace(spec, features=[*spec.features, "invoice_paperless"])
-    test_from = table["as_of"].iloc[int(len(table) * 0.75)]
-    result = train_model(table, spec, replace(TrainConfig(), seed=2), test_from=test_from)
-    assert result.bundle.metadata["monotone_method"] == "basic"
-    assert result.fit.params["monotone_constraints_method"] == "basic"
-    assert result.metrics["auc"] > 0.8
+    """On the small ledger's invoices at issue (the late model, the fast configuration, seed 0),
+    LightGBM's intermediate method grows a tree whose leaves break the constraint in
+    dpd_mean_365 (the raw score falls by ~0.001 where it must rise): the run refits with the
+    basic method instead of failing, and the model it keeps passes the check. (The IBM sample
+    with seed 2 reproduced it before the catalog gained revenue growth's direction.)"""
+    late = trained_models["late"]
+    assert late.bundle.metadata["monotone_method"] == "basic"
+    assert late.fit.params["monotone_constraints_method"] == "basic"
+    spec = late.spec
+    monotone = [
+        int(spec.directions.get(f, 0)) if f not in spec.categorical else 0 for f in spec.features
+    ]
+    x = late.bundle.matrix(small_feature_tables["late"])
+    check_monotone(late.bundle.booster, x, monotone, spec.features)
+    assert late.metrics["auc"] > 0.6
 
 
 def test_the_logged_model_predicts_pd_grade_and_reasons(store: str, trained) -> None:  # type: ignore[no-untyped-def]

@@ -180,6 +180,39 @@ def test_financials_use_the_latest_published_statement(row: pd.Series) -> None:
     assert row["statement_staleness_days"] == 122
 
 
+def test_standing_by_hand(row: pd.Series) -> None:
+    """What the decision rules read: no default condition, the latest statement, usual terms."""
+    assert np.isnan(row["insolvency_days"]) and np.isnan(row["writeoff_days"])
+    assert np.isnan(row["dpd90_days"]) and row["paid_after_writeoff"] == 0
+    assert row["equity"] == 300 and row["revenue"] == 1000
+    assert row["statement_age_days"] == 16  # published 2024-04-15
+    # invoices of the last year, amount-weighted: 30-day terms on every one but I2 (30 too)
+    assert row["usual_terms_days"] == pytest.approx(30.0)
+
+
+def test_active_months_count_at_most_twelve(hand: Ledger) -> None:
+    """The last year in twelve periods: invoices in 13 calendar months read 12."""
+    inv = hand.invoices
+    monthly = pd.DataFrame(
+        {
+            "invoice_id": [f"M{m}" for m in range(13)],
+            "client_id": "C1",
+            "issued_on": pd.date_range("2023-05-02", periods=13, freq="MS") + pd.Timedelta(days=1),
+        }
+    ).assign(
+        due_on=lambda f: f["issued_on"] + pd.Timedelta(days=30),
+        amount=10.0,
+        currency="EUR",
+        paid_on=pd.NaT,
+        paid_amount=0.0,
+        disputed=False,
+        written_off_on=pd.NaT,
+    )
+    ledger = hand.with_tables({"invoices": pd.concat([inv, monthly], ignore_index=True)})
+    x = build_client_features(ledger, as_of_dates=["2024-05-31"])
+    assert x["active_months_365"].iloc[0] == 12
+
+
 def test_firmographics_by_hand(row: pd.Series) -> None:
     assert row["industry"] == "Retail" and row["country"] == "DE"
     assert row["company_age_years"] == pytest.approx(

@@ -96,3 +96,25 @@ def test_financials_worsen_before_insolvency(default_ledger: Ledger) -> None:
         ratio[fin["client_id"].isin(insolvent)].median()
         < ratio[~fin["client_id"].isin(insolvent)].median()
     )
+
+
+def test_early_clients_bring_their_history_and_most_sit_inside_their_limit(
+    default_ledger: Ledger,
+) -> None:
+    """Clients onboarded before the period have invoices and statements from before it (up to
+    `history_months`), and about one in ten live clients is over its current limit."""
+    from features.labels import in_default
+    from features.payment_behaviour import build_client_features
+
+    start = pd.Timestamp(GeneratorConfig().start)
+    inv = default_ledger.invoices
+    early = default_ledger.clients.loc[default_ledger.clients["onboarded_on"] < start, "client_id"]
+    before = inv.loc[inv["issued_on"] < start, "client_id"]
+    assert before.nunique() > 0.8 * len(early)
+    assert inv["issued_on"].min() >= start - pd.DateOffset(months=GeneratorConfig().history_months)
+    assert (default_ledger.financials["published_on"] < start).any()
+    features = build_client_features(default_ledger, as_of_dates=["2026-01-01"])
+    live = features[~in_default(features)]
+    limit = live["client_id"].map(default_ledger.clients.set_index("client_id")["credit_limit"])
+    over = (live["open_balance"] > limit).mean()
+    assert 0.03 <= over <= 0.15, over
