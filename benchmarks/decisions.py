@@ -17,6 +17,7 @@ import argparse
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,11 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from features.io import load_ledger  # noqa: E402
-from features.labels import default_events  # noqa: E402
-from features.synthetic import GeneratorConfig, generate_ledger  # noqa: E402
-from portfolio.report import _grade_labels  # noqa: E402
-from portfolio.run import run_scoring  # noqa: E402
-from scoring.scorer import Scorer  # noqa: E402
+from features.io import load_ledger
+from features.labels import default_events
+from features.synthetic import GeneratorConfig, generate_ledger
+from portfolio.run import run_scoring
+from scoring.scorer import Scorer
 
 MONTHS = 12
 OLD_PD_JUMP, OLD_NOTCHES, OLD_GROWTH, OLD_FLOOR = 2.0, 2, 1.5, 10_000.0  # the rules before
@@ -42,13 +42,17 @@ def _truly_in_default(ledger, as_of: pd.Timestamp) -> pd.Series:  # type: ignore
     insolvent before it, an open invoice more than 90 days past due, or a write-off within a year."""
     inv, ins = ledger.invoices, ledger.insolvencies
     insolvent = set(ins.loc[ins["declared_on"] < as_of, "client_id"])
-    open_ = (inv["issued_on"] < as_of) & ~(inv["paid_on"] < as_of) & ~(inv["written_off_on"] < as_of)
+    open_ = (
+        (inv["issued_on"] < as_of) & ~(inv["paid_on"] < as_of) & ~(inv["written_off_on"] < as_of)
+    )
     late = set(inv.loc[open_ & ((as_of - inv["due_on"]).dt.days > 90), "client_id"])
     wo = inv["written_off_on"]
     written = set(inv.loc[(wo < as_of) & (wo >= as_of - pd.Timedelta(days=365)), "client_id"])
     paid_late = inv["paid_on"] - inv["due_on"]
-    cured_late = (inv["paid_on"] < as_of) & (paid_late.dt.days > 90) & (
-        inv["paid_on"] >= as_of - pd.Timedelta(days=365)
+    cured_late = (
+        (inv["paid_on"] < as_of)
+        & (paid_late.dt.days > 90)
+        & (inv["paid_on"] >= as_of - pd.Timedelta(days=365))
     )
     recent = set(inv.loc[cured_late, "client_id"])
     return pd.Series(sorted(insolvent | late | written | recent), dtype=object)
@@ -68,7 +72,9 @@ def _score_months(ledger_dir: Path, runs: Path, dates: list[pd.Timestamp]) -> li
         own = pd.DataFrame({"client_id": features["client_id"], "model_pd": model_pd})
         own.to_parquet(out / "model_pd.parquet", index=False)
         tables.append(clients.merge(own, on="client_id", how="left"))
-        print(f"  scored {day.date()}: {len(clients):,} clients in {time.perf_counter() - start:.1f} s")
+        print(
+            f"  scored {day.date()}: {len(clients):,} clients in {time.perf_counter() - start:.1f} s"
+        )
         previous = out
     return tables
 
@@ -88,12 +94,22 @@ def _outcomes(ledger, clients: pd.DataFrame, day: pd.Timestamp) -> np.ndarray:  
     return clients["client_id"].isin(set(hit["client_id"])).to_numpy().astype(int)
 
 
-def _old_warnings(now: pd.DataFrame, then: pd.DataFrame, old_grade_now: pd.Series, old_grade_then: pd.Series) -> set[str]:
+def _old_warnings(
+    now: pd.DataFrame, then: pd.DataFrame, old_grade_now: pd.Series, old_grade_then: pd.Series
+) -> set[str]:
     """The early-warning rules before this change: PD doubled, grade down two notches (PIT),
     newly 30+ days past due, open balance up 50 % and 10,000."""
     m = now.merge(then, on="client_id", suffixes=("", "_p"))
-    g = pd.Series(old_grade_now.to_numpy(), index=now["client_id"]).reindex(m["client_id"]).to_numpy()
-    g0 = pd.Series(old_grade_then.to_numpy(), index=then["client_id"]).reindex(m["client_id"]).to_numpy()
+    g = (
+        pd.Series(old_grade_now.to_numpy(), index=now["client_id"])
+        .reindex(m["client_id"])
+        .to_numpy()
+    )
+    g0 = (
+        pd.Series(old_grade_then.to_numpy(), index=then["client_id"])
+        .reindex(m["client_id"])
+        .to_numpy()
+    )
     flag = (
         (m["model_pd"] >= OLD_PD_JUMP * m["model_pd_p"]).to_numpy()
         | (g - g0 >= OLD_NOTCHES)
@@ -143,7 +159,7 @@ def main() -> None:
         positive_old += int((dead & (c["model_pd"] < OLD_REFUSE_PD)).sum())
 
     # ---- PD discrimination on live clients, pooled over the months
-    pit, dec, model, ys = [], [], [], []
+    pit, dec, ys = [], [], []
     for day, c in zip(dates, tables, strict=True):
         live = (c["status"] != "in_default").to_numpy()
         y = _outcomes(ledger, c, day)
@@ -156,7 +172,7 @@ def main() -> None:
 
     # ---- grade stability month to month (live at both month-ends)
     kept_new, two_new, two_soft_new, kept_old, two_old, pairs = 0, 0, 0, 0, 0, 0
-    for then, now in zip(tables, tables[1:], strict=False):
+    for then, now in pairwise(tables):
         m = now.merge(then, on="client_id", suffixes=("", "_p"))
         live = ((m["status"] != "in_default") & (m["status_p"] != "in_default")).to_numpy()
         m = m[live]
@@ -185,7 +201,10 @@ def main() -> None:
         now, then = tables[i], tables[i - 1]
         flagged_new[dates[i]] = {w["client_id"] for w in early_warnings(now, then, policy.warnings)}
         flagged_old[dates[i]] = _old_warnings(
-            now, then, pd.Series(scale.grade(now["model_pd"].to_numpy())), pd.Series(scale.grade(then["model_pd"].to_numpy()))
+            now,
+            then,
+            pd.Series(scale.grade(now["model_pd"].to_numpy())),
+            pd.Series(scale.grade(then["model_pd"].to_numpy())),
         )
     first_default = default_events(ledger).groupby("client_id")["on"].min()
 
@@ -209,7 +228,9 @@ def main() -> None:
         defaulters = defaulters[defaulters.index.isin(live_at_start)]
         caught, leads = 0, []
         for cid, on in defaulters.items():
-            runs = [d for d in flagged if on - pd.DateOffset(months=12) <= d < on and cid in flagged[d]]
+            runs = [
+                d for d in flagged if on - pd.DateOffset(months=12) <= d < on and cid in flagged[d]
+            ]
             if runs:
                 caught += 1
                 leads.append((on - min(runs)).days)
@@ -227,10 +248,14 @@ def main() -> None:
     # ---- exposure at default within limits: the last run before each default
     ead_rec = ead_cur = ead_all = 0.0
     for cid, on in first_default.items():
-        before = [(d, t) for d, t in zip(dates, tables, strict=True) if d < on <= d + pd.DateOffset(months=12)]
+        before = [
+            (d, t)
+            for d, t in zip(dates, tables, strict=True)
+            if d < on <= d + pd.DateOffset(months=12)
+        ]
         if not before:
             continue
-        d, t = before[-1]
+        _, t = before[-1]
         row = t[t["client_id"] == cid]
         if row.empty or row["status"].iloc[0] == "in_default":
             continue
@@ -240,17 +265,39 @@ def main() -> None:
         ead_cur += min(balance, float(np.nan_to_num(row["current_limit"].iloc[0], nan=balance)))
 
     print("\nfigure                                          this change      before (naive)")
-    print(f"PD AUC, live clients (decision PD | PIT PD)      {auc_dec:.4f}          {auc_pit:.4f}   (difference {auc_dec - auc_pit:+.4f}; goal >= -0.005)")
-    print(f"grades kept month to month                      {kept_new / pairs:6.1%}          {kept_old / pairs:6.1%}   (goal >= 85 %)")
-    print(f"two notches or more                             {two_new / pairs:6.1%}          {two_old / pairs:6.1%}")
-    print(f"  ... without a hard event                      {two_soft_new / pairs:6.1%}                   (goal <= 3 %)")
-    print(f"live clients flagged per month (mean, max)      {new_w['flagged_share']:6.1%} {new_w['flagged_share_max']:5.1%}    {old_w['flagged_share']:6.1%} {old_w['flagged_share_max']:5.1%}   (goal <= 5 %)")
-    print(f"12-month default rate, flagged / unflagged      {new_w['lift']:6.2f}x          {old_w['lift']:6.2f}x   (goal >= 5x)")
-    print(f"defaulters flagged in the 12 months before      {new_w['capture']:6.1%}          {old_w['capture']:6.1%}   (goal >= 50 %; {new_w['defaulters']:.0f} defaulters)")
-    print(f"median lead time of the first flag (days)       {new_w['lead_days']:6.0f}          {old_w['lead_days']:6.0f}")
-    print(f"clients in default approved (client-months)     {approved_new:6d}          {approved_old:6d}   (must be 0)")
-    print(f"clients in default with a positive limit        {positive_new:6d}          {positive_old:6d}   (must be 0)")
-    print(f"exposure at default within recommended limits   {ead_rec / max(ead_all, 1):6.1%}   within current limits {ead_cur / max(ead_all, 1):6.1%}  ({ead_all:,.0f} in all)")
+    print(
+        f"PD AUC, live clients (decision PD | PIT PD)      {auc_dec:.4f}          {auc_pit:.4f}   (difference {auc_dec - auc_pit:+.4f}; goal >= -0.005)"
+    )
+    print(
+        f"grades kept month to month                      {kept_new / pairs:6.1%}          {kept_old / pairs:6.1%}   (goal >= 85 %)"
+    )
+    print(
+        f"two notches or more                             {two_new / pairs:6.1%}          {two_old / pairs:6.1%}"
+    )
+    print(
+        f"  ... without a hard event                      {two_soft_new / pairs:6.1%}                   (goal <= 3 %)"
+    )
+    print(
+        f"live clients flagged per month (mean, max)      {new_w['flagged_share']:6.1%} {new_w['flagged_share_max']:5.1%}    {old_w['flagged_share']:6.1%} {old_w['flagged_share_max']:5.1%}   (goal <= 5 %)"
+    )
+    print(
+        f"12-month default rate, flagged / unflagged      {new_w['lift']:6.2f}x          {old_w['lift']:6.2f}x   (goal >= 5x)"
+    )
+    print(
+        f"defaulters flagged in the 12 months before      {new_w['capture']:6.1%}          {old_w['capture']:6.1%}   (goal >= 50 %; {new_w['defaulters']:.0f} defaulters)"
+    )
+    print(
+        f"median lead time of the first flag (days)       {new_w['lead_days']:6.0f}          {old_w['lead_days']:6.0f}"
+    )
+    print(
+        f"clients in default approved (client-months)     {approved_new:6d}          {approved_old:6d}   (must be 0)"
+    )
+    print(
+        f"clients in default with a positive limit        {positive_new:6d}          {positive_old:6d}   (must be 0)"
+    )
+    print(
+        f"exposure at default within recommended limits   {ead_rec / max(ead_all, 1):6.1%}   within current limits {ead_cur / max(ead_all, 1):6.1%}  ({ead_all:,.0f} in all)"
+    )
 
 
 if __name__ == "__main__":
