@@ -3,8 +3,9 @@
 The point-in-time PD (`pd_12m`) moves with every invoice paid; a limit that followed it would move
 every month. The *decision PD* is the point-in-time PD smoothed over the runs in log-odds — a
 weight `smoothing` for a month's news, scaled to the days since the previous run — and the grade
-leaves its band only once the decision PD has passed the band's edge by `hysteresis` log-odds,
-and then by at most `max_step` notches a run. A hard event (an invoice newly `hard_event_dpd`
+leaves its band only once the decision PD has passed the band's edge by a margin of log-odds
+(`hysteresis_worse` towards a worse grade, the larger `hysteresis_better` towards a better one:
+quick to downgrade, slow to upgrade), and then by at most `max_step` notches a run. A hard event (an invoice newly `hard_event_dpd`
 days past due, a new statement with negative equity, a default) moves both at once: the
 decision PD is then never below the point-in-time one, and the grade goes where it falls.
 Expected loss keeps the point-in-time PD; grade, limit and warnings read the decision PD.
@@ -60,8 +61,8 @@ def decision_grade(
     policy: GradePolicy,
 ) -> np.ndarray:
     """The master-scale grade of the decision PD, kept at `previous_grade` (0: none) while the
-    PD stays within that grade's band widened by `hysteresis` log-odds, else moved towards it by
-    at most `max_step` notches (a hard event: straight to it)."""
+    PD stays within that grade's band widened by the hysteresis, else moved towards it by at
+    most `max_step` notches (a hard event: straight to it)."""
     grade = scale.grade(pd_)
     prev = np.asarray(previous_grade, dtype=np.int64)
     upper = np.asarray(scale.upper, dtype="float64")
@@ -70,8 +71,8 @@ def decision_grade(
     low_edge = np.where(g > 0, upper[np.maximum(g - 1, 0)], 0.0)
     high_edge = upper[g]
     z = _logit(pd_)
-    inside = ((g == 0) | (z > _logit(low_edge) - policy.hysteresis)) & (
-        (high_edge >= 1.0) | (z <= _logit(high_edge) + policy.hysteresis)
+    inside = ((g == 0) | (z > _logit(low_edge) - policy.hysteresis_better)) & (
+        (high_edge >= 1.0) | (z <= _logit(high_edge) + policy.hysteresis_worse)
     )
     grade = np.where(has & inside, prev, grade)
     step = policy.max_step

@@ -73,7 +73,10 @@ class GradePolicy:
     """The decision PD: the point-in-time PD smoothed over runs, hard events moving it at once."""
 
     smoothing: float = field(metadata=_range(0.01, 1))  # weight of a new month's PD (log-odds)
-    hysteresis: float = field(metadata=_range(0, 3))  # log-odds past a band edge to move
+    # log-odds the decision PD must pass its grade's band edge by before the grade moves:
+    # quick to downgrade, slow to upgrade
+    hysteresis_worse: float = field(metadata=_range(0, 3))
+    hysteresis_better: float = field(metadata=_range(0, 3))
     max_step: int = field(metadata=_range(1, 9))  # notches a grade may move in one run
     hard_event_dpd: int = field(metadata=_range(1, 365))  # newly this overdue: a hard event
 

@@ -5,11 +5,13 @@ for aging and collections."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features.catalog import FeatureSpec
 from features.contract import STATEMENT_AMOUNTS, Ledger
 from features.payment_behaviour import build_client_features
 from portfolio.batch import invoice_rows
@@ -39,21 +41,32 @@ def search(clients: pd.DataFrame, query: str, limit: int = SEARCH_LIMIT) -> list
     return found.to_dict("records")
 
 
-def waterfall(scores: Scores, i: int, steps: int = WATERFALL_STEPS) -> list[dict[str, Any]]:
+def waterfall(
+    scores: Scores, i: int, catalog: Mapping[str, FeatureSpec], steps: int = WATERFALL_STEPS
+) -> list[dict[str, Any]]:
     """From the model's expected value to client i's raw score: the largest contributions in
-    words, the rest summed. The steps add up exactly to the raw score (log-odds). A client in
-    default has none: its status, not the model, explains it."""
+    words, the rest summed by family ("other payment features"). The steps add up exactly to the
+    raw score (log-odds) when `scores` carries every contribution (`top` = every feature). A
+    client in default has none: its status, not the model, explains it."""
     if scores.status[i] == "in_default":
         return []
-    shown = sorted(
-        scores.risk_reasons[i][:steps] + scores.strengths[i][:steps],
-        key=lambda r: -abs(r.contribution),
-    )
+    risks, strengths = scores.risk_reasons[i], scores.strengths[i]
+    shown = sorted(risks[:steps] + strengths[:steps], key=lambda r: -abs(r.contribution))
     expected = float(scores.expected_value[i])
-    rest = float(scores.raw_score[i]) - expected - sum(r.contribution for r in shown)
-    bars = [{"label": "average client (expected value)", "value": expected}]
+    bars: list[dict[str, Any]] = [{"label": "average client (expected value)", "value": expected}]
     bars += [{"label": r.text, "value": float(r.contribution)} for r in shown]
-    bars.append({"label": "all other features", "value": rest})
+    others: dict[str, float] = {}
+    for r in risks[steps:] + strengths[steps:]:
+        spec = catalog.get(r.feature)
+        family = f"other {spec.family} features" if spec else "other features"
+        others[family] = others.get(family, 0.0) + r.contribution
+    bars += [
+        {"label": label, "value": value}
+        for label, value in sorted(others.items(), key=lambda kv: -abs(kv[1]))
+    ]
+    rest = float(scores.raw_score[i]) - sum(float(b["value"]) for b in bars)
+    if abs(rest) > 1e-9:  # contributions not carried in `scores` (a truncated list)
+        bars.append({"label": "all other features", "value": rest})
     return bars
 
 
@@ -132,7 +145,7 @@ def client_view(
             rows,
             history=History.of(history.before(day), rows.client_id, rows.as_of),
             current_limits=limits,
-            top=WATERFALL_STEPS,
+            top=len(scorer.default.features),  # every contribution, for the waterfall
         )
         tables.append(client_table(scores))
     assert rows is not None and scores is not None  # the caller checked it was onboarded
@@ -141,6 +154,10 @@ def client_view(
     found = early_warnings(now, then, scorer.policy.warnings)
     invoices = invoice_rows(open_invoices(ledger, as_of), now, ledger, scorer, as_of)
     worst = invoices.sort_values(["days_past_due", "outstanding"], ascending=False).head(10)
+    bars = waterfall(scores, 0, scorer.default.catalog)
+    # the document shows the largest reasons; the waterfall carries the rest
+    scores.risk_reasons[0] = scores.risk_reasons[0][:WATERFALL_STEPS]
+    scores.strengths[0] = scores.strengths[0][:WATERFALL_STEPS]
     return {
         "scores": scores,
         "rows": rows,
@@ -150,7 +167,7 @@ def client_view(
         "onboarded_on": str(pd.Timestamp(client["onboarded_on"]).date()),
         "pd_a_month_ago": float(then["decision_pd"].iloc[0]) if then is not None else None,
         "grade_a_month_ago": _grade(then["grade"].iloc[0]) if then is not None else None,
-        "waterfall": waterfall(scores, 0),
+        "waterfall": bars,
         "master_scale": [
             {"grade": g + 1, "upper_pd": u, "label": lab}
             for g, (u, lab) in enumerate(

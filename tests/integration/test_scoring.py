@@ -76,15 +76,17 @@ def test_the_waterfall_adds_up_to_the_raw_score_and_the_pd(
 ) -> None:
     """The officer page's waterfall: expected value plus every step is the raw score exactly, and
     the calibrator maps that raw score to the PD shown."""
-    scores = scorer.score(snapshot.head(40), top=WATERFALL_STEPS)
+    scores = scorer.score(snapshot.head(40), top=len(scorer.default.features))
     live = np.flatnonzero(scores.status != "in_default")
     assert len(live) > 20
+    families = {s.family for s in scorer.default.catalog.values()}
     for i in live:
-        steps = waterfall(scores, i)
+        steps = waterfall(scores, i, scorer.default.catalog)
         assert sum(s["value"] for s in steps) == pytest.approx(scores.raw_score[i], abs=1e-6)
         pd_ = scorer.default.probability(np.array([sum(s["value"] for s in steps)]))[0]
         assert pd_ == pytest.approx(scores.pd_12m[i], abs=1e-6)
-        assert len(steps) <= 2 * WATERFALL_STEPS + 2
+        assert len(steps) <= 1 + 2 * WATERFALL_STEPS + len(families)
+        assert not any(s["label"] == "all other features" for s in steps)  # all accounted for
 
 
 def test_the_score_document(scorer: Scorer, snapshot: pd.DataFrame) -> None:
