@@ -69,7 +69,9 @@ def score_chunk(
     invoices = open_invoices(ledger, as_of)
     invoices = invoices[invoices["client_id"].isin(clients["client_id"])].reset_index(drop=True)
     invoices = invoice_rows(invoices, clients, ledger, scorer, as_of)
-    return ChunkResult(clients, invoices, features, client_worklist(invoices, as_of, scorer.policy))
+    over = clients.set_index("client_id")["over_limit_amount"]
+    worklist = client_worklist(invoices, as_of, scorer.policy, over)
+    return ChunkResult(clients, invoices, features, worklist)
 
 
 def invoice_rows(

@@ -333,6 +333,7 @@ def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> st
             html.escape(str(r.action)),
             f"{html.escape(str(r.next_step))} on {pd.Timestamp(r.next_step_on).date()}",
             f.money(r.avoidable_loss),
+            f.money(r.over_limit_amount) if r.over_limit_amount > 0 else "",
         ]
         for r in worklist.head(SHOWN_WORK).itertuples()
     ]

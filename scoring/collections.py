@@ -44,6 +44,7 @@ WORKLIST_COLUMNS = {
     "next_step": "str",
     "next_step_on": "datetime64[us]",
     "avoidable_loss": "float64",
+    "over_limit_amount": "float64",  # the client's balance over its limit (a flag, not a queue)
 }
 SHOWN_INVOICES = 20  # invoice ids listed on a worklist row
 
@@ -67,11 +68,15 @@ def avoidable_loss(
 
 
 def client_worklist(
-    invoices: pd.DataFrame, as_of: pd.Timestamp, policy: CreditPolicy
+    invoices: pd.DataFrame,
+    as_of: pd.Timestamp,
+    policy: CreditPolicy,
+    over_limit: pd.Series | None = None,
 ) -> pd.DataFrame:
     """One row per client and queue with overdue invoices (every open invoice of a client in
     default). `invoices`: open invoices with client_id, invoice_id, due_on, outstanding,
-    days_past_due, escalation_stage, collection_queue, client_stage and avoidable_loss."""
+    days_past_due, escalation_stage, collection_queue, client_stage and avoidable_loss;
+    `over_limit`: each client's balance over its limit (by client id)."""
     due = invoices["escalation_stage"].to_numpy() > 0
     work = invoices[due | invoices["collection_queue"].isin(["claim", "recovery"]).to_numpy()]
     if work.empty:
@@ -107,6 +112,11 @@ def client_worklist(
         dunning & (stage < 4), step_on.to_numpy(), (as_of + pd.Timedelta(days=14)).to_datetime64()
     ).astype("datetime64[us]")
     rows["stage"] = rows["stage"].astype("int8")
+    rows["over_limit_amount"] = (
+        rows["client_id"].map(over_limit).fillna(0.0).to_numpy(dtype="float64")
+        if over_limit is not None
+        else 0.0
+    )
     return rows[list(WORKLIST_COLUMNS)].astype({"oldest_days_past_due": "int64"})
 
 

@@ -190,8 +190,11 @@ def client_view(
                 "invoices": int(r.invoices),
                 "next_step": r.next_step,
                 "next_step_on": str(pd.Timestamp(r.next_step_on).date()),
+                "over_limit_amount": float(r.over_limit_amount),
             }
-            for r in client_worklist(invoices, as_of, scorer.policy).itertuples()
+            for r in client_worklist(
+                invoices, as_of, scorer.policy, now.set_index("client_id")["over_limit_amount"]
+            ).itertuples()
         ],
         "payment_history": _payment_history(ledger, as_of),
         "aging": _aging(invoices),

@@ -207,6 +207,7 @@ class WorkItem(BaseModel):
     invoices: int
     next_step: str
     next_step_on: str
+    over_limit_amount: float = Field(description="The client's balance over its limit (0: none).")
 
 
 class ClientView(BaseModel):

@@ -245,7 +245,7 @@ function renderClient(v) {
   listItems(
     $("#worklist"),
     v.worklist.map((w) => [
-      `${w.queue}, stage ${w.stage}: ${w.action} (${fmtMoney(w.overdue_amount)} overdue, ${w.invoices} invoice(s)); next: ${w.next_step} on ${w.next_step_on}`,
+      `${w.queue}, stage ${w.stage}: ${w.action} (${fmtMoney(w.overdue_amount)} overdue, ${w.invoices} invoice(s)${w.over_limit_amount > 0 ? `; ${fmtMoney(w.over_limit_amount)} over the limit` : ""}); next: ${w.next_step} on ${w.next_step_on}`,
       "",
     ]),
     "nothing to collect",
