@@ -14,6 +14,13 @@ from creditguard.app import app, console
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to bind: loopback by default; 0.0.0.0 to listen on every interface "
+            "(put TLS in front of it)."
+        ),
+    ] = "127.0.0.1",
     ledger: Annotated[
         Path | None, typer.Option(help="Ledger to score against (default: the demo ledger).")
     ] = None,
@@ -46,6 +53,13 @@ def serve(
         console.print(
             "[yellow]no API keys configured: set CREDITGUARD_API_KEYS=role:key,... (see `make serve`)[/yellow]"
         )
+    from serving.auth import ApiKeys, KeyConfigError
+
+    try:  # the service refuses them too; said here at once, before minutes of loading
+        ApiKeys.from_env()
+    except KeyConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     bentoml = Path(sys.executable).with_name("bentoml")
     from scoring.paths import REPO
 
@@ -55,6 +69,8 @@ def serve(
                 str(bentoml),
                 "serve",
                 "serving.service:CreditGuard",
+                "--host",
+                host,
                 "--port",
                 str(port),
                 "--working-dir",

@@ -1,9 +1,19 @@
-"""API keys and roles: keys held only as SHA-256 hashes, each with a role and an optional expiry."""
+"""API keys and roles: keys held only as SHA-256 hashes, each with a role and an optional expiry.
+
+Keys come from `CREDITGUARD_API_KEYS` ('role:key,role:key:2026-12-31') and/or the file named by
+`CREDITGUARD_API_KEYS_FILE` (one entry a line). They are read at start and again on `/reload`
+(a key removed from the file stops working then); a reload whose keys cannot be read or break the
+rules is refused and the keys in force stay. Rules: a known role, a key of at least
+`MIN_KEY_LENGTH` characters, no key under two roles, a valid expiry date.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,6 +23,11 @@ ROLES = {
     "batch": {"score", "score_batch"},
     "admin": {"score", "score_batch", "reload"},
 }
+MIN_KEY_LENGTH = 16
+
+
+class KeyConfigError(ValueError):
+    """The configured keys cannot be used; the message says which entry and why (never the key)."""
 
 
 def hash_key(key: str) -> str:
@@ -28,28 +43,50 @@ class ApiKeys:
 
     @classmethod
     def from_env(cls) -> ApiKeys:
-        """`CREDITGUARD_API_KEYS` = 'role:key,role:key:2026-12-31' or `CREDITGUARD_API_KEYS_FILE`
-        (one per line); a key with a date is valid through that day (UTC)."""
-        text = os.environ.get("CREDITGUARD_API_KEYS", "")
+        """The keys of `CREDITGUARD_API_KEYS` and `CREDITGUARD_API_KEYS_FILE`, checked."""
+        entries = [
+            ("CREDITGUARD_API_KEYS", t) for t in _split(os.environ.get("CREDITGUARD_API_KEYS", ""))
+        ]
         path = os.environ.get("CREDITGUARD_API_KEYS_FILE")
         if path:
-            text += "," + Path(path).read_text().replace("\n", ",")
-        by_hash = {}
-        for item in filter(None, (t.strip() for t in text.split(","))):
+            try:
+                text = Path(path).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise KeyConfigError(
+                    f"the key file {path} cannot be read ({type(exc).__name__}: {exc.strerror if isinstance(exc, OSError) else exc})"
+                ) from None
+            entries += [(f"{path} line {i}", t) for i, t in _numbered(text)]
+        return cls.parse(entries)
+
+    @classmethod
+    def parse(cls, entries: list[tuple[str, str]]) -> ApiKeys:
+        """Entries as (where, 'role:key[:YYYY-MM-DD]'); any broken rule is refused, naming where."""
+        by_hash: dict[str, tuple[str, str, date | None]] = {}
+        for where, item in entries:
             role, _, rest = item.partition(":")
             key, _, until = rest.partition(":")
             if role not in ROLES or not key:
-                raise ValueError(
-                    f"API key entries are 'role:key[:YYYY-MM-DD]' with role in {sorted(ROLES)}; "
-                    f"got role {role!r}"
+                raise KeyConfigError(
+                    f"{where}: API key entries are 'role:key[:YYYY-MM-DD]' with role in "
+                    f"{sorted(ROLES)}; got role {role!r}"
+                )
+            if len(key) < MIN_KEY_LENGTH:
+                raise KeyConfigError(
+                    f"{where}: the {role} key is {len(key)} characters long; keys need at least "
+                    f"{MIN_KEY_LENGTH} (e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
                 )
             try:
                 valid_through = date.fromisoformat(until) if until else None
             except ValueError:
-                raise ValueError(
-                    f"API key of role {role!r}: expiry {until!r} is not a date (YYYY-MM-DD)"
+                raise KeyConfigError(
+                    f"{where}: API key of role {role!r}: expiry {until!r} is not a date (YYYY-MM-DD)"
                 ) from None
             digest = hash_key(key)
+            if digest in by_hash and by_hash[digest][0] != role:
+                raise KeyConfigError(
+                    f"{where}: the same key is given to the roles {by_hash[digest][0]!r} and "
+                    f"{role!r}; give each role its own key"
+                )
             by_hash[digest] = (role, digest[:12], valid_through)
         return cls(by_hash)
 
@@ -66,3 +103,81 @@ class ApiKeys:
         if action not in ROLES[role]:
             return 403, f"role {role!r} may not {action}"
         return 0, key_id
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _numbered(text: str) -> list[tuple[int, str]]:
+    out = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        for item in _split(line):
+            if not item.startswith("#"):
+                out.append((i, item))
+    return out
+
+
+class KeyRing:
+    """The keys in force in this worker: read at start, replaced on `/reload` only when the new
+    ones are valid (the HTTP guard and the service read the same ring)."""
+
+    def __init__(self) -> None:
+        self._keys: ApiKeys | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def keys(self) -> ApiKeys:
+        if self._keys is None:
+            self.reload()
+        assert self._keys is not None
+        return self._keys
+
+    def reload(self) -> ApiKeys:
+        """Read the keys again; on any error the keys in force stay and `KeyConfigError` says why."""
+        fresh = ApiKeys.from_env()
+        with self._lock:
+            self._keys = fresh
+        return fresh
+
+    def check(self, authorization: str | None, action: str) -> tuple[int, str]:
+        return self.keys.check(authorization, action)
+
+
+class FailedAuth:
+    """Repeated failed authentications from one address are slowed down: after `free` failures
+    within `window` seconds, each further one waits twice as long as the one before, from `base`
+    up to `cap` seconds. Memory is bounded (`addresses` most recent)."""
+
+    def __init__(
+        self,
+        *,
+        free: int = 5,
+        window: float = 60.0,
+        base: float = 0.1,
+        cap: float = 2.0,
+        addresses: int = 10_000,
+    ) -> None:
+        self.free, self.window, self.base, self.cap = free, window, base, cap
+        self.addresses = addresses
+        self._seen: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def penalty(self, address: str, now: float | None = None) -> float:
+        """Record a failure from `address`; the seconds its answer should wait."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            first, count = self._seen.pop(address, (now, 0))
+            if now - first > self.window:
+                first, count = now, 0
+            count += 1
+            self._seen[address] = (first, count)
+            while len(self._seen) > self.addresses:
+                self._seen.popitem(last=False)
+        over = count - self.free
+        return 0.0 if over <= 0 else min(self.cap, self.base * 2 ** (over - 1))
+
+    def forget(self, address: str) -> None:
+        """A successful authentication clears the address's record."""
+        with self._lock:
+            self._seen.pop(address, None)

@@ -55,6 +55,11 @@ class OnlineLedger:
         # the batch path of the same feature code: a request for that day takes its row instead
         # of rebuilding the client's history (~12 ms). Other days go through the online path.
         self.default_day = self.ledger.extracted_on + pd.Timedelta(days=1)
+        # The earliest day a score can be asked for: the ledger's first record
+        self.first_day = min(
+            pd.Timestamp(self.onboarded.min()) if len(self.onboarded) else self.default_day,
+            pd.Timestamp(inv["issued_on"].min()) if len(inv) else self.default_day,
+        )
         self.snapshot = build_client_features(self.ledger, as_of_dates=[self.default_day])
         self.snapshot_row = {c: i for i, c in enumerate(self.snapshot["client_id"])}
 

@@ -73,6 +73,14 @@ def fix_schema(doc: dict[str, Any]) -> dict[str, Any]:
 def fix_error(body: Any) -> Any:
     if isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict):
         return body[0]
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and detail and all(isinstance(d, dict) for d in detail):
+        # pydantic's errors, headed "1 validation error for ScoreInIODescriptor": say which
+        # fields and why instead
+        body["error"] = "invalid request: " + "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', [])) or 'body'}: {d.get('msg', '')}"
+            for d in detail[:10]
+        )
     return body
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_BATCH = 500
+
+
+class Request(BaseModel):
+    """A request body: strict types (no "100" for a number, no true for an amount, no 0 for a
+    date) and no unknown field (a misspelt one is refused, naming it)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Reason(BaseModel):
@@ -83,7 +92,7 @@ class ScoreDocument(BaseModel):
     model_versions: dict[str, str]
 
 
-class ApplicantProfile(BaseModel):
+class ApplicantProfile(Request):
     """Who the prospective client is (the contract's clients table, without our own dates)."""
 
     name: str = Field(min_length=1, max_length=200, examples=["Nordlicht Logistik GmbH"])
@@ -98,7 +107,7 @@ class ApplicantProfile(BaseModel):
     )
 
 
-class Statement(BaseModel):
+class Statement(Request):
     """One financial statement of the applicant (the contract's financials table)."""
 
     period_end: dt.date
@@ -115,7 +124,7 @@ class Statement(BaseModel):
     equity: float | None = Field(default=None, ge=-1e13, le=1e13)
 
 
-class TradeReferenceIn(BaseModel):
+class TradeReferenceIn(Request):
     """Another supplier's payment experience with the applicant."""
 
     supplier: str = Field(min_length=1, max_length=200)
@@ -124,6 +133,15 @@ class TradeReferenceIn(BaseModel):
     credit_limit: float | None = Field(default=None, ge=0, le=1e13)
     written_off: bool = False
 
+    @model_validator(mode="after")
+    def _average_within_worst(self) -> TradeReferenceIn:
+        if self.average_days_beyond_terms > self.max_days_beyond_terms:
+            raise ValueError(
+                "average_days_beyond_terms exceeds max_days_beyond_terms: an average cannot be "
+                "worse than the worst"
+            )
+        return self
+
 
 class ApplicantDocument(ScoreDocument):
     trade_reference_findings: list[str] = Field(
@@ -131,8 +149,16 @@ class ApplicantDocument(ScoreDocument):
     )
 
 
+class BatchItem(BaseModel):
+    client_id: str
+    score: ScoreDocument | None = Field(default=None, description="The score (none: see error).")
+    error: str | None = Field(
+        default=None, description="Why this client has no score (unknown, not yet onboarded)."
+    )
+
+
 class BatchOut(BaseModel):
-    scores: list[ScoreDocument]
+    results: list[BatchItem] = Field(description="One per requested id, in request order.")
 
 
 class ClientMatch(BaseModel):
@@ -230,3 +256,55 @@ class ClientView(BaseModel):
     aging: list[AgingBucket]
     open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")
     financials: Financials | None = None
+
+
+# Request bodies of the endpoints (BentoML validates them before calling the method)
+
+CLIENT_ID = Field(
+    min_length=1, max_length=64, description="Client id in the ledger.", examples=["C0000042"]
+)
+AS_OF = Field(
+    default=None,
+    description="Score as of this date, YYYY-MM-DD, within the ledger's dates (default: the day "
+    "after the ledger's extraction).",
+)
+REQUESTED = Field(default=None, gt=0, le=1e12, description="A credit limit to decide on.")
+
+
+class ScoreIn(Request):
+    client_id: str = CLIENT_ID
+    as_of: dt.date | None = AS_OF
+    requested_limit: float | None = REQUESTED
+
+
+class ApplicantIn(Request):
+    profile: ApplicantProfile
+    financials: list[Statement] = Field(
+        default_factory=list, max_length=20, description="Financial statements, any order."
+    )
+    trade_references: list[TradeReferenceIn] = Field(default_factory=list, max_length=20)
+    expected_monthly_purchases: float | None = Field(
+        default=None, gt=0, le=1e12, description="Expected purchases per month, for the limit."
+    )
+    requested_limit: float | None = REQUESTED
+    as_of: dt.date | None = AS_OF
+
+
+class BatchIn(Request):
+    client_ids: list[str] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} client ids."
+    )
+    as_of: dt.date | None = AS_OF
+
+
+class SearchIn(Request):
+    query: str = Field(min_length=1, max_length=100, description="Part of a client id or name.")
+
+
+class ViewIn(Request):
+    client_id: str = CLIENT_ID
+    as_of: dt.date | None = AS_OF
+
+
+class ReloadIn(Request):
+    """No fields: the champions, the runs and the keys are read again."""

@@ -1,25 +1,33 @@
 """The BentoML service: validates, calls the scoring core, shapes the response. No business logic here.
 
-creditguard serve [--port 3000]      # or: bentoml serve serving.service:CreditGuard
+creditguard serve [--host 127.0.0.1] [--port 3000]   # or: bentoml serve serving.service:CreditGuard
+
+What reaches a handler has passed `serving.guard` (a valid key of the right role, a body under the
+size limit) and BentoML's validation of the request models in `serving.schemas` (strict types, no
+unknown field).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import gc
+import json
+import logging
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import bentoml
 import numpy as np
 import pandas as pd
 from bentoml.exceptions import BentoMLException
-from pydantic import Field
+from pydantic import ValidationError
 from starlette.staticfiles import StaticFiles
 
 from features.contract import LedgerValidationError
@@ -29,26 +37,47 @@ from scoring.applicant import TradeReference, applicant_ledger, apply_trade_refe
 from scoring.reasons import Reason as ScoredReason
 from scoring.scorer import ClientRows, History, Scorer, Scores
 from serving.audit import AuditLog, audit_path
-from serving.auth import ApiKeys
+from serving.auth import KeyConfigError, KeyRing
+from serving.guard import Guard
+from serving.metrics import RequestMetrics, exposition
 from serving.officer import client_view, search
 from serving.online import DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger
 from serving.openapi import ConformingResponses
 from serving.schemas import (
     ApplicantDocument,
+    ApplicantIn,
     ApplicantProfile,
+    BatchIn,
+    BatchItem,
     BatchOut,
     ClientMatch,
     ClientView,
     LimitDecisionOut,
     Reason,
+    ReloadIn,
     ScoreDocument,
+    ScoreIn,
+    SearchIn,
     SearchOut,
     Statement,
     TradeReferenceIn,
+    ViewIn,
 )
 
-MAX_BATCH = 500
 UI_DIR = Path(__file__).parent / "ui"
+# The action each endpoint's role must allow (`serving.auth.ROLES`)
+ACTIONS = {
+    "/score": "score",
+    "/score_applicant": "score",
+    "/score_batch": "score_batch",
+    "/search_clients": "score",
+    "/client_view": "score",
+    "/reload": "reload",
+}
+KNOWN_PATHS = ("/", "/docs.json", "/livez", "/readyz", "/healthz", "/metrics", "/ui")
+KEYS = KeyRing()  # this worker's keys: read at start, again on /reload
+METRICS = RequestMetrics()
+log = logging.getLogger("creditguard.service")
 
 
 class ApiError(BentoMLException):
@@ -75,6 +104,21 @@ def _settle_heap() -> None:
     the whole p99 at concurrency 1 (159 ms with a p50 of 8 ms)."""
     gc.collect()
     gc.freeze()
+
+
+class _OneLine(logging.Filter):
+    """BentoML logs every refused request (4xx) with its 29-line traceback at ERROR; such a
+    refusal is the client's mistake, not the service's: one line at WARNING instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        status = getattr(getattr(exc, "error_code", None), "value", None)
+        if isinstance(exc, ValidationError) or (isinstance(status, int) and status < 500):
+            record.msg = f"{record.getMessage()}: {status or 400} {str(exc).splitlines()[0]}"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _num(v: Any) -> float:
@@ -147,6 +191,7 @@ class _Loaded:
     history: RunHistory
     prepared: ClientRows
     prepared_history: History
+    stamp: float  # when it was loaded (workers follow a newer reload, `_follow`)
 
 
 @bentoml.service(
@@ -160,16 +205,24 @@ class _Loaded:
     # (its sampler always records); that was a quarter of the event loop's time under load.
     # CREDITGUARD_TRACING=1 keeps the spans, for a BentoML configuration that exports them.
     tracing={} if os.environ.get("CREDITGUARD_TRACING", "0") == "1" else {"excluded_urls": ["."]},
+    # BentoML labels its metrics by the raw request path: 300 random paths grew /metrics from
+    # 70 KB to 1.2 MB. `serving.metrics` counts them under one label instead.
+    metrics={"enabled": False},
 )
 class CreditGuard:
     """Scores clients of the configured ledger with the champion models."""
 
     def __init__(self) -> None:
-        self.keys = ApiKeys.from_env()
+        for name in ("bentoml._internal.server.http_app", "bentoml.serve"):
+            logging.getLogger(name).addFilter(_OneLine())
+        KEYS.reload()  # bad keys stop the start here, with the reason
         self.audit = AuditLog(audit_path())
         self.ledger = OnlineLedger(Path(os.environ.get("CREDITGUARD_LEDGER", DEFAULT_LEDGER)))
         self.runs = Path(os.environ.get("CREDITGUARD_RUNS", DEFAULT_RUNS))
+        # every worker follows a reload made by any of them (see `_follow`)
+        self.reload_stamp = audit_path().parent / "reload.json"
         self.lock = threading.Lock()
+        self.reloading = threading.Lock()
         self.loaded = self._load()
         _settle_heap()
 
@@ -184,7 +237,43 @@ class CreditGuard:
         )
         if len(prepared):  # compile the trees and load the kernels now, not on a request
             scorer.score_rows(prepared.take([0]), history=before.take(np.array([0])))
-        return _Loaded(scorer, history, prepared, before)
+        return _Loaded(scorer, history, prepared, before, time.time())
+
+    def _current(self) -> _Loaded:
+        self._follow()
+        with self.lock:
+            return self.loaded
+
+    def _follow(self) -> None:
+        """Another worker reloaded (its stamp is newer than what this one holds): reload here
+        too, beside the models in use, in the background; requests keep the old ones until the
+        swap."""
+        try:
+            stamp = self.reload_stamp.stat().st_mtime
+        except OSError:
+            return
+        if stamp <= self.loaded.stamp or not self.reloading.acquire(blocking=False):
+            return
+
+        def reload() -> None:
+            try:
+                try:
+                    KEYS.reload()
+                except KeyConfigError as exc:  # the reloading worker refused them: keep ours
+                    log.warning("keys not reloaded: %s", exc)
+                self._swap(self._load())
+            except Exception:
+                log.exception("following a reload failed; the models in use stay")
+            finally:
+                self.reloading.release()
+
+        threading.Thread(target=reload, name="creditguard-reload", daemon=True).start()
+
+    def _swap(self, fresh: _Loaded) -> None:
+        with self.lock:
+            self.loaded = fresh
+        gc.unfreeze()  # the old champions become garbage; one full collection, then settle again
+        _settle_heap()
 
     def _score(
         self,
@@ -193,11 +282,10 @@ class CreditGuard:
         requested: np.ndarray | None = None,
         reasons: bool = True,
     ) -> tuple[Scorer, ClientRows, Scores]:
-        """These clients scored on `day` (clients not yet onboarded then have no row): their rows
-        taken from the default-day table, or built by the online path; the decision PD continues
-        the latest nightly run before `day`."""
-        with self.lock:
-            loaded = self.loaded
+        """These clients scored on `day` (every one onboarded before it): their rows taken from
+        the default-day table, or built by the online path; the decision PD continues the latest
+        nightly run before `day`."""
+        loaded = self._current()
         scorer = loaded.scorer
         at = self.ledger.snapshot_rows(client_ids, day)
         if at is not None:
@@ -215,80 +303,66 @@ class CreditGuard:
         return scorer, rows, scores
 
     def _authorize(self, ctx: bentoml.Context, action: str) -> str:
-        status, detail = self.keys.check(ctx.request.headers.get("authorization"), action)
+        """The key id for the audit log (the guard has already refused a wrong key)."""
+        status, detail = KEYS.check(ctx.request.headers.get("authorization"), action)
         if status:
             raise ApiError(HTTPStatus(status), detail)
         return detail
 
     def _as_of(self, as_of: dt.date | None) -> pd.Timestamp:
-        day = (
-            pd.Timestamp(as_of) if as_of else self.ledger.ledger.extracted_on + pd.Timedelta(days=1)
-        )
-        if day > self.ledger.ledger.extracted_on + pd.Timedelta(days=1):
+        """The scoring day: given, or the day after the extraction; refused outside the ledger's
+        dates (before its first record, after the day after its extraction)."""
+        first, last = self.ledger.first_day, self.ledger.default_day
+        day = pd.Timestamp(as_of) if as_of else last
+        if not first <= day <= last:
             raise ApiError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
-                f"as_of {day.date()} is after the ledger's data ({self.ledger.ledger.extracted_on.date()})",
+                f"as_of {day.date()} is outside the ledger's dates ({first.date()} to "
+                f"{last.date()})",
             )
         return day
 
-    @bentoml.api
+    def _onboarded(self, client_id: str, day: pd.Timestamp) -> str | None:
+        """Why this client has no score on `day` (None: it has one)."""
+        if client_id not in self.ledger.clients:
+            return f"client_id {client_id!r} is not in the ledger"
+        if not self.ledger.onboarded_before(client_id, day):
+            return f"client {client_id!r} was not yet onboarded on {day.date()}"
+        return None
+
+    @bentoml.api(input_spec=ScoreIn)
     def score(
         self,
         ctx: bentoml.Context,
-        client_id: Annotated[
-            str,
-            Field(
-                min_length=1,
-                max_length=64,
-                description="Client id in the ledger.",
-                examples=["C0000042"],
-            ),
-        ],
-        as_of: Annotated[
-            dt.date | None,
-            Field(
-                description="Score as of this date (default: the day after the ledger's extraction)."
-            ),
-        ] = None,
-        requested_limit: Annotated[
-            float | None, Field(gt=0, le=1e12, description="A credit limit to decide on.")
-        ] = None,
+        client_id: str,
+        as_of: dt.date | None = None,
+        requested_limit: float | None = None,
     ) -> ScoreDocument:
-        """PD, grade, reasons in words, expected loss and, when asked, a decision on a requested limit."""
+        """Status, PDs, grade, reasons in words, expected loss, limits and, when asked, a decision
+        on a requested limit."""
         key_id = self._authorize(ctx, "score")
         if client_id not in self.ledger.clients:
             raise ApiError(HTTPStatus.NOT_FOUND, f"client_id {client_id!r} is not in the ledger")
         day = self._as_of(as_of)
-        if not self.ledger.onboarded_before(client_id, day):
-            raise ApiError(
-                HTTPStatus.UNPROCESSABLE_ENTITY,
-                f"client {client_id!r} was not yet onboarded on {day.date()}",
-            )
+        missing = self._onboarded(client_id, day)
+        if missing:
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, missing)
         requested = np.array([requested_limit if requested_limit is not None else np.nan])
         scorer, rows, scores = self._score([client_id], day, requested)
         doc = _document(scorer, rows, scores, 0)
         self.audit.append(key_id=key_id, endpoint="score", doc=doc.model_dump(mode="json"))
         return doc
 
-    @bentoml.api
+    @bentoml.api(input_spec=ApplicantIn)
     def score_applicant(
         self,
         ctx: bentoml.Context,
         profile: ApplicantProfile,
-        financials: Annotated[
-            list[Statement], Field(max_length=20, description="Financial statements, any order.")
-        ] = [],  # noqa: B006  (pydantic copies defaults)
-        trade_references: Annotated[list[TradeReferenceIn], Field(max_length=20)] = [],  # noqa: B006
-        expected_monthly_purchases: Annotated[
-            float | None,
-            Field(gt=0, le=1e12, description="Expected purchases per month, for the limit."),
-        ] = None,
-        requested_limit: Annotated[
-            float | None, Field(gt=0, le=1e12, description="A credit limit to decide on.")
-        ] = None,
-        as_of: Annotated[
-            dt.date | None, Field(description="Score as of this date (default: as for /score).")
-        ] = None,
+        financials: list[Statement] | None = None,
+        trade_references: list[TradeReferenceIn] | None = None,
+        expected_monthly_purchases: float | None = None,
+        requested_limit: float | None = None,
+        as_of: dt.date | None = None,
     ) -> ApplicantDocument:
         """A prospective client not in the ledger: scored from its profile and financial
         statements (a thin file by definition), with what its trade references say."""
@@ -297,7 +371,7 @@ class CreditGuard:
         try:
             ledger = applicant_ledger(
                 profile.model_dump(),
-                [s.model_dump() for s in financials],
+                [s.model_dump() for s in financials or []],
                 day,
             )
         except LedgerValidationError as exc:
@@ -307,11 +381,10 @@ class CreditGuard:
             expected_monthly_purchases if expected_monthly_purchases is not None else float("nan")
         )
         requested = np.array([requested_limit if requested_limit is not None else np.nan])
-        with self.lock:
-            scorer = self.loaded.scorer
+        scorer = self._current().scorer
         rows = scorer.prepare(features)
         scores = scorer.score_rows(rows, requested=requested)
-        refs = [TradeReference(**r.model_dump()) for r in trade_references]
+        refs = [TradeReference(**r.model_dump()) for r in trade_references or []]
         scores.limit_decision[0], findings = apply_trade_references(scores.limit_decision[0], refs)
         scores.data_sufficiency[0] = "thin file: a prospective client, no payment history with us"
         doc = ApplicantDocument(
@@ -321,43 +394,31 @@ class CreditGuard:
         self.audit.append(key_id=key_id, endpoint="score_applicant", doc=audited)
         return doc
 
-    @bentoml.api
+    @bentoml.api(input_spec=BatchIn)
     def score_batch(
-        self,
-        ctx: bentoml.Context,
-        client_ids: Annotated[
-            list[str],
-            Field(min_length=1, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} client ids."),
-        ],
-        as_of: Annotated[dt.date | None, Field(description="Score as of this date.")] = None,
+        self, ctx: bentoml.Context, client_ids: list[str], as_of: dt.date | None = None
     ) -> BatchOut:
-        """Many clients in one vectorised call of the scoring core."""
+        """Many clients in one vectorised call of the scoring core: one answer per requested
+        id, in request order, a score or why there is none."""
         key_id = self._authorize(ctx, "score_batch")
-        unknown = [c for c in client_ids if c not in self.ledger.clients]
-        if unknown:
-            raise ApiError(
-                HTTPStatus.NOT_FOUND,
-                f"{len(unknown)} unknown client_id(s): {', '.join(unknown[:5])}",
-            )
         day = self._as_of(as_of)
-        ready = sorted(c for c in set(client_ids) if self.ledger.onboarded_before(c, day))
-        if not ready:
-            return BatchOut(scores=[])
-        scorer, rows, scores = self._score(ready, day)
-        docs = [_document(scorer, rows, scores, i) for i in range(len(rows))]
-        for d in docs:
-            self.audit.append(key_id=key_id, endpoint="score_batch", doc=d.model_dump(mode="json"))
-        return BatchOut(scores=docs)
+        why = {c: self._onboarded(c, day) for c in dict.fromkeys(client_ids)}
+        ready = sorted(c for c, reason in why.items() if reason is None)
+        docs: dict[str, ScoreDocument] = {}
+        if ready:
+            scorer, rows, scores = self._score(ready, day)
+            for i in range(len(rows)):
+                doc = _document(scorer, rows, scores, i)
+                docs[doc.client_id] = doc
+                self.audit.append(
+                    key_id=key_id, endpoint="score_batch", doc=doc.model_dump(mode="json")
+                )
+        return BatchOut(
+            results=[BatchItem(client_id=c, score=docs.get(c), error=why[c]) for c in client_ids]
+        )
 
-    @bentoml.api
-    def search_clients(
-        self,
-        ctx: bentoml.Context,
-        query: Annotated[
-            str,
-            Field(min_length=1, max_length=100, description="Part of a client id or name."),
-        ],
-    ) -> SearchOut:
+    @bentoml.api(input_spec=SearchIn)
+    def search_clients(self, ctx: bentoml.Context, query: str) -> SearchOut:
         """Clients whose id or name contains the query (case-insensitive)."""
         self._authorize(ctx, "score")
         if not query.strip():
@@ -366,54 +427,92 @@ class CreditGuard:
             matches=[ClientMatch(**m) for m in search(self.ledger.ledger.clients, query)]
         )
 
-    @bentoml.api
+    @bentoml.api(input_spec=ViewIn)
     def client_view(
-        self,
-        ctx: bentoml.Context,
-        client_id: Annotated[str, Field(min_length=1, max_length=64, examples=["C0000042"])],
-        as_of: Annotated[dt.date | None, Field(description="View as of this date.")] = None,
+        self, ctx: bentoml.Context, client_id: str, as_of: dt.date | None = None
     ) -> ClientView:
         """The client page: score and reasons as a waterfall, payment history, aging, financial
-        highlights, early warnings and limits. Looking is not deciding: nothing is audited."""
+        highlights, early warnings, collections and limits. Looking is not deciding: nothing is
+        audited."""
         self._authorize(ctx, "score")
         if client_id not in self.ledger.clients:
             raise ApiError(HTTPStatus.NOT_FOUND, f"client_id {client_id!r} is not in the ledger")
         day = self._as_of(as_of)
-        ledger = self.ledger.client(client_id)
-        if not (ledger.clients["onboarded_on"] < day).any():
-            raise ApiError(
-                HTTPStatus.UNPROCESSABLE_ENTITY,
-                f"client {client_id!r} was not yet onboarded on {day.date()}",
-            )
-        with self.lock:
-            loaded = self.loaded
-        view = client_view(ledger, loaded.scorer, day, loaded.history)
+        missing = self._onboarded(client_id, day)
+        if missing:
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, missing)
+        loaded = self._current()
+        view = client_view(self.ledger.client(client_id), loaded.scorer, day, loaded.history)
         scores: Scores = view.pop("scores")
         rows: ClientRows = view.pop("rows")
         return ClientView(score=_document(loaded.scorer, rows, scores, 0), **view)
 
-    @bentoml.api
+    @bentoml.api(input_spec=ReloadIn)
     def reload(self, ctx: bentoml.Context) -> dict[str, dict[str, str]]:
-        """Load the current champions without a restart (admin)."""
+        """Read the keys, the current champions and the runs again without a restart (admin):
+        loaded beside the ones in use and swapped, one reload at a time; the other workers
+        follow. Keys that cannot be read are refused (4xx) and the keys in force stay."""
         self._authorize(ctx, "reload")
-        fresh = self._load()
-        with self.lock:
-            self.loaded = fresh
-        gc.unfreeze()  # the old champions become garbage; one full collection, then settle again
-        _settle_heap()
+        if not self.reloading.acquire(blocking=False):
+            raise ApiError(HTTPStatus.CONFLICT, "a reload is already running; try again shortly")
+        try:
+            with _exclusive(self.reload_stamp.with_suffix(".lock")) as got:
+                if not got:
+                    raise ApiError(
+                        HTTPStatus.CONFLICT, "a reload is already running; try again shortly"
+                    )
+                try:
+                    KEYS.reload()
+                except KeyConfigError as exc:
+                    raise ApiError(
+                        HTTPStatus.BAD_REQUEST, f"keys not reloaded, the old ones stay: {exc}"
+                    ) from None
+                fresh = self._load()
+                self._swap(fresh)
+                self.reload_stamp.parent.mkdir(parents=True, exist_ok=True)
+                self.reload_stamp.write_text(json.dumps({"versions": fresh.scorer.versions}))
+        finally:
+            self.reloading.release()
         return {"model_versions": fresh.scorer.versions}
+
+
+class _exclusive:
+    """An flock on `path` across worker processes, not waited for (`got` says whether held)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("a")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()  # closing releases the lock
 
 
 # The credit officer's page: static files that ship with the project (no CDN), calling the API above
 CreditGuard.mount_asgi_app(StaticFiles(directory=UI_DIR, html=True), path="/ui")  # type: ignore[attr-defined]
-# BentoML's responses, made to match its own OpenAPI document (see serving/openapi.py)
-ACTIONS = {"/score_batch": "score_batch", "/reload": "reload"}  # every other endpoint: "score"
 
 
 def _explain_auth(path: str, authorization: str | None) -> str:
     """Why a request was refused (BentoML itself only says 'Authorization error')."""
-    status, detail = ApiKeys.from_env().check(authorization, ACTIONS.get(path, "score"))
+    status, detail = KEYS.check(authorization, ACTIONS.get(path, "score"))
     return detail if status else "not authorised"
 
 
+# The front door (auth before the body, size limit, headers, bounded metrics), then BentoML's
+# responses made to match its own OpenAPI document (see serving/openapi.py)
+CreditGuard.add_asgi_middleware(  # type: ignore[attr-defined]
+    Guard,
+    keys=KEYS,
+    actions=ACTIONS,
+    known=KNOWN_PATHS,
+    metrics=METRICS.record,
+    exposition=exposition,
+)
 CreditGuard.add_asgi_middleware(ConformingResponses, explain_auth=_explain_auth)  # type: ignore[attr-defined]

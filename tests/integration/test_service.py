@@ -26,12 +26,16 @@ from features.contract import Ledger
 from tests.browser import chromium
 
 REPO = Path(__file__).resolve().parents[2]
-KEYS = {"officer": "officer-key", "batch": "batch-key", "admin": "admin-key"}
+KEYS = {
+    "officer": "officer-key-0123456789",
+    "batch": "batch-key-0123456789",
+    "admin": "admin-key-0123456789",
+}
 # Clients of the small ledger (seed 7) on the default day: an active one, and one in default
 # (a test below checks they still are, should the generator change)
 LIVE, DEAD = "C0000012", "C0000042"
 GRADES = {str(g) for g in range(1, 11)}
-EXPIRED_KEY = "old-officer-key"  # valid through 2020-01-01
+EXPIRED_KEY = "old-officer-key-0123456789"  # valid through 2020-01-01
 pytestmark = pytest.mark.slow
 
 
@@ -151,7 +155,7 @@ def test_auth_missing_wrong_and_insufficient(server: str) -> None:
     bad = requests.post(
         f"{server}/score",
         json={"client_id": LIVE},
-        headers={"authorization": "Bearer nope"},
+        headers={"authorization": "Bearer not-a-key-of-anyone"},
         timeout=30,
     )
     assert bad.status_code == 401
@@ -189,8 +193,9 @@ def test_refusals_say_why(server: str) -> None:
 
 def test_batch_scores_equal_single_scores(server: str) -> None:
     ids = ["C0000001", LIVE, "C0000100"]
-    batch = _post(server, "/score_batch", {"client_ids": ids}, role="batch").json()["scores"]
-    for doc in batch:
+    batch = _post(server, "/score_batch", {"client_ids": ids}, role="batch").json()["results"]
+    assert [r["client_id"] for r in batch] == ids
+    for doc in (r["score"] for r in batch):
         single = _post(server, "/score", {"client_id": doc["client_id"]}).json()
         assert single["pd_12m"] == doc["pd_12m"] and single["risk_reasons"] == doc["risk_reasons"]
 
@@ -218,7 +223,7 @@ def test_admin_reloads_the_champions(server: str) -> None:
 
 def test_health_metrics_and_openapi(server: str) -> None:
     assert requests.get(f"{server}/livez", timeout=5).status_code == 200
-    assert "bentoml" in requests.get(f"{server}/metrics", timeout=5).text.lower()
+    assert "creditguard_requests_total" in requests.get(f"{server}/metrics", timeout=5).text
     spec = requests.get(f"{server}/docs.json", timeout=5).json()
     assert "/score" in spec["paths"] and "/score_batch" in spec["paths"]
 
