@@ -63,9 +63,10 @@ def _score_months(ledger_dir: Path, runs: Path, dates: list[pd.Timestamp]) -> li
     tables = []
     previous = None
     for day in dates:
-        out = runs / str(day.date())
         start = time.perf_counter()
-        run_scoring(ledger_dir, day, out, previous=previous, progress=False, scorer=scorer)
+        out, _ = run_scoring(
+            ledger_dir, day, runs, previous=previous, progress=False, scorer=scorer
+        )
         clients = pd.read_parquet(out / "clients.parquet")
         features = pd.read_parquet(out / "features.parquet")
         model_pd = scorer.default.predict(features, threads=2)["pd"].to_numpy()

@@ -71,7 +71,7 @@ import json, time
 from pathlib import Path
 from portfolio.run import run_scoring
 start = time.perf_counter()
-figures = run_scoring(Path({ledger!r}), None, Path({out!r}))
+_, figures = run_scoring(Path({ledger!r}), None, Path({out!r}))
 print(json.dumps({{"clients": figures["clients"], "invoices": figures["open_invoices"],
                   "seconds": time.perf_counter() - start}}))
 """

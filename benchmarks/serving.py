@@ -38,7 +38,7 @@ from features.payment_behaviour import build_client_features  # noqa: E402
 from features.pipeline import client_ledger  # noqa: E402
 from serving.online import DEFAULT_LEDGER  # noqa: E402
 
-KEY = "bench-key"
+KEY = "bench-key-0123456789"
 LUA = r"""
 local bodies, i = {}, 0
 for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end

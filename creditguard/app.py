@@ -2,12 +2,65 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import signal
+from collections.abc import Callable
+from typing import Any
+
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
+from features.errors import InputError
+
+
+class App(typer.Typer):
+    """Every command answers a wrong input (`features.errors.InputError`: a file, a folder, an
+    option's value) with its message and exit 2, not a traceback; and SIGTERM stops it as
+    Ctrl-C does, so that its scratch files are removed and nothing half-written is published."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(f)
+            def checked(*a: Any, **k: Any) -> Any:
+                previous = _stop_on_sigterm()
+                try:
+                    return f(*a, **k)
+                except InputError as exc:
+                    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+                    raise typer.Exit(code=2) from None
+                finally:
+                    if previous is not None:
+                        _restore(previous)
+
+            register(checked)
+            return f
+
+        return decorator
+
+
+def _restore(handler: Any) -> None:
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM raises KeyboardInterrupt in the main thread (elsewhere signals cannot be set)."""
+    try:
+        return signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        return signal.getsignal(signal.SIGTERM)
+
+
+app = App(
     help="creditguard: payment-behaviour features, default models, explained scores and limits.",
     no_args_is_help=True,
     add_completion=False,

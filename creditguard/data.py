@@ -63,11 +63,7 @@ def validate(
     from features.contract import split_quarantine
     from features.io import atomic_directory, atomic_file, inspect_ledger, write_ledger
 
-    try:
-        typed, violations = inspect_ledger(ledger, extracted_on=extracted_on)
-    except FileNotFoundError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+    typed, violations = inspect_ledger(ledger, extracted_on=extracted_on)
     if report is not None:
         with atomic_file(report) as tmp:
             violations.to_csv(tmp, index=False)
@@ -92,7 +88,10 @@ def validate(
 
 @app.command("import-ibm")
 def import_ibm(
-    source: Annotated[Path, typer.Argument(help="The IBM accounts-receivable CSV or its folder.")],
+    source: Annotated[
+        Path,
+        typer.Argument(exists=True, help="The IBM accounts-receivable CSV or its folder."),
+    ],
     out: Annotated[Path, typer.Option(help="Ledger folder to write.")],
 ) -> None:
     """Map the IBM accounts-receivable sample onto the ledger contract."""

@@ -113,11 +113,9 @@ def demo(
     console.rule("5. score the portfolio: last month, then today")
     runs = workdir / "runs"
     last_month = gen.extracted_on - pd.offsets.MonthEnd(1)
-    before = runs / str(last_month.date())
-    run_scoring(ledger_dir, last_month, before)
+    before, _ = run_scoring(ledger_dir, last_month, runs)
     today = gen.extracted_on + pd.Timedelta(days=1)
-    latest = runs / str(today.date())
-    figures = run_scoring(ledger_dir, today, latest, previous=before)
+    latest, figures = run_scoring(ledger_dir, today, runs)  # continues last month's run
     print_report(figures, latest)
 
     console.rule("6. monitor: stability against training and last month")

@@ -15,13 +15,23 @@ from creditguard.app import app, console, print_mapping
 def train(
     features_: Annotated[
         Path | None,
-        typer.Option("--features", help="Ledger feature table from `creditguard features`."),
+        typer.Option(
+            "--features",
+            exists=True,
+            dir_okay=False,
+            help="Ledger feature table from `creditguard features`.",
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="default (client snapshots) or late (invoices at issue).")
     ] = None,
     table: Annotated[
-        Path | None, typer.Option(help="Any feature table (Parquet or CSV) with a target column.")
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Any feature table (Parquet or CSV) with a target column.",
+        ),
     ] = None,
     target: Annotated[str | None, typer.Option(help="Target column of --table (0/1).")] = None,
     time_column: Annotated[
@@ -32,7 +42,10 @@ def train(
         typer.Option(help="Registered model name for --table (default: creditguard-TARGET)."),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="Training options as YAML (see training/config.py).")
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Training options as YAML (see training/config.py)."
+        ),
     ] = None,
     trials: Annotated[
         int | None, typer.Option(min=1, help="Override the search budget (optuna trials).")
@@ -51,6 +64,8 @@ def train(
     import logging
     from dataclasses import replace
 
+    from features.errors import InputError
+    from features.io import read_frame
     from scoring.store import tracking_uri
     from training.config import TrainConfig
     from training.specs import ledger_spec, table_spec
@@ -72,13 +87,18 @@ def train(
     if features_ is not None:
         if model not in ("default", "late"):
             raise typer.BadParameter("must be default or late", param_hint="--model")
-        data = pd.read_parquet(features_)
+        data = read_frame(features_)
         spec = ledger_spec(model)  # type: ignore[arg-type]
     else:
         assert table is not None
         if target is None:
             raise typer.BadParameter("--table needs --target COL", param_hint="--target")
-        data = pd.read_csv(table) if table.suffix == ".csv" else pd.read_parquet(table)
+        data = read_frame(table)
+        if target not in data:
+            raise InputError(
+                f"--target: {table} has no column {target!r} (it has: "
+                f"{', '.join(map(str, data.columns))})"
+            )
         if time_column:
             data[time_column] = pd.to_datetime(data[time_column])
         spec = table_spec(

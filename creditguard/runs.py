@@ -15,7 +15,13 @@ from creditguard.app import app, console, print_mapping
 @app.command()
 def score(
     ledger: Annotated[Path, typer.Option(help="Ledger folder to score.")],
-    out: Annotated[Path, typer.Option(help="Run folder to write (replaced atomically).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Runs root: the run is published as OUT/<as-of> in one step, and OUT/latest "
+            "points at the newest (see portfolio/layout.py)."
+        ),
+    ],
     as_of: Annotated[
         str | None,
         typer.Option(help="Scoring date YYYY-MM-DD (default: the day after the extraction)."),
@@ -26,8 +32,24 @@ def score(
     ] = "local[2]",
     previous: Annotated[
         Path | None,
-        typer.Option(help="The previous run, for migration and early warnings."),
+        typer.Option(
+            help="The run to continue (decision PD, migration, early warnings); default: the "
+            "latest earlier run under --out."
+        ),
     ] = None,
+    history: Annotated[
+        bool,
+        typer.Option(help="Continue the previous run; --no-history scores as if none existed."),
+    ] = True,
+    max_reject_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Stop (exit 2, nothing published) when a table loses more than this share of "
+            "its rows to the data contract.",
+        ),
+    ] = 0.05,
     scratch: Annotated[
         Path | None,
         typer.Option(
@@ -36,7 +58,7 @@ def score(
         ),
     ] = None,
 ) -> None:
-    """Score the whole portfolio: clients.parquet, invoices.parquet, rejects.parquet, report.html."""
+    """Score the whole portfolio into a run: clients, invoices, collections, rejects, report."""
     if engine not in ("local", "spark"):
         raise typer.BadParameter("must be local or spark", param_hint="--engine")
     try:
@@ -45,19 +67,20 @@ def score(
         raise typer.BadParameter(
             f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
         ) from None
-    from portfolio.run import RunInputError, run_scoring
-    from scoring.bundle import BundleFormatError
+    from portfolio.run import run_scoring
 
-    try:
-        figures = run_scoring(
-            ledger, day, out, engine=engine, master=master, previous=previous, scratch=scratch
-        )
-    except RunInputError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
-    except BundleFormatError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from None
-    print_report(figures, out)
+    run, figures = run_scoring(
+        ledger,
+        day,
+        out,
+        engine=engine,
+        master=master,
+        previous=previous,
+        history=history,
+        max_reject_share=max_reject_share,
+        scratch=scratch,
+    )
+    print_report(figures, run)
 
 
 def print_report(figures: dict[str, Any], out: Path) -> None:
@@ -94,7 +117,10 @@ def print_report(figures: dict[str, Any], out: Path) -> None:
 
 @app.command()
 def monitor(
-    run: Annotated[Path, typer.Option(help="A run folder from `creditguard score`.")],
+    run: Annotated[
+        Path,
+        typer.Option(help="A run from `creditguard score`, or a runs root (its latest run)."),
+    ],
     previous: Annotated[
         Path | None, typer.Option(help="Compare with this run (default: the run's --previous).")
     ] = None,
@@ -111,6 +137,8 @@ def monitor(
 
     from portfolio.monitor import monitor_run
 
+    if (run / "latest" / "run.json").exists():
+        run = run / "latest"
     if not (run / "run.json").exists():
         raise typer.BadParameter(f"{run} is not a scoring run", param_hint="--run")
     if previous is None:

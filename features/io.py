@@ -1,28 +1,54 @@
-"""Reading and writing ledgers and tables: CSV or Parquet in, Parquet out, always atomically."""
+"""Reading and writing ledgers and tables: CSV or Parquet in, Parquet out, always atomically.
+
+A ledger's files are checked before a row is trusted (`check_files`): each table readable (not a
+broken or looping link, not a folder), a CSV UTF-8 and comma-separated with the same number of
+fields on every row and no value running over a line break, a Parquet file whole, every required
+column present, and the manifest valid JSON with a date. Whatever is wrong is a `LedgerFileError`
+naming the file and the problem; commands answer it with exit 2.
+"""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import errno
+import io
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from features.contract import (
+    SCHEMAS,
     TABLE_NAMES,
     ContractConfig,
     Ledger,
     LedgerValidationError,
     check_ledger,
 )
+from features.errors import InputError
 
 MANIFEST = "manifest.json"
+CSV_BLOCK_BYTES = 1 << 24  # a CSV is parsed this much at a time
+
+
+class LedgerFileError(InputError):
+    """A file of a ledger (or any table given to a command) cannot be used as it is."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
 
 
 @contextmanager
@@ -62,9 +88,164 @@ def atomic_file(target: Path | str) -> Iterator[Path]:
 
 def read_table_file(path: Path) -> pd.DataFrame:
     """Read a CSV (every cell as text, for the contract to type) or a Parquet file."""
+    batches = list(table_batches(path))
+    if not batches:
+        return arrow_to_frame(_schema(path).empty_table())
+    return arrow_to_frame(pa.concat_tables(batches))
+
+
+def table_batches(path: Path, rows: int = 262_144) -> Iterator[pa.Table]:
+    """A table file in batches as read (a CSV's cells as text, an empty one missing); a file that
+    cannot be read is a `LedgerFileError` naming it."""
+    _readable(path)
     if path.suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    return arrow_to_frame(pq.read_table(path))
+        yield from _csv_batches(path)
+        return
+    try:
+        source = pq.ParquetFile(path)
+        for batch in source.iter_batches(batch_size=rows):
+            yield pa.Table.from_batches([batch])
+    except (pa.ArrowException, OSError) as exc:
+        raise LedgerFileError(path, f"is not a readable Parquet file ({exc})") from None
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """A feature table (CSV with types inferred, or Parquet) for training; a file that cannot be
+    read is a `LedgerFileError` naming it."""
+    _readable(path)
+    try:
+        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except (ValueError, OSError, pa.ArrowException) as exc:  # pandas' parse errors included
+        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LedgerFileError(path, f"cannot be read as a {kind} table ({first})") from None
+
+
+def _schema(path: Path) -> pa.Schema:
+    """The columns of a table file, from its header (CSV, every column text) or footer."""
+    _readable(path)
+    if path.suffix == ".csv":
+        return pa.schema([(name, pa.string()) for name in _csv_header(path)])
+    try:
+        return pq.ParquetFile(path).schema_arrow
+    except (pa.ArrowException, OSError) as exc:
+        raise LedgerFileError(path, f"is not a readable Parquet file ({exc})") from None
+
+
+def _readable(path: Path) -> None:
+    """A file there that can be opened: not a folder, a broken or looping link, or locked away."""
+    if path.is_symlink() and not path.exists():
+        try:
+            path.stat()
+        except OSError as exc:
+            why = "loops" if exc.errno == errno.ELOOP else "points to nothing"
+            raise LedgerFileError(path, f"is a symbolic link that {why}") from None
+    if path.is_dir():
+        raise LedgerFileError(path, "is a folder, not a file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise LedgerFileError(path, f"cannot be read ({exc.strerror})") from None
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV's first line, checked: text in UTF-8, comma-separated, each
+    named once."""
+    with path.open("rb") as f:
+        first = f.readline(1 << 20)
+    if not first.strip():
+        raise LedgerFileError(path, "is empty: a CSV table starts with a header row")
+    try:
+        line = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LedgerFileError(path, _not_utf8(1, first, exc)) from None
+    names = next(csv.reader(io.StringIO(line)))
+    if len(names) == 1:
+        for sep in (";", "\t", "|"):
+            if sep in names[0]:
+                shown = "tab" if sep == "\t" else repr(sep)
+                raise LedgerFileError(
+                    path,
+                    f"its header is one column, {names[0].strip()!r}: the file seems to be "
+                    f"{shown}-separated; creditguard reads comma-separated CSV",
+                )
+    seen: set[str] = set()
+    for i, name in enumerate(names, start=1):
+        if not name.strip():
+            raise LedgerFileError(path, f"column {i} of the header has no name")
+        if name in seen:
+            raise LedgerFileError(path, f"column {name!r} appears twice in the header")
+        seen.add(name)
+    return names
+
+
+def _not_utf8(line: int, raw: bytes, exc: UnicodeDecodeError) -> str:
+    return (
+        f"is not UTF-8 text: line {line} has the byte 0x{raw[exc.start]:02x} at position "
+        f"{exc.start + 1} (a Latin-1 or Windows export?); save the file as UTF-8"
+    )
+
+
+def _csv_batches(path: Path) -> Iterator[pa.Table]:
+    names = _csv_header(path)
+    options = pcsv.ConvertOptions(
+        column_types={name: pa.string() for name in names},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        null_values=[""],
+    )
+    done = 0
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            convert_options=options,
+        )
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            _one_line_values(path, table, done)
+            done += len(table)
+            yield table
+    except pa.ArrowInvalid as exc:
+        raise LedgerFileError(path, _csv_problem(path, str(exc), len(names))) from None
+
+
+def _one_line_values(path: Path, table: pa.Table, done: int) -> None:
+    """No value runs over a line break: the mark of an unbalanced quote, which would otherwise
+    swallow every row up to the next quote."""
+    for name in table.column_names:
+        broken = pc.match_substring_regex(table[name], "[\r\n]")
+        if pc.any(broken).as_py():
+            row = done + int(pc.index(broken, True).as_py()) + 1
+            raise LedgerFileError(
+                path,
+                f"row {row}: the value of {name!r} runs over a line break (an unbalanced quote?); "
+                "ledger values are one line each",
+            )
+
+
+def _csv_problem(path: Path, message: str, fields: int) -> str:
+    """Arrow's parse error in the file's own terms: which row, and what is wrong with it."""
+    with path.open("rb") as f:
+        if "UTF8" in message or "UTF-8" in message:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return _not_utf8(number, raw, exc)
+        f.seek(0)
+        text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
+        rows = csv.reader(text)
+        next(rows, None)
+        for number, row in enumerate(rows, start=1):
+            if len(row) != fields:
+                shown = ",".join(row)[:80]
+                return (
+                    f"row {number} has {len(row)} fields where the header has {fields} "
+                    f"(a stray comma or quote?): {shown!r}"
+                )
+    return f"cannot be parsed as CSV ({message})"
 
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
@@ -78,29 +259,112 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def find_table(folder: Path, name: str) -> Path | None:
-    for suffix in (".parquet", ".csv"):
-        path = folder / f"{name}{suffix}"
-        if path.exists():
-            return path
-    return None
+    """The file of a table in a ledger folder: NAME.parquet or NAME.csv (one of them), also when
+    it is there but cannot be read (reading it then says why)."""
+    found = [
+        folder / f"{name}{suffix}"
+        for suffix in (".parquet", ".csv")
+        if os.path.lexists(folder / f"{name}{suffix}")
+    ]
+    if len(found) > 1:
+        raise LedgerFileError(found[1], f"{found[0].name} is there too: keep one file per table")
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class LedgerFiles:
+    """A ledger folder's files, checked: each table's file and its rows, the extraction date."""
+
+    folder: Path
+    paths: dict[str, Path]
+    rows: dict[str, int]
+    extracted_on: pd.Timestamp | None  # from the manifest
+
+
+def check_files(folder: Path | str) -> LedgerFiles:
+    """Every file of a ledger folder checked before anything is read into the contract: the
+    required tables there and non-empty, every table readable with its required columns (a CSV
+    parsed once through, a Parquet file by its footer), the manifest valid."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LedgerFileError(
+            folder, "is not a ledger folder" if folder.exists() else "does not exist"
+        )
+    manifest = read_manifest(folder)
+    paths: dict[str, Path] = {}
+    rows: dict[str, int] = {}
+    for name in TABLE_NAMES:
+        path = find_table(folder, name)
+        if path is None:
+            if not SCHEMAS[name].optional:
+                raise LedgerFileError(
+                    folder / f"{name}.csv",
+                    f"the required table {name} is missing (.csv or .parquet)",
+                )
+            continue
+        columns = _schema(path).names
+        missing = [
+            c.name for c in SCHEMAS[name].columns if not c.optional and c.name not in columns
+        ]
+        if missing:
+            raise LedgerFileError(
+                path,
+                f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                f"missing (the file has: {', '.join(columns) or 'no columns'})",
+            )
+        if path.suffix == ".csv":
+            rows[name] = sum(len(t) for t in _csv_batches(path))
+        else:
+            rows[name] = _parquet_rows(path)
+        paths[name] = path
+    if rows.get("clients") == 0:
+        raise LedgerFileError(paths["clients"], "has a header and no rows: no client to score")
+    day = manifest.get("extracted_on")
+    return LedgerFiles(folder, paths, rows, pd.Timestamp(str(day)) if day else None)
+
+
+def _parquet_rows(path: Path) -> int:
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (pa.ArrowException, OSError) as exc:
+        raise LedgerFileError(path, f"is not a readable Parquet file ({exc})") from None
 
 
 def read_manifest(folder: Path | str) -> dict[str, object]:
+    """The folder's manifest.json (none: empty), checked: a JSON object whose `extracted_on`,
+    when given, is a date."""
     path = Path(folder) / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not os.path.lexists(path):
+        return {}
+    _readable(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LedgerFileError(path, "is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise LedgerFileError(
+            path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise LedgerFileError(path, f"must be a JSON object, not a {type(manifest).__name__}")
+    day = manifest.get("extracted_on")
+    if day is not None:
+        try:
+            if not isinstance(day, str):
+                raise ValueError
+            dt.date.fromisoformat(day[:10])
+        except ValueError:
+            raise LedgerFileError(
+                path, f"extracted_on must be a date as text (YYYY-MM-DD), not {day!r}"
+            ) from None
+    return manifest
 
 
 def read_raw_ledger(folder: Path | str) -> dict[str, pd.DataFrame]:
-    """The tables found in a ledger folder, as read, before any typing or validation."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"ledger folder {folder} does not exist")
-    raw = {}
-    for name in TABLE_NAMES:
-        path = find_table(folder, name)
-        if path is not None:
-            raw[name] = read_table_file(path)
-    return raw
+    """The tables found in a ledger folder, as read, before any typing or validation (its files
+    checked first: `check_files`)."""
+    files = check_files(folder)
+    return {name: read_table_file(path) for name, path in files.paths.items()}
 
 
 def resolve_extracted_on(
@@ -108,7 +372,10 @@ def resolve_extracted_on(
 ) -> pd.Timestamp:
     """The extraction date: given, else from the folder's manifest, else today."""
     if extracted_on is not None:
-        return pd.Timestamp(extracted_on).normalize()
+        try:
+            return pd.Timestamp(extracted_on).normalize()
+        except ValueError:
+            raise InputError(f"extracted_on {extracted_on!r} is not a date (YYYY-MM-DD)") from None
     manifest = read_manifest(folder)
     if "extracted_on" in manifest:
         return pd.Timestamp(str(manifest["extracted_on"]))

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from features.contract import (
     TABLE_NAMES,
@@ -33,7 +32,7 @@ from features.contract import (
     flag,
     split_quarantine,
 )
-from features.io import arrow_to_frame, find_table, resolve_extracted_on
+from features.io import arrow_to_frame, check_files, resolve_extracted_on, table_batches
 
 PART_CLIENTS = 2048  # clients read, typed and validated together
 BATCH_ROWS = 262_144  # rows of a file held at once while spilling
@@ -50,23 +49,9 @@ class LedgerPart:
     rejected: dict[str, pd.DataFrame]
 
 
-def count_rows(folder: Path | str, name: str) -> int | None:
-    """Rows of one table of a ledger folder, from the Parquet footer (None for CSV or none)."""
-    path = find_table(Path(folder), name)
-    if path is None or path.suffix == ".csv":
-        return None
-    return int(pq.ParquetFile(path).metadata.num_rows)
-
-
 def _batches(path: Path) -> Iterator[pa.Table]:
-    """A table file in batches, as read (CSV: every cell as text, in one batch)."""
-    if path.suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        yield pa.Table.from_pandas(frame, preserve_index=False)
-        return
-    source = pq.ParquetFile(path)
-    for batch in source.iter_batches(batch_size=BATCH_ROWS):
-        yield pa.Table.from_batches([batch])
+    """A table file in batches, as read (CSV: every cell as text)."""
+    return table_batches(path, rows=BATCH_ROWS)
 
 
 def _ids(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -161,10 +146,9 @@ def ledger_parts(
     that belong to no client. Spill files live in a temporary folder under `scratch` (default:
     the system's) and are removed when the iteration ends."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"ledger folder {folder} does not exist")
+    files = check_files(folder)
     day = resolve_extracted_on(folder, extracted_on)
-    paths = {name: find_table(folder, name) for name in TABLE_NAMES}
+    paths = {name: files.paths.get(name) for name in TABLE_NAMES}
     work = Path(tempfile.mkdtemp(prefix="creditguard-parts-", dir=scratch))
     spill = _Spill(work)
     try:

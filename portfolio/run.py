@@ -12,21 +12,29 @@ import pandas as pd
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.io import atomic_directory, resolve_extracted_on
-from features.stream import count_rows
+from features.errors import InputError
+from features.io import check_files, resolve_extracted_on
 from portfolio.batch import load_for_scoring, score_folder
+from portfolio.layout import RUN_MARKER, RunsRoot, RunsRootError, check_root
 from portfolio.outputs import FIRST_ROWS, RunTables
 from portfolio.report import RunResult, build_report, render_html
 from portfolio.spark import score_spark
 from scoring.scorer import Scorer
 
 
-class RunInputError(ValueError):
+class RunInputError(InputError):
     """A scoring run's inputs are wrong; `option` names the command-line option at fault."""
 
     def __init__(self, option: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{option}: {message}")
         self.option = option
+
+
+class LedgerRejectedError(InputError):
+    """Too much of a table breaks the contract for its rest to stand for the portfolio."""
+
+
+MAX_REJECT_SHARE = 0.05  # per table: rejected rows over rows read
 
 
 def run_scoring(
@@ -37,59 +45,118 @@ def run_scoring(
     engine: str = "local",
     master: str = "local[2]",
     previous: Path | None = None,
+    history: bool = True,
+    max_reject_share: float = MAX_REJECT_SHARE,
     scratch: Path | None = None,
     progress: bool = True,
     scorer: Scorer | None = None,
-) -> dict[str, Any]:
-    """Validate (rejecting bad rows), score every client and open invoice, write the run; returns
-    the report's figures. `scorer`: the champions, when the caller has them loaded already."""
-    if previous is not None and not (previous / "clients.parquet").exists():
+) -> tuple[Path, dict[str, Any]]:
+    """Score every client and open invoice of a ledger folder and publish the run under the runs
+    root `out` (`portfolio.layout`); returns the run's folder and the report's figures.
+
+    Everything that can be checked is checked before the models are loaded: the runs root (a
+    writable folder, no other run writing to it), the previous run, every file of the ledger
+    (`features.io.check_files`). A table with more than `max_reject_share` of its rows breaking
+    the contract stops the run before anything is published. `previous`: the run to continue
+    (default, with `history`: the latest earlier run under `out`). `scorer`: the champions, when
+    the caller has them loaded already."""
+    try:
+        check_root(out)
+    except RunsRootError as exc:
+        raise RunInputError("--out", str(exc)) from None
+    if previous is not None and not (previous / RUN_MARKER).exists():
         raise RunInputError("--previous", f"{previous} is not a scoring run")
-    if not ledger_dir.is_dir():
-        raise RunInputError("--ledger", f"{ledger_dir} is not a ledger folder")
-    extracted_on = resolve_extracted_on(ledger_dir, None)
+    files = check_files(ledger_dir)
+    extracted_on = files.extracted_on or resolve_extracted_on(ledger_dir, None)
     day = pd.Timestamp(as_of) if as_of is not None else extracted_on + pd.Timedelta(days=1)
     if day > extracted_on + pd.Timedelta(days=1):
         raise RunInputError(
             "--as-of", f"{day.date()} is after the ledger's data ({extracted_on.date()})"
         )
-    scorer = scorer or Scorer.from_registry()
-    history = read_clients(previous) if previous is not None else None
-    total = count_rows(ledger_dir, "clients")
-    # Chunk results are spilled here as they come, and merged into the run when it is written.
-    with (
-        tempfile.TemporaryDirectory(prefix="creditguard-run-", dir=scratch) as spill,
-        tqdm(total=total, desc=f"score ({engine})", unit="client", disable=not progress) as bar,
-    ):
-        tables = RunTables(Path(spill))
-        if engine == "spark":
-            ledger, rejects = load_for_scoring(ledger_dir)
-            result = score_spark(
-                ledger,
-                scorer,
-                day,
-                previous=history,
-                master=master,
-                scratch=scratch,
-                progress=bar.update,  # type: ignore[arg-type]
-            )
-            ranked = ["collection_priority_score", "collection_priority_rank"]
-            result.invoices = result.invoices.drop(columns=ranked)
-            result.worklist = result.worklist.drop(columns=["priority_rank"])
-            tables.add(result)
-        else:
-            # The ledger is read and validated a part of the clients at a time, never whole.
-            rejects = score_folder(
-                ledger_dir,
-                scorer,
-                day,
-                tables,
-                previous=history,
-                scratch=scratch,
-                progress=bar.update,  # type: ignore[arg-type]
-            )
-        return write_run(
-            tables, rejects, day, scorer, out, previous=previous, previous_clients=history
+    root = RunsRoot(out)
+    try:
+        root.check_day(day)
+    except RunsRootError as exc:
+        raise RunInputError("--out", str(exc)) from None
+    with root.lock():
+        if previous is None and history:
+            previous = root.before(day)
+        scorer = scorer or Scorer.from_registry()
+        before = read_clients(previous) if previous is not None else None
+        # Chunk results are spilled here as they come, and merged into the run when it is written.
+        with (
+            tempfile.TemporaryDirectory(prefix="creditguard-run-", dir=scratch) as spill,
+            tqdm(
+                total=files.rows["clients"],
+                desc=f"score ({engine})",
+                unit="client",
+                disable=not progress,
+            ) as bar,
+        ):
+            tables = RunTables(Path(spill))
+            if engine == "spark":
+                ledger, rejects = load_for_scoring(ledger_dir)
+                result = score_spark(
+                    ledger,
+                    scorer,
+                    day,
+                    previous=before,
+                    master=master,
+                    scratch=scratch,
+                    progress=bar.update,  # type: ignore[arg-type]
+                )
+                ranked = ["collection_priority_score", "collection_priority_rank"]
+                result.invoices = result.invoices.drop(columns=ranked)
+                result.worklist = result.worklist.drop(columns=["priority_rank"])
+                tables.add(result)
+            else:
+                # The ledger is read and validated a part of the clients at a time, never whole.
+                rejects = score_folder(
+                    ledger_dir,
+                    scorer,
+                    day,
+                    tables,
+                    previous=before,
+                    scratch=scratch,
+                    progress=bar.update,  # type: ignore[arg-type]
+                )
+            check_rejects(rejects, files.rows, max_reject_share, ledger_dir)
+            with root.publish(day) as folder:
+                figures = write_run(
+                    tables,
+                    rejects,
+                    day,
+                    scorer,
+                    folder,
+                    previous=previous,
+                    previous_clients=before,
+                )
+    return root.path(day), figures
+
+
+def check_rejects(
+    rejects: pd.DataFrame, rows: dict[str, int], limit: float, ledger_dir: Path
+) -> None:
+    """Refuse a run in which a table lost more than `limit` of its rows to the contract, naming
+    the table, the share and its most common broken rules."""
+    for name, read in rows.items():
+        bad = rejects[rejects["table"] == name]
+        if not read or len(bad) / read <= limit:
+            continue
+        rules = (
+            bad["reasons"]
+            .str.split("; ")
+            .explode()
+            .str.replace(r" \([^()]*\)$", "", regex=True)
+            .value_counts()
+            .head(3)
+        )
+        common = "; ".join(f"{rule} ({n:,} rows)" for rule, n in rules.items())
+        raise LedgerRejectedError(
+            f"{name}: {len(bad):,} of {read:,} rows ({len(bad) / read:.1%}) break the data "
+            f"contract, more than the {limit:.0%} a run accepts (--max-reject-share); nothing "
+            f"was published. Most common: {common}. Every violation: creditguard validate "
+            f"{ledger_dir}"
         )
 
 
@@ -103,36 +170,35 @@ def write_run(
     rejects: pd.DataFrame,
     as_of: pd.Timestamp,
     scorer: Scorer,
-    out: Path,
+    tmp: Path,
     *,
     previous: Path | None = None,
     previous_clients: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Write the run folder atomically (a crash leaves the previous run intact), the invoices
-    ranked portfolio-wide a block at a time; returns the report's figures."""
+    """Write a run's files into the folder `tmp` (the caller publishes it), the invoices ranked
+    portfolio-wide a block at a time; returns the report's figures."""
     versions = dict(scorer.versions)
-    with atomic_directory(out) as tmp:
-        clients = tables.client_table()
-        clients.to_parquet(tmp / "clients.parquet", index=False)
-        worklist = tables.worklist_table()
-        worklist.to_parquet(tmp / "collections.parquet", index=False)
-        tables.write_features(tmp / "features.parquet")
-        tables.write_invoices(tmp / "invoices.parquet")
-        rejects.to_parquet(tmp / "rejects.parquet", index=False)
-        first = first_invoices(tmp)
-        result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions)
-        figures = build_report(result, previous_clients, scorer.policy)
-        run = {
-            "as_of": str(as_of.date()),
-            "model_versions": versions,
-            "clients": len(clients),
-            "open_invoices": tables.invoices.count,
-            "rejected_rows": len(rejects),
-            "previous": str(previous) if previous else None,
-        }
-        (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
-        (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
-        (tmp / "report.html").write_text(render_html(figures, first, worklist))
+    clients = tables.client_table()
+    clients.to_parquet(tmp / "clients.parquet", index=False)
+    worklist = tables.worklist_table()
+    worklist.to_parquet(tmp / "collections.parquet", index=False)
+    tables.write_features(tmp / "features.parquet")
+    tables.write_invoices(tmp / "invoices.parquet")
+    rejects.to_parquet(tmp / "rejects.parquet", index=False)
+    first = first_invoices(tmp)
+    result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions)
+    figures = build_report(result, previous_clients, scorer.policy)
+    run = {
+        "as_of": str(as_of.date()),
+        "model_versions": versions,
+        "clients": len(clients),
+        "open_invoices": tables.invoices.count,
+        "rejected_rows": len(rejects),
+        "previous": str(previous.absolute()) if previous else None,
+    }
+    (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    (tmp / "report.html").write_text(render_html(figures, first, worklist))
     return figures
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from portfolio.layout import LATEST
 from scoring.scorer import HISTORY_COLUMNS
 
 
@@ -23,7 +24,9 @@ def run_folders(root: Path) -> list[Path]:
     found = []
     for folder in root.iterdir():
         table = folder / "clients.parquet"
-        if folder.is_dir() and not folder.name.startswith(".") and table.exists():
+        if folder.name.startswith(".") or folder.name == LATEST:  # `portfolio.layout`
+            continue
+        if folder.is_dir() and table.exists():
             as_of = pq.read_table(table, columns=["as_of"]).slice(0, 1).to_pylist()
             if as_of:
                 found.append((pd.Timestamp(as_of[0]["as_of"]), folder))

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import yaml
 
 from features.catalog import FeatureSpec, Risk
+from features.errors import InputError
 from scoring.calibration import Calibrator, calibrator_from_dict
 from scoring.paths import MODELS_DIR
 from scoring.treeshap import CompiledTrees
@@ -75,7 +76,7 @@ class MasterScale:
         )
 
 
-class BundleFormatError(ValueError):
+class BundleFormatError(InputError):
     """A saved bundle this version cannot read; the message says what to do."""
 
 

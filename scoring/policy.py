@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from features.errors import InputError
 from scoring.paths import MODELS_DIR
 
 POLICY_FILE = MODELS_DIR / "credit_policy.yaml"
@@ -25,7 +26,7 @@ GRADES = 10  # the master scale's grades 1..10; per-grade lists have one value e
 T = TypeVar("T")
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy file that cannot be used; the message names the file and the key."""
 
 

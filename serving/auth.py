@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from features.errors import InputError
+
 ROLES = {
     "officer": {"score"},
     "batch": {"score", "score_batch"},
@@ -26,7 +28,7 @@ ROLES = {
 MIN_KEY_LENGTH = 16
 
 
-class KeyConfigError(ValueError):
+class KeyConfigError(InputError):
     """The configured keys cannot be used; the message says which entry and why (never the key)."""
 
 

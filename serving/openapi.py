@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,7 +61,26 @@ def _inline_nullable_refs(node: Any, schemas: dict[str, Any]) -> Any:
     return node
 
 
+INFO = {
+    "title": "creditguard",
+    "description": "Explained default scores, grades, credit limits and limit decisions for the "
+    "clients of a receivables ledger. Every request needs an API key of a role that allows it "
+    "(Authorization: Bearer <key>); see the project's README, section Serving.",
+}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("creditguard")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
 def fix_schema(doc: dict[str, Any]) -> dict[str, Any]:
+    # BentoML's own description links badges from outside hosts: none in our document
+    doc["info"] = {**doc.get("info", {}), **INFO}
+    if doc["info"].get("version") in (None, "None"):
+        doc["info"]["version"] = _version()
     doc = _nullable(doc)
     doc = _inline_nullable_refs(doc, doc.get("components", {}).get("schemas", {}))
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
@@ -75,6 +95,8 @@ def fix_error(body: Any) -> Any:
         return body[0]
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list) and detail and all(isinstance(d, dict) for d in detail):
+        for d in detail:
+            d.pop("url", None)  # pydantic's link to its docs: no outside host in a response
         # pydantic's errors, headed "1 validation error for ScoreInIODescriptor": say which
         # fields and why instead
         body["error"] = "invalid request: " + "; ".join(

@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -468,9 +468,10 @@ class CreditGuard:
                         HTTPStatus.BAD_REQUEST, f"keys not reloaded, the old ones stay: {exc}"
                     ) from None
                 fresh = self._load()
-                self._swap(fresh)
                 self.reload_stamp.parent.mkdir(parents=True, exist_ok=True)
                 self.reload_stamp.write_text(json.dumps({"versions": fresh.scorer.versions}))
+                # this worker holds what the stamp announces: it must not follow it again
+                self._swap(replace(fresh, stamp=self.reload_stamp.stat().st_mtime))
         finally:
             self.reloading.release()
         return {"model_versions": fresh.scorer.versions}

@@ -49,14 +49,17 @@ def bad_ledger_dir(small_ledger_dir: Path, store: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(bad_ledger_dir: Path, store: Path) -> tuple[Path, Path]:
-    before, after = store / "runs" / BEFORE, store / "runs" / AFTER
+    """Two runs under one runs root; the second continues the first (the default)."""
+    root = store / "runs"
     cli = CliRunner()
-    for day, out, extra in ((BEFORE, before, []), (AFTER, after, ["--previous", str(before)])):
+    for day in (BEFORE, AFTER):
         result = cli.invoke(
-            app,
-            ["score", "--ledger", str(bad_ledger_dir), "--as-of", day, "--out", str(out), *extra],
+            app, ["score", "--ledger", str(bad_ledger_dir), "--as-of", day, "--out", str(root)]
         )
         assert result.exit_code == 0, result.output
+    before, after = root / BEFORE, root / AFTER
+    assert json.loads((after / "run.json").read_text())["previous"] == str(before.absolute())
+    assert (root / "latest").resolve() == after.resolve()
     return before, after
 
 
@@ -138,7 +141,7 @@ def test_the_report_has_migration_and_early_warnings(runs: tuple[Path, Path]) ->
 def test_the_same_inputs_give_the_same_outputs(
     runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
 ) -> None:
-    again = store / "runs" / "again"
+    again = store / "again"
     result = CliRunner().invoke(
         app,
         ["score", "--ledger", str(bad_ledger_dir), "--as-of", BEFORE, "--out", str(again)],
@@ -146,23 +149,23 @@ def test_the_same_inputs_give_the_same_outputs(
     assert result.exit_code == 0, result.output
     for name in ("clients", "invoices", "features", "rejects"):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(again / f"{name}.parquet"), pd.read_parquet(runs[0] / f"{name}.parquet")
+            pd.read_parquet(again / BEFORE / f"{name}.parquet"),
+            pd.read_parquet(runs[0] / f"{name}.parquet"),
         )
 
 
 def test_a_failed_run_leaves_the_previous_one_intact(
     runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
 ) -> None:
-    target = store / "runs" / "target"
-    shutil.copytree(runs[0], target)
-    before = (target / "clients.parquet").read_bytes()
+    root = store / "runs"
+    before = (root / AFTER / "clients.parquet").read_bytes()
     result = CliRunner().invoke(
         app,
-        ["score", "--ledger", str(bad_ledger_dir), "--as-of", "2031-01-01", "--out", str(target)],
+        ["score", "--ledger", str(bad_ledger_dir), "--as-of", "2031-01-01", "--out", str(root)],
     )
-    assert result.exit_code != 0 and "as-of" in result.output
-    assert (target / "clients.parquet").read_bytes() == before
-    assert not [p for p in target.parent.iterdir() if p.name.startswith(".target")]
+    assert result.exit_code == 2 and "as-of" in result.output
+    assert (root / AFTER / "clients.parquet").read_bytes() == before
+    assert not [p for p in (root / ".versions").iterdir() if p.name.startswith(".")]
 
 
 def test_monitoring_two_consecutive_runs(runs: tuple[Path, Path], bad_ledger_dir: Path) -> None:
@@ -266,7 +269,7 @@ def test_both_engines_write_the_same_run_folder(
     day: the same files, row for row, and the same report figures (the spilled run tables and the
     in-memory Spark results go through one writer)."""
     before, after = runs
-    spark = store / "runs" / "spark"
+    spark_root = store / "spark"
     result = CliRunner().invoke(
         app,
         [
@@ -276,7 +279,7 @@ def test_both_engines_write_the_same_run_folder(
             "--as-of",
             AFTER,
             "--out",
-            str(spark),
+            str(spark_root),
             "--previous",
             str(before),
             "--engine",
@@ -284,6 +287,7 @@ def test_both_engines_write_the_same_run_folder(
         ],
     )
     assert result.exit_code == 0, result.output
+    spark = spark_root / AFTER
     for name in ("clients", "invoices", "features", "rejects"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(spark / f"{name}.parquet"), pd.read_parquet(after / f"{name}.parquet")

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import requests
 from typer.testing import CliRunner
@@ -24,8 +20,8 @@ from typer.testing import CliRunner
 from creditguard.cli import app
 from features.contract import Ledger
 from tests.browser import chromium
+from tests.serve import serving
 
-REPO = Path(__file__).resolve().parents[2]
 KEYS = {
     "officer": "officer-key-0123456789",
     "batch": "batch-key-0123456789",
@@ -37,26 +33,6 @@ LIVE, DEAD = "C0000012", "C0000042"
 GRADES = {str(g) for g in range(1, 11)}
 EXPIRED_KEY = "old-officer-key-0123456789"  # valid through 2020-01-01
 pytestmark = pytest.mark.slow
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop `bentoml serve` and its workers (it leaves our process group, so signal each process)."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-        for p in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.terminate()
-        _, alive = psutil.wait_procs(family, timeout=30)
-        for p in alive:  # a slow graceful shutdown on a loaded machine
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-    proc.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -72,51 +48,13 @@ def server(
         + f",officer:{EXPIRED_KEY}:2020-01-01",
         "CREDITGUARD_AUDIT_DB": str(home / "audit.db"),
         "BENTOML_HOME": str(home / "bentoml"),
-        "CREDITGUARD_WORKERS": "2",  # as recommended on two cores; the audit log is shared
     }
-    old = dict(os.environ)
-    os.environ.update({k: env[k] for k in ("MLFLOW_TRACKING_URI", "CREDITGUARD_AUDIT_DB")})
-    cwd = os.getcwd()
-    os.chdir(home)
-    try:
-        port = _free_port()
-        bentoml = Path(sys.executable).with_name("bentoml")
-        proc = subprocess.Popen(
-            [
-                str(bentoml),
-                "serve",
-                "serving.service:CreditGuard",
-                "--port",
-                str(port),
-                "--working-dir",
-                str(REPO),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(home / "serve.log", "w"),  # noqa: SIM115
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 180
-            while time.time() < deadline:
-                try:
-                    if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:  # not listening yet, or busy loading the models
-                    pass
-                if proc.poll() is not None:
-                    raise RuntimeError((home / "serve.log").read_text()[-3000:])
-                time.sleep(1)
-            else:
-                raise RuntimeError("service did not become ready in 180 s")
+    with pytest.MonkeyPatch.context() as mp:
+        for k in ("MLFLOW_TRACKING_URI", "CREDITGUARD_AUDIT_DB"):
+            mp.setenv(k, env[k])
+        # two workers, as recommended on two cores; the audit log is shared
+        with serving(env, home, workers=2) as (url, _, _):
             yield url
-        finally:
-            _stop(proc)
-    finally:
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(old)
-        os.environ.update({k: env[k] for k in ("CREDITGUARD_AUDIT_DB",)})
 
 
 def _post(url: str, path: str, body: object, role: str | None = "officer") -> requests.Response:
@@ -291,7 +229,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(server: str, tmp_path
             "run",
             f"{server}/docs.json",
             "--checks",
-            "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "not_a_server_error,response_schema_conformance,content_type_conformance,"
+            "negative_data_rejection",
             "--header",
             f"Authorization: Bearer {KEYS['admin']}",
             "--max-examples",

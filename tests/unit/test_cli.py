@@ -90,7 +90,7 @@ def test_generate_writes_the_five_tables(tmp_path: Path) -> None:
 
 def test_validate_names_a_missing_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(tmp_path / "nope")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "does not exist" in " ".join(result.output.split())
 
 

@@ -359,7 +359,7 @@ def test_a_csv_ledger_read_in_parts_keeps_and_rejects_what_the_whole_check_does(
     for path in small_ledger_dir.glob("*.parquet"):
         table = pd.read_parquet(path).astype(object)
         if path.stem == "invoices":
-            table.loc[3, "client_id"] = f"  {table.loc[3, 'client_id']} "  # stripped: kept
+            table.loc[3, "client_id"] = f"  {table.loc[3, 'client_id']} "  # padded: flagged
             table.loc[7, "amount"] = "abc"
             table.loc[9, "issued_on"] = "2020-13-45"
             table.loc[11, "client_id"] = ""
@@ -384,4 +384,4 @@ def test_a_csv_ledger_read_in_parts_keeps_and_rejects_what_the_whole_check_does(
     assert "amount is not a number (abc)" in reasons[8]
     assert "is not a date" in reasons[10] and "must not be empty" in reasons[12]
     assert "duplicates the key (invoice_id)" in reasons[2001]
-    assert 4 not in reasons.index  # the padded client id matched its client
+    assert "client_id has spaces before or after it" in reasons[4]  # an id is exact
