@@ -94,13 +94,25 @@ def demo(
         decision = promote_model(result.spec.name, cfg=cfg)
         rows.append((result, logged, decision))
     table = Table(title="models")
-    for col in ("model", "version", "test AUC", "scorecard AUC", "ECE", "calibration", "champion"):
+    for col in (
+        "model",
+        "version",
+        "deployed",
+        "AUC, new clients",
+        "AUC, training clients",
+        "scorecard AUC",
+        "ECE",
+        "calibration",
+        "champion",
+    ):
         table.add_column(col)
     for result, logged, decision in rows:
         table.add_row(
             result.spec.name,
             str(logged.get("version")),
+            str(result.bundle.metadata.get("model")),
             f"{result.metrics['auc']:.3f}",
+            f"{result.same_client_metrics.get('auc', float('nan')):.3f}",
             f"{result.scorecard_metrics['auc']:.3f}",
             f"{result.metrics['ece']:.4f}",
             str(result.bundle.metadata.get("calibration")),

@@ -41,6 +41,22 @@ def train(
         str | None,
         typer.Option(help="Registered model name for --table (default: creditguard-TARGET)."),
     ] = None,
+    group_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of --table naming who a row belongs to (e.g. a customer id): no group "
+            "is on both sides of a fold or of the test."
+        ),
+    ] = None,
+    directions: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="YAML of --table's risk directions, feature: rises | falls | none; the others "
+            "are inferred from each training fold's rows.",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -68,6 +84,7 @@ def train(
     from features.io import read_frame
     from scoring.store import tracking_uri
     from training.config import TrainConfig
+    from training.directions import load_directions
     from training.specs import ledger_spec, table_spec
     from training.tracking import log_training
     from training.train import train_model
@@ -101,22 +118,41 @@ def train(
             )
         if time_column:
             data[time_column] = pd.to_datetime(data[time_column])
+        if group_column is not None and group_column not in data:
+            raise InputError(f"--group-column: {table} has no column {group_column!r}")
         spec = table_spec(
-            data, target=target, time_column=time_column, name=name or f"creditguard-{target}"
+            data,
+            target=target,
+            time_column=time_column,
+            name=name or f"creditguard-{target}",
+            group_column=group_column,
         )
+        if directions is not None:
+            spec = replace(spec, directions=load_directions(directions, spec.features))
     console.print(
         f"training {spec.name} on {len(data):,} rows ({len(spec.features)} features), store {tracking_uri()}"
     )
     result = train_model(data, spec, cfg, progress=True)
     logged = log_training(result, cfg)
     m, s = result.metrics, result.scorecard_metrics
+    inferred = dict(result.bundle.metadata.get("directions_inferred") or {})  # type: ignore[call-overload]
     summary: dict[str, object] = {
         "model": spec.name,
         "run id": logged["run_id"],
         "version": logged.get("version", ""),
         "aliases": "challenger" + (", champion (first version)" if logged.get("champion") else ""),
         "calibration": result.bundle.metadata.get("calibration"),
-        "test AUC": round(m["auc"], 4),
+        "deployed": result.bundle.metadata.get("model"),
+        "directions inferred": ", ".join(
+            f"{k} {'+' if v > 0 else '-'}" for k, v in inferred.items()
+        )
+        or "none",
+        "test AUC" + (" (new clients)" if spec.group_column else ""): round(m["auc"], 4),
+        **(
+            {"test AUC, the training clients": round(result.same_client_metrics["auc"], 4)}
+            if result.same_client_metrics
+            else {}
+        ),
         "test Gini": round(m["gini"], 4),
         "test KS": round(m["ks"], 4),
         "test Brier": round(m["brier"], 5),

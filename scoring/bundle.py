@@ -1,8 +1,9 @@
 """The model bundle: everything needed to turn a feature row into a PD, a grade and its reasons.
 
 One object, built by training and loaded from the MLflow registry by the service, batch scoring
-and Spark alike: booster, calibrator, feature order, category levels, the grade master scale and
-the wording of each feature. It is saved as plain data (`save`, `load`): LightGBM's model string
+and Spark alike: booster (and, when training chose it, a scorecard blended with it in log-odds),
+calibrator, feature order, category levels, the grade master scale and the wording of each
+feature. It is saved as plain data (`save`, `load`): LightGBM's model string
 and one JSON document, never a pickle, so loading a model runs no code and survives any move of
 a class.
 """
@@ -25,9 +26,11 @@ from features.catalog import FeatureSpec, Risk
 from features.errors import InputError
 from scoring.calibration import Calibrator, calibrator_from_dict
 from scoring.paths import MODELS_DIR
+from scoring.scorecard import Scorecard
 from scoring.treeshap import CompiledTrees
 
-FORMAT_VERSION = 1  # of the saved bundle; `load` refuses any other with a clear message
+FORMAT_VERSION = 2  # of the saved bundle; `load` refuses any other with a clear message
+READABLE_VERSIONS = (1, 2)  # 2 added the scorecard and the blend weight (1: the booster alone)
 BUNDLE_JSON = "bundle.json"
 MODEL_TEXT = "model.txt"
 
@@ -96,6 +99,10 @@ class ModelBundle:
     metadata: dict[str, object] = field(default_factory=dict)
     # how each feature reads in a reason (ledger models; empty for a table brought by a user)
     catalog: dict[str, FeatureSpec] = field(default_factory=dict)
+    # The deployed raw score is blend * booster + (1 - blend) * scorecard, in log-odds: 1 is the
+    # booster alone, 0 the scorecard alone (training picks it on rows it does not evaluate on).
+    scorecard: Scorecard | None = None
+    blend: float = 1.0
     # built from the fields above on first use (a `dataclasses.replace` starts them afresh)
     _booster: lgb.Booster | None = field(default=None, init=False, repr=False, compare=False)
     _trees: CompiledTrees | None = field(default=None, init=False, repr=False, compare=False)
@@ -140,15 +147,18 @@ class ModelBundle:
                 for name, spec in self.catalog.items()
             },
             "metadata": self.metadata,
+            "scorecard": self.scorecard.to_dict() if self.scorecard is not None else None,
+            "blend": self.blend,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], model_string: str) -> ModelBundle:
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise BundleFormatError(
                 f"model bundle format version {version!r} cannot be read by this creditguard "
-                f"(it reads version {FORMAT_VERSION}): retrain the model, or use the creditguard "
+                f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}): retrain the "
+                "model, or use the creditguard "
                 "version that saved it"
             )
         return cls(
@@ -167,6 +177,8 @@ class ModelBundle:
                 name: FeatureSpec(**{**spec, "direction": Risk(spec["direction"])})
                 for name, spec in data.get("catalog", {}).items()
             },
+            scorecard=Scorecard.from_dict(data["scorecard"]) if data.get("scorecard") else None,
+            blend=float(data.get("blend", 1.0)),
         )
 
     def save(self, folder: Path) -> Path:
@@ -278,17 +290,39 @@ class ModelBundle:
             self._arrow_level[name] = pa.array(levels, type=pa.large_string())
         return self._arrow_level[name]
 
+    @property
+    def _card(self) -> Scorecard | None:
+        """The scorecard when it has a weight in the score."""
+        return self.scorecard if self.scorecard is not None and self.blend < 1.0 else None
+
     def raw_score(
         self, x: np.ndarray, *, threads: int = 0, columns: np.ndarray | None = None
     ) -> np.ndarray:
-        """The booster's raw (log-odds) score: the same numbers as LightGBM's `predict`. With
-        `columns`, feature j is column `columns[j]` of `x` (see `CompiledTrees.raw_score`)."""
-        return self.trees.raw_score(x, threads=threads, columns=columns)
+        """The deployed raw (log-odds) score: the booster's (the same numbers as LightGBM's
+        `predict`), blended with the scorecard's when training chose to. With `columns`, feature j
+        is column `columns[j]` of `x` (see `CompiledTrees.raw_score`)."""
+        card = self._card
+        if card is None:
+            return self.trees.raw_score(x, threads=threads, columns=columns)
+        card_raw = card.raw_score(x if columns is None else x[:, columns])
+        if self.blend <= 0.0:
+            return card_raw
+        trees = self.trees.raw_score(x, threads=threads, columns=columns)
+        return self.blend * trees + (1.0 - self.blend) * card_raw
 
     def contributions(self, x: np.ndarray, *, threads: int = 0) -> np.ndarray:
-        """Exact TreeSHAP contributions on the raw (log-odds) score, the last column the expected
-        value: LightGBM's `pred_contrib` numbers, computed by `scoring.treeshap` (faster)."""
-        return self.trees.contributions(x, threads=threads)
+        """Exact additive contributions to the raw (log-odds) score, the last column the expected
+        value; each row adds up to `raw_score`. The booster's are exact TreeSHAP (LightGBM's
+        `pred_contrib` numbers, computed by `scoring.treeshap`, faster); a blend's are its weight
+        times those plus the other weight times the scorecard's terms (`scoring.scorecard`)."""
+        card = self._card
+        if card is None:
+            return self.trees.contributions(x, threads=threads)
+        card_part = card.contributions(x)
+        if self.blend <= 0.0:
+            return card_part
+        trees = self.trees.contributions(x, threads=threads)
+        return self.blend * trees + (1.0 - self.blend) * card_part
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         return np.clip(self.calibrator.predict(raw), 1e-6, 1 - 1e-6)

@@ -19,16 +19,25 @@ class TrainConfig:
     learning_rate: float = 0.05  # during the search
     # the winner is refitted at this fraction of the search's learning rate (1 = no refit)
     refit_learning_rate_factor: float = 0.4
-    # Ledger splits: rows whose as_of falls within this many days before the next part starts are
-    # dropped (train before validation, validation before test), so that no outcome window of an
-    # earlier part reaches into a later one. A 12-month label needs 365 for a fully honest estimate;
-    # 0 keeps every row (outcome windows overlap; common practice, mildly optimistic).
+    # Ledger splits: training rows whose as_of falls within this many days before the test window
+    # are dropped, so that no training outcome window reaches into the test's. With the clients
+    # held out, what overlaps is only the calendar both sides share (a downturn); a 12-month label
+    # needs 365 to purge that too, which a ledger of three years cannot afford.
     gap_days: int = 0
-    validation_fraction: float = 0.2  # of the distinct dates (out-of-time split)
-    test_fraction: float = 0.2
-    # table mode without a time column: the folds of its evaluation and of the search within it
+    test_fraction: float = 0.2  # of the distinct dates: the out-of-time test window
+    # Ledger models are tested on clients they never learned from: this share of the clients (the
+    # spec's group column) is held out by a seeded hash; the others' earlier rows train, searched
+    # by k-fold CV grouped by client. No client is on both sides of a fold or of the test.
+    test_clients: float = 0.2
+    # the folds of the search (both modes) and of table mode's evaluation
     cv_folds: int = 5
     monotone: bool = True  # constraints from the feature catalog's risk directions
+    # ... and from directions inferred on the training rows for features without one
+    # (`training.directions`)
+    infer_directions: bool = True
+    # the scorecard and a blend of it with the booster are candidates beside the booster alone,
+    # chosen by the same inner validation (`training.train._fit_one`)
+    blend: bool = True
     # LightGBM's way of enforcing them: "intermediate" fits better, but LightGBM can break its own
     # constraints with it (seen on real data: a tree splitting twice on a constrained feature with
     # its leaves out of order); a model that fails the check is then refitted with "basic", whose

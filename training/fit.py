@@ -1,5 +1,6 @@
-"""LightGBM fitting: regularised defaults, a budgeted optuna search with early stopping, and a
-check that the fitted model really is monotone where the catalog says risk only goes one way."""
+"""LightGBM fitting: regularised defaults, a budgeted optuna search scored by k-fold CV with early
+stopping (grouped by client where there are clients), and a check that the fitted model really is
+monotone where risk only goes one way."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import optuna
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from training.config import TrainConfig
@@ -31,6 +31,9 @@ class MonotonicityError(ValueError):
     """The fitted model breaks a monotone constraint; the message names the feature."""
 
 
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
+
 @dataclass
 class FitResult:
     booster: lgb.Booster
@@ -38,6 +41,7 @@ class FitResult:
     best_iteration: int
     validation_auc: float
     trials: list[dict[str, Any]]
+    folds: Folds | None = None  # the CV folds (table mode), for the other candidates' scores
 
 
 def _base_params(cfg: TrainConfig) -> dict[str, Any]:
@@ -54,33 +58,6 @@ def _base_params(cfg: TrainConfig) -> dict[str, Any]:
         "max_cat_to_onehot": 8,
         "cat_smooth": 10.0,
     }
-
-
-def _train(
-    params: dict[str, Any],
-    cfg: TrainConfig,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    categorical: list[int],
-) -> tuple[lgb.Booster, float]:
-    train = lgb.Dataset(x_train, y_train, categorical_feature=categorical, free_raw_data=False)
-    valid = lgb.Dataset(x_val, y_val, reference=train, categorical_feature=categorical)
-    booster = lgb.train(
-        {**params, "metric": "auc"},
-        train,
-        num_boost_round=cfg.max_rounds,
-        valid_sets=[valid],
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
-    )
-    raw = booster.predict(x_val, raw_score=True, num_iteration=booster.best_iteration)
-    auc = float(roc_auc_score(y_val, raw)) if len(np.unique(y_val)) == 2 else float("nan")
-    return booster, auc
-
-
-Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
 def _space(trial: optuna.Trial) -> dict[str, Any]:
@@ -145,58 +122,6 @@ def _fine(cfg: TrainConfig, params: dict[str, Any]) -> tuple[dict[str, Any], Tra
     return fine, replace(cfg, max_rounds=int(cfg.max_rounds / cfg.refit_learning_rate_factor))
 
 
-def fit_model(
-    cfg: TrainConfig,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    categorical: list[int],
-    monotone: list[int] | None = None,
-    progress: bool = False,
-) -> FitResult:
-    """Search hyper-parameters on the validation AUC and return the best booster, cut at its best
-    iteration (out-of-time data: the validation window is the later dates).
-
-    With more than `cfg.search_rows` training rows the search sees a seeded sample of them, and the
-    winner is refitted on every row (there is then no full-data booster of the search to keep)."""
-    base = _constrained(cfg, monotone)
-    full_train, full_y = x_train, y_train
-    sampled = len(y_train) > cfg.search_rows
-    if sampled:
-        keep = _search_sample(cfg, len(y_train))
-        x_train, y_train = x_train[keep], y_train[keep]
-
-    def score(params: dict[str, Any]) -> tuple[float, int, lgb.Booster]:
-        booster, auc = _train(
-            base | params, cfg, x_train, y_train, x_val, y_val, categorical=categorical
-        )
-        return auc, booster.best_iteration, booster
-
-    best, booster, trials = _search(cfg, score, progress=progress)
-    best_auc = float(best.value or float("nan"))
-    params = base | best.params
-    # The search runs at a coarse learning rate to fit its budget; the winner is refitted at a
-    # finer one and kept only if the validation AUC agrees (always, when the search saw a sample).
-    if cfg.refit_learning_rate_factor < 1 or sampled:
-        fine, fine_cfg = _fine(cfg, params)
-        refit, refit_auc = _train(
-            fine, fine_cfg, full_train, full_y, x_val, y_val, categorical=categorical
-        )
-        if refit_auc > best_auc or sampled:
-            booster, best_auc, params = refit, refit_auc, fine
-    # Keep only the trees up to the best iteration: the deployed model is exactly what was validated.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    return FitResult(
-        booster=booster,
-        params=params,
-        best_iteration=int(booster.num_trees()),
-        validation_auc=best_auc,
-        trials=trials,
-    )
-
-
 def _cross_validate(
     params: dict[str, Any],
     cfg: TrainConfig,
@@ -234,24 +159,31 @@ def fit_model_cv(
     *,
     categorical: list[int],
     monotone: list[int] | None = None,
+    groups: np.ndarray | None = None,
     progress: bool = False,
 ) -> tuple[FitResult, np.ndarray]:
-    """Table mode (no time column): each trial is scored by stratified `cfg.cv_folds`-fold CV, so
-    the choice rests on every row rather than one held-out fifth; the winner is cross-validated
+    """Each trial is scored by stratified `cfg.cv_folds`-fold CV, so the choice rests on every
+    row rather than one held-out part; the winner is cross-validated
     again at the fine learning rate (kept if its AUC agrees), and the deployed booster learns from
     every row, its tree count the folds' best iteration scaled up by the rows it gains. Returns
-    the fit and every row's out-of-fold raw score, for calibration.
+    the fit and every row's out-of-fold raw score, for calibration. With `groups`, no group has
+    rows on both sides of a fold.
 
     With more than `cfg.search_rows` rows the search sees a seeded sample; the fine CV, whose
     out-of-fold scores calibrate the model, always sees every row."""
     base = _constrained(cfg, monotone)
-    folds = stratified_folds(y, folds=cfg.cv_folds, seed=cfg.seed)
+    folds = stratified_folds(y, folds=cfg.cv_folds, seed=cfg.seed, groups=groups)
     sampled = len(y) > cfg.search_rows
     x_search, y_search, search_folds = x, y, folds
     if sampled:
         keep = _search_sample(cfg, len(y))
         x_search, y_search = x[keep], y[keep]
-        search_folds = stratified_folds(y_search, folds=cfg.cv_folds, seed=cfg.seed)
+        search_folds = stratified_folds(
+            y_search,
+            folds=cfg.cv_folds,
+            seed=cfg.seed,
+            groups=groups[keep] if groups is not None else None,
+        )
 
     def score(params: dict[str, Any]) -> tuple[float, int, np.ndarray]:
         return _cross_validate(
@@ -279,6 +211,7 @@ def fit_model_cv(
         best_iteration=rounds,
         validation_auc=best_auc,
         trials=trials,
+        folds=folds,
     )
     return fit, out_of_fold
 

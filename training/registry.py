@@ -1,5 +1,6 @@
 """Promotion: the challenger becomes champion only if it is at least as good on the same
-out-of-time window; a forced promotion records who overrode the gate and why."""
+out-of-time window, judged on clients neither model learned from; a forced promotion records who
+overrode the gate and why."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from scoring.store import CHALLENGER, CHAMPION, load_bundle
 from training.config import TrainConfig
 from training.evaluate import evaluate
-from training.tracking import use_store
+from training.tracking import LEARNED_GROUPS, use_store
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,24 @@ def _evaluation_rows(run_id: str) -> pd.DataFrame:
             run_id=run_id, artifact_path="evaluation/rows.parquet", dst_path=tmp
         )
         return pd.read_parquet(Path(path))
+
+
+def _learned_groups(run_id: str) -> set[str] | None:
+    """The clients a model learned from or was tuned on (None: its run does not say)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"evaluation/{LEARNED_GROUPS}", dst_path=tmp
+            )
+        except (MlflowException, OSError):
+            return None
+        frame = pd.read_parquet(Path(path))
+        return set(frame.iloc[:, 0].astype(str))
+
+
+def _refused(model: str, challenger: str, champion: str, why: str) -> PromotionDecision:
+    use_store().set_model_version_tag(model, challenger, "promotion", f"refused: {why}")
+    return PromotionDecision(model, challenger, champion, False, False, why)
 
 
 def promote(
@@ -81,6 +100,29 @@ def promote(
         "challenger": load_bundle(model, challenger.version),
         "champion": load_bundle(model, champion.version),
     }
+    group = bundles["challenger"].metadata.get("group_column")
+    if group and not force:
+        # The challenger's test clients are new to it; the champion may have learned from some
+        # of them (another seed, another ledger): judge both on the clients neither saw.
+        learned = _learned_groups(str(champion.run_id))
+        if learned is None:
+            return _refused(
+                model,
+                challenger.version,
+                champion.version,
+                f"the champion (v{champion.version}) does not record the clients it learned from "
+                "(trained before client-held-out evaluation), so it cannot be judged on new "
+                "clients; compare them by hand and promote with --force --reason",
+            )
+        rows = rows[~rows[str(group)].astype(str).isin(learned)]
+        if rows[bundles["challenger"].target].nunique() < 2:
+            return _refused(
+                model,
+                challenger.version,
+                champion.version,
+                "no test client of the challenger is new to the champion too (or they hold one "
+                "class only): nothing fair to compare on",
+            )
     y = rows[bundles["challenger"].target].to_numpy(dtype=int)
     scores = {
         role: evaluate(y, bundle.predict(rows, threads=cfg.threads)["pd"].to_numpy())
@@ -90,7 +132,8 @@ def promote(
     auc_ok = ch["auc"] >= cp["auc"] - cfg.promotion_auc_tolerance
     ece_ok = ch["ece"] <= cp["ece"] + cfg.promotion_ece_tolerance
     passed = auc_ok and ece_ok
-    why = (
+    judged = f"on {len(rows):,} rows of clients neither model learned from; " if group else ""
+    why = judged + (
         f"AUC {ch['auc']:.4f} vs champion {cp['auc']:.4f} (tolerance {cfg.promotion_auc_tolerance}): "
         f"{'ok' if auc_ok else 'worse'}; ECE {ch['ece']:.4f} vs {cp['ece']:.4f} "
         f"(tolerance {cfg.promotion_ece_tolerance}): {'ok' if ece_ok else 'worse'}"

@@ -34,6 +34,8 @@ class ModelSpec:
     purpose: str
     unit: str = "table"
     segment_columns: tuple[str, ...] = ()
+    # rows of one group (a client) are never on both sides of a split (see TrainConfig)
+    group_column: str | None = None
 
     def catalog(self) -> list[FeatureSpec]:
         """The catalog entries of the features (ledger models; none for a user's table)."""
@@ -61,20 +63,29 @@ def ledger_spec(model: Literal["default", "late"]) -> ModelSpec:
         ),
         unit=unit,
         segment_columns=("industry", "country", "size_band", "thin_file"),
+        group_column="client_id",
     )
 
 
 def table_spec(
-    table: pd.DataFrame, *, target: str, time_column: str | None, name: str
+    table: pd.DataFrame,
+    *,
+    target: str,
+    time_column: str | None,
+    name: str,
+    group_column: str | None = None,
 ) -> ModelSpec:
-    """A spec for any table a data scientist brings: every other column is a feature."""
+    """A spec for any table a data scientist brings: every other column is a feature. With a
+    `group_column` (e.g. a customer id), no group is on both sides of a split."""
     if target not in table.columns:
         raise KeyError(
             f"target column {target!r} is not in the table (columns: {', '.join(table.columns[:10])}...)"
         )
     if time_column is not None and time_column not in table.columns:
         raise KeyError(f"time column {time_column!r} is not in the table")
-    drop = {target, time_column, "ID", "id"} | KEY_COLUMNS
+    if group_column is not None and group_column not in table.columns:
+        raise KeyError(f"group column {group_column!r} is not in the table")
+    drop = {target, time_column, group_column, "ID", "id"} | KEY_COLUMNS
     features = [c for c in table.columns if c not in drop]
     categorical = [
         c
@@ -89,4 +100,5 @@ def table_spec(
         categorical=categorical,
         directions={},
         purpose=f"Probability of {target} = 1.",
+        group_column=group_column,
     )

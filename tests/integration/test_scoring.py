@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from features.contract import Ledger, LedgerValidationError
 from features.payment_behaviour import build_client_features
 from features.pipeline import client_ledger
 from scoring.applicant import TradeReference, applicant_ledger, apply_trade_references
+from scoring.bundle import ModelBundle
 from scoring.limits import LimitDecision
 from scoring.policy import CreditPolicy
 from scoring.scorer import Scorer
@@ -51,7 +53,7 @@ def test_both_models_read_one_matrix_as_if_each_had_its_own(
         np.testing.assert_array_equal(rows.x_default, scorer.default.matrix(frame))
         np.testing.assert_array_equal(
             scorer.late.raw_score(rows.x_late, columns=rows.late_columns),
-            scorer.late.booster.predict(alone, raw_score=True),
+            scorer.late.raw_score(alone),
         )
 
 
@@ -66,7 +68,7 @@ def test_contributions_match_shap_tree_explainer(scorer: Scorer, snapshot: pd.Da
 
     x = scorer.default.matrix(snapshot.head(25))
     explainer = shap.TreeExplainer(scorer.default.booster)
-    ours = scorer.default.contributions(x)
+    ours = scorer.default.trees.contributions(x)  # the booster's part (a blend adds the card's)
     np.testing.assert_allclose(explainer.shap_values(x), ours[:, :-1], atol=1e-8)
     assert float(np.ravel(explainer.expected_value)[0]) == pytest.approx(ours[0, -1], abs=1e-8)
 
@@ -111,16 +113,38 @@ def test_the_score_document(scorer: Scorer, snapshot: pd.DataFrame) -> None:
     assert any("typical of grades 1-3" in r.text or "grades 1-3" in r.text for r in reasons)
 
 
-def test_reasons_are_exact_treeshap_of_the_deployed_booster(
-    scorer: Scorer, snapshot: pd.DataFrame
+def _truth(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:
+    """The deployed model's contributions computed apart from `ModelBundle.contributions`:
+    LightGBM's own pred_contrib for the booster, each scorecard term by hand, weighted by the
+    blend."""
+    trees = bundle.booster.predict(x, pred_contrib=True)
+    if bundle.scorecard is None or bundle.blend >= 1:
+        return np.asarray(trees)
+    card = np.zeros_like(trees)
+    for term in bundle.scorecard.terms:
+        card[:, term.column] = term.coefficient * term.evidence(x[:, term.column]) - term.mean
+    card[:, -1] = bundle.scorecard.intercept + sum(t.mean for t in bundle.scorecard.terms)
+    return bundle.blend * trees + (1 - bundle.blend) * card
+
+
+@pytest.mark.parametrize("blend", ["trained", 0.5, 0.0])
+def test_reasons_are_exact_contributions_of_the_deployed_model(
+    scorer: Scorer, snapshot: pd.DataFrame, blend: object
 ) -> None:
-    """Every reason's contribution is the deployed booster's exact TreeSHAP value of that
-    feature for that client (LightGBM's own pred_contrib), and all of them with the expected
-    value add up to the raw score."""
-    scores = scorer.score(snapshot.head(30), top=200)
-    x = scorer.default.matrix(snapshot.head(30))
-    truth = scorer.default.booster.predict(x, pred_contrib=True)
-    names = scorer.default.features
+    """Every reason's contribution is the deployed model's exact contribution of that feature for
+    that client (a booster: LightGBM's own TreeSHAP; a blend: its weight times that plus the other
+    weight times the scorecard's term; a scorecard alone: its terms), and all of them with the
+    expected value add up to the raw score: the trained model, a blend and the scorecard alone."""
+    default = scorer.default
+    if blend != "trained":
+        assert default.scorecard is not None  # training keeps the candidate it judged
+        default = replace(default, blend=float(blend))  # type: ignore[arg-type]
+    deployed = replace(scorer, default=default)
+    scores = deployed.score(snapshot.head(30), top=200)
+    x = default.matrix(snapshot.head(30))
+    truth = _truth(default, x)
+    np.testing.assert_allclose(truth.sum(axis=1), default.raw_score(x), atol=1e-9)
+    names = default.features
     for i in np.flatnonzero(scores.status != "in_default"):
         shown = scores.risk_reasons[i] + scores.strengths[i]
         for r in shown:

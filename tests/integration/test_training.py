@@ -45,7 +45,12 @@ def test_a_gap_longer_than_the_history_is_refused(client_table: pd.DataFrame) ->
 
 
 def test_training_gives_a_calibrated_discriminating_model(trained) -> None:  # type: ignore[no-untyped-def]
-    assert trained.metrics["auc"] > 0.7
+    # the grouped cross-validation scores every training row on a model that never saw its
+    # client; the test window of the small ledger's held-out clients has few defaults (18 of
+    # 265 rows), so its figure is only required to beat chance
+    assert trained.fit.validation_auc > 0.7
+    assert trained.metrics["auc"] > 0.55
+    assert trained.metrics["rows"] > 200 and trained.same_client_metrics["rows"] > 500
     assert trained.bundle.metadata["calibration"] in ("platt", "isotonic")
     assert 0 < trained.metrics["base_rate"] < 0.2
     pr = trained.predictions
@@ -67,14 +72,13 @@ def test_censored_and_defaulted_rows_never_train(client_table: pd.DataFrame, tra
 
 
 def test_a_model_lightgbm_leaves_non_monotone_is_refitted_with_the_basic_method(
-    trained_models: dict[str, TrainResult], small_feature_tables: dict[str, pd.DataFrame]
+    small_feature_tables: dict[str, pd.DataFrame],
 ) -> None:
-    """On the small ledger's invoices at issue (the late model, the fast configuration, seed 0),
-    LightGBM's intermediate method grows a tree whose leaves break the constraint in
-    dpd_mean_365 (the raw score falls by ~0.001 where it must rise): the run refits with the
-    basic method instead of failing, and the model it keeps passes the check. (The IBM sample
-    with seed 2 reproduced it before the catalog gained revenue growth's direction.)"""
-    late = trained_models["late"]
+    """On the small ledger's invoices at issue (the late model, the fast configuration, seed 2),
+    LightGBM's intermediate method grows a tree whose leaves break a constraint: the run refits
+    with the basic method instead of failing, and the model it keeps passes the check. (Seed 0
+    did before the grouped folds of issue 22; the IBM sample with seed 0 does too.)"""
+    late = train_model(small_feature_tables["late"], ledger_spec("late"), replace(FAST, seed=2))
     assert late.bundle.metadata["monotone_method"] == "basic"
     assert late.fit.params["monotone_constraints_method"] == "basic"
     spec = late.spec

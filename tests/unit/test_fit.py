@@ -1,5 +1,6 @@
-"""Training's parts on small arrays: out-of-time splits and their gaps, metrics, the search and
-refit, the monotone check (no ledger model is trained here)."""
+"""Training's parts on small arrays: the out-of-time split on held-out clients and its gap,
+grouped folds, metrics, the search and refit, the monotone check (no ledger model is trained
+here)."""
 
 from __future__ import annotations
 
@@ -13,31 +14,58 @@ from sklearn.metrics import roc_auc_score
 
 from tests.models import FAST
 from training.evaluate import evaluate, expected_calibration_error
-from training.fit import MonotonicityError, _train, check_monotone, fit_model, fit_model_cv
+from training.fit import MonotonicityError, check_monotone, fit_model_cv
 from training.specs import ModelSpec, ledger_spec
-from training.split import split_by_time, stratified_folds
-from training.train import _purge
+from training.split import stratified_folds
+from training.train import _date_parts, _held_out
 
 
-def test_the_split_is_by_date_with_the_latest_dates_for_test() -> None:
-    times = pd.Series(pd.to_datetime([f"2024-{m:02d}-28" for m in range(1, 11)]).repeat(3))
-    part = split_by_time(times, validation_fraction=0.2, test_fraction=0.2)
-    assert set(times[part == "test"].dt.month) == {9, 10}
-    assert set(times[part == "validation"].dt.month) == {7, 8}
-    assert times[part == "train"].max() < times[part == "validation"].min()
+def _snapshots() -> pd.DataFrame:
+    """Ten month-ends of 400 clients."""
+    months = pd.to_datetime([f"2024-{m:02d}-28" for m in range(1, 11)])
+    return pd.DataFrame(
+        {
+            "client_id": np.tile([f"C{i:07d}" for i in range(400)], len(months)),
+            "as_of": np.repeat(months, 400),
+        }
+    )
 
 
-def test_a_gap_drops_the_rows_whose_outcome_window_reaches_the_next_part() -> None:
-    times = pd.Series(pd.to_datetime([f"2024-{m:02d}-28" for m in range(1, 11)]).repeat(3))
-    part = split_by_time(times, validation_fraction=0.2, test_fraction=0.2)
-    purged = _purge(part, times, pd.Timedelta(days=40))
-    # validation starts 07-28, test 09-28: 06-28 (train) and 08-28 (validation) fall in the gaps
-    assert set(times[purged == "gap"].dt.month) == {6, 8}
-    assert set(times[purged == "test"].dt.month) == {9, 10}
-    for earlier, later in (("train", "validation"), ("validation", "test")):
-        assert (
-            times[purged == earlier].max() + pd.Timedelta(days=40) <= times[purged == later].min()
-        )
+def test_the_test_is_the_latest_dates_on_clients_never_trained_on() -> None:
+    rows = _snapshots()
+    spec = replace(ledger_spec("default"), group_column="client_id")
+    part = _held_out(_date_parts(rows["as_of"], FAST, None), rows, spec, FAST)
+    train, test = rows[part == "train"], rows[part == "test"]
+    assert set(test["as_of"].dt.month) == {9, 10} and train["as_of"].max() < test["as_of"].min()
+    assert not set(train["client_id"]) & set(test["client_id"])  # no client on both sides
+    share = test["client_id"].nunique() / rows["client_id"].nunique()
+    assert share == pytest.approx(FAST.test_clients, abs=0.06)
+    # the training clients' test-window rows: the same-client figure, reported beside
+    same = rows[part == "same_clients"]
+    assert set(same["client_id"]) == set(train["client_id"]) and set(same["as_of"].dt.month) == {
+        9,
+        10,
+    }
+    # the same seed holds out the same clients in every table; another seed, others
+    again = _held_out(_date_parts(rows["as_of"], FAST, None), rows, spec, FAST)
+    assert again.equals(part)
+    other = _held_out(_date_parts(rows["as_of"], FAST, None), rows, spec, replace(FAST, seed=9))
+    assert not other.equals(part)
+
+
+def test_a_gap_drops_the_training_rows_whose_outcome_window_reaches_the_test() -> None:
+    times = _snapshots()["as_of"]
+    part = _date_parts(times, replace(FAST, gap_days=40), None)
+    # the test starts 09-28: 08-28 falls in the gap
+    assert set(times[part == "gap"].dt.month) == {8}
+    assert times[part == "train"].max() + pd.Timedelta(days=40) <= times[part == "test"].min()
+
+
+def test_grouped_folds_keep_each_client_on_one_side() -> None:
+    rows = _snapshots()
+    y = (np.arange(len(rows)) % 7 == 0).astype(int)
+    for fit_rows, held in stratified_folds(y, folds=4, seed=0, groups=rows["client_id"]):
+        assert not set(rows["client_id"].iloc[fit_rows]) & set(rows["client_id"].iloc[held])
 
 
 def test_metrics_of_a_perfectly_calibrated_and_ranked_score() -> None:
@@ -72,25 +100,8 @@ def test_the_monotone_check_names_a_violated_feature() -> None:
 
 def test_constrained_fits_pass_the_monotone_check() -> None:
     x, y = _against_the_grain()
-    fit = fit_model(
-        FAST, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[], monotone=[1, 1, 0]
-    )
+    fit, _ = fit_model_cv(FAST, x, y, categorical=[], monotone=[1, 1, 0])
     check_monotone(fit.booster, x, [1, 1, 0], ["a", "b", "c"])
-
-
-def test_a_large_table_is_searched_on_a_sample_and_refitted_on_every_row() -> None:
-    x, y = _against_the_grain()
-    cfg = replace(FAST, search_rows=500)
-    fit = fit_model(cfg, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[])
-    fine = cfg.learning_rate * cfg.refit_learning_rate_factor
-    assert fit.params["learning_rate"] == pytest.approx(fine)
-    # the deployed booster is the winner's parameters trained on all 2,000 rows, not the sample
-    fine_cfg = replace(cfg, max_rounds=int(cfg.max_rounds / cfg.refit_learning_rate_factor))
-    full, _ = _train(fit.params, fine_cfg, x[:2000], y[:2000], x[2000:], y[2000:], categorical=[])
-    np.testing.assert_allclose(
-        fit.booster.predict(x, raw_score=True),
-        full.predict(x, raw_score=True, num_iteration=full.best_iteration),
-    )
 
 
 def test_a_table_without_time_is_searched_by_cv_and_deployed_on_every_row() -> None:

@@ -68,7 +68,12 @@ def _mutate(
         new["revenue"], new["equity"] = amount, -amount
         t["financials"] = pd.concat([fin, new], ignore_index=True)
     elif kind == "add_insolvency":
-        ins = t["insolvencies"][t["insolvencies"]["client_id"] != client]
+        # A client declared insolvent before as_of keeps it: replacing that row (one per client)
+        # would change the past (hypothesis found it: insolvency_days 180 -> missing).
+        ins = t["insolvencies"]
+        if (ins.loc[ins["client_id"] == client, "declared_on"] < as_of).any():
+            return ledger.with_tables(t)
+        ins = ins[ins["client_id"] != client]
         new = pd.DataFrame({"client_id": [client], "declared_on": [when]}).astype(
             ins.dtypes.to_dict()
         )
