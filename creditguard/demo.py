@@ -38,6 +38,7 @@ def demo(
     from training.config import TrainConfig
     from training.registry import promote as promote_model
     from training.specs import ledger_spec
+    from training.timing import log_timing, train_timing
     from training.tracking import log_training
     from training.train import train_model
 
@@ -84,6 +85,21 @@ def demo(
     console.print(
         f"{invoice_path}: {stats['rows']:,} invoices of the last six months, late rate {stats['rate']:.2%} (uncensored)"
     )
+    # the timing model learns from invoices whose 180 days past due have all passed
+    timing_path = workdir / "features_timing.parquet"
+    due = ledger.invoices["due_on"]
+    settled = ledger.invoices.loc[
+        (due > gen.extracted_on - pd.Timedelta(days=545))
+        & (due <= gen.extracted_on - pd.Timedelta(days=181)),
+        "invoice_id",
+    ]
+    stats = write_feature_table(
+        ledger, timing_path, unit="invoice", invoices=settled, progress=True
+    )
+    console.print(
+        f"{timing_path}: {stats['rows']:,} invoices due 6 to 18 months before extraction "
+        "(settlement buckets for the timing model)"
+    )
 
     console.rule(f"4. train, log and register both models ({tracking_uri()})")
     cfg = replace(TrainConfig(), n_trials=trials)
@@ -121,6 +137,14 @@ def demo(
             else f"unchanged: {decision.reason}",
         )
     console.print(table)
+    timing = train_timing(pd.read_parquet(timing_path), cfg)
+    logged_timing = log_timing(timing, cfg)
+    console.print(
+        f"{timing.spec.name} v{logged_timing['version']}: test log loss (new clients) "
+        f"{timing.metrics['log_loss']:.4f} against {timing.metrics['naive_log_loss']:.4f} for the "
+        f"training frequencies; champion: {'yes' if logged_timing['champion'] else 'no'} "
+        f"({logged_timing['gate']})"
+    )
 
     console.rule("5. score the portfolio: last month, then today")
     runs = workdir / "runs"

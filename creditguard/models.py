@@ -9,6 +9,7 @@ import pandas as pd
 import typer
 
 from creditguard.app import app, console, print_mapping
+from features.errors import InputError
 
 
 @app.command()
@@ -23,7 +24,11 @@ def train(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="default (client snapshots) or late (invoices at issue).")
+        str | None,
+        typer.Option(
+            help="default (client snapshots), late (invoices at issue) or timing (settlement "
+            "buckets of invoices at issue whose 180 days past due have passed)."
+        ),
     ] = None,
     table: Annotated[
         Path | None,
@@ -101,9 +106,12 @@ def train(
         raise typer.BadParameter(
             "give either --features FILE --model default|late, or --table FILE --target COL"
         )
+    if features_ is not None and model == "timing":
+        _train_timing(read_frame(features_), cfg)
+        return
     if features_ is not None:
-        if model not in ("default", "late"):
-            raise typer.BadParameter("must be default or late", param_hint="--model")
+        if model not in ("default", "late", "timing"):
+            raise typer.BadParameter("must be default, late or timing", param_hint="--model")
         data = read_frame(features_)
         spec = ledger_spec(model)  # type: ignore[arg-type]
     else:
@@ -192,3 +200,30 @@ def promote(
     )
     if not decision.promoted and decision.champion != decision.challenger:
         raise typer.Exit(code=3)  # the gate refused: scripts can tell a refusal from an error
+
+
+def _train_timing(data: pd.DataFrame, cfg: object) -> None:
+    """The payment-timing model: train, log, register, gate on log loss (`training.timing`)."""
+    from training.timing import log_timing, train_timing
+
+    if "payment_bucket" not in data:
+        raise InputError(
+            "--features: the table has no payment_bucket column: build it with `creditguard "
+            "features --unit invoice` (this version adds the timing label)"
+        )
+    result = train_timing(data, cfg)  # type: ignore[arg-type]
+    logged = log_timing(result, cfg)  # type: ignore[arg-type]
+    m = result.metrics
+    print_mapping(
+        "training summary",
+        {
+            "model": result.spec.name,
+            "run id": logged["run_id"],
+            "version": logged["version"],
+            "champion": f"{'yes' if logged['champion'] else 'no'}: {logged['gate']}",
+            "test log loss (new clients)": round(m["log_loss"], 4),
+            "naive log loss (training frequencies)": round(m["naive_log_loss"], 4),
+            "test invoices": f"{int(m['rows']):,}",
+            "boosting rounds": int(m["rounds"]),
+        },
+    )

@@ -107,6 +107,25 @@ def print_report(figures: dict[str, Any], out: Path) -> None:
             f"{q} {w['clients']}" for q, w in figures["worklist"].items()
         ),
     }
+    if figures.get("dso"):
+        trend = figures["dso"]["trend"]
+
+        def days(v: float | None) -> str:
+            return "–" if v is None else f"{v:.1f}"
+
+        last = trend[-1]
+        summary[f"DSO at {last['month']}"] = (
+            f"{days(last['dso'])} days (countback {days(last['countback_dso'])}, best possible "
+            f"{days(last['best_possible_dso'])}, delinquent {days(last['average_days_delinquent'])})"
+        )
+        summary["DSO, last 6 month-ends"] = " ".join(days(r["dso"]) for r in trend[-6:])
+    for currency, block in (figures.get("cash_forecast") or {}).items():
+        first = block["weeks"][:4]
+        summary[f"cash forecast ({currency})"] = (
+            f"{block['expected_13_weeks']:,.0f} expected within 13 weeks of "
+            f"{block['open_balance']:,.0f} open; weeks 1-4: "
+            + ", ".join(f"{w['expected']:,.0f} [{w['low']:,.0f}-{w['high']:,.0f}]" for w in first)
+        )
     if "downgraded" in figures:
         summary["grades kept / down / up"] = (
             f"{figures['grades_kept']:.0%} / {figures['downgraded']} / {figures['upgraded']}"

@@ -383,6 +383,13 @@ def _firmographics() -> list[FeatureSpec]:
     return [
         _feature("industry", "firmographics", "Industry", "category"),
         _feature("country", "firmographics", "Country", "category"),
+        _feature(
+            "country_risk_class",
+            "firmographics",
+            "OECD country risk class of the client's country (0 lowest, 7 highest)",
+            "index",
+            Risk.RISES,
+        ),
         _feature("company_age_years", "firmographics", "Age of the company", "years"),
         _feature("log_registered_capital", "firmographics", "Log of registered capital", "log"),
         _feature(

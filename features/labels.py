@@ -145,3 +145,38 @@ def label_late(
             "censored": censored.to_numpy(),
         }
     )
+
+
+# Payment timing: the days from the due date to settlement (negative: early), in buckets
+# (lo, hi]; the last bucket is "not settled within 180 days of the due date" (or written off).
+TIMING_EDGES = (-7, 0, 7, 15, 30, 45, 60, 90, 180)
+TIMING_EARLIEST = -30  # the first bucket, (-inf, -7], is spread from 30 days before the due date
+TIMING_NEVER = len(TIMING_EDGES)  # the bucket index of "not within 180 days"
+
+
+def timing_bucket(days_late: np.ndarray) -> np.ndarray:
+    """The bucket of each settlement's days late (NaN: never settled -> the last bucket)."""
+    days = np.asarray(days_late, dtype="float64")
+    bucket = np.searchsorted(np.asarray(TIMING_EDGES, dtype="float64"), days, side="left")
+    return np.where(np.isfinite(days), bucket, TIMING_NEVER).astype("int8")
+
+
+def label_timing(ledger: Ledger, invoice_ids: pd.Series | None = None) -> pd.DataFrame:
+    """`payment_bucket` for invoices: when each was settled relative to its due date
+    (`TIMING_EDGES`), and `timing_censored` for those whose last bucket (180 days after the due
+    date) had not ended at extraction. Those never train, even when already settled: keeping
+    the settled ones of recent months alone would teach that recent invoices are paid early."""
+    inv = ledger.invoices
+    if invoice_ids is not None:
+        inv = inv[isin(inv["invoice_id"], invoice_ids)]
+    days = (inv["paid_on"] - inv["due_on"]).dt.days.to_numpy(dtype="float64")
+    late_limit = float(TIMING_EDGES[-1])
+    settled_in_time = np.isfinite(days) & (days <= late_limit)
+    window_ended = (inv["due_on"] + pd.Timedelta(days=late_limit) < ledger.extracted_on).to_numpy()
+    return pd.DataFrame(
+        {
+            "invoice_id": inv["invoice_id"].to_numpy(),
+            "payment_bucket": timing_bucket(np.where(settled_in_time, days, np.nan)),
+            "timing_censored": ~window_ended,
+        }
+    )

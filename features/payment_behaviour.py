@@ -21,6 +21,7 @@ import pandas as pd
 from features.arrays import index_in, isin
 from features.catalog import AGING, WINDOWS, client_feature_specs
 from features.contract import STATEMENT_AMOUNTS, Ledger, is_open
+from features.country_risk import country_risk_class
 
 EPOCH = np.datetime64("1970-01-01", "D")
 PAYDEX_DAYS = np.array([-20.0, -10.0, 0.0, 15.0, 22.0, 30.0, 60.0, 90.0, 120.0, 180.0])
@@ -60,6 +61,7 @@ class _History:
     rating: np.ndarray
     industry: np.ndarray
     country: np.ndarray
+    country_class: np.ndarray  # OECD class 0..7, NaN: unrated (`features.country_risk`)
     insolvent: np.ndarray  # day the first insolvency was declared (NaN: none)
     # invoices, sorted by client then issue date; inv_start/inv_end index them per client
     inv_client: np.ndarray
@@ -131,6 +133,7 @@ def _history(ledger: Ledger) -> _History:
         rating=rating.map(RATING_SCORE).to_numpy(dtype="float64"),
         industry=clients["industry"].to_numpy(dtype=object),
         country=clients["country"].to_numpy(dtype=object),
+        country_class=country_risk_class(clients["country"].to_numpy(dtype=object)),
         insolvent=insolvent,
         inv_client=inv_client,
         inv_start=inv_end - counts,
@@ -434,6 +437,7 @@ def _firmographics(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
     clients = at.clients
     f["industry"] = h.industry[clients]
     f["country"] = h.country[clients]
+    f["country_risk_class"] = h.country_class[clients]
     f["company_age_years"] = (at.day - h.founded[clients]) / 365.25
     f["log_registered_capital"] = h.log_capital[clients]
     f["external_rating_score"] = h.rating[clients]

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from features.arrays import index_in, isin, no_repeats, take
 from features.contract import Ledger
 from features.io import atomic_file
-from features.labels import label_default, label_late
+from features.labels import label_default, label_late, label_timing
 from features.payment_behaviour import build_client_features, build_invoice_features
 
 Unit = Literal["client", "invoice"]
@@ -116,6 +116,9 @@ def iter_feature_table(
             y = label_late(part, x["invoice_id"], grace_days=grace_days).set_index("invoice_id")
             x["late"] = x["invoice_id"].map(y["late"]).to_numpy()
             x["censored"] = x["invoice_id"].map(y["censored"]).to_numpy()
+            t = label_timing(part, x["invoice_id"]).set_index("invoice_id")
+            x["payment_bucket"] = x["invoice_id"].map(t["payment_bucket"]).to_numpy()
+            x["timing_censored"] = x["invoice_id"].map(t["timing_censored"]).to_numpy()
         bar.update()
         yield x
     bar.close()

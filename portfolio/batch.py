@@ -28,7 +28,16 @@ from features.io import inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
 from features.pipeline import client_ledgers
 from features.stream import PART_CLIENTS, ledger_parts
-from portfolio.outputs import ChunkResult, RunTables, prioritise
+from portfolio.outputs import (
+    CASH_WEEKS,
+    SEGMENT_KEYS,
+    ChunkResult,
+    RunTables,
+    add_cash,
+    add_positions,
+    empty_cash,
+    prioritise,
+)
 from scoring.collections import (
     ACTIONS,
     QUEUE_ACTIONS,
@@ -37,8 +46,10 @@ from scoring.collections import (
     queue_of,
     rank_worklist,
 )
+from scoring.dso import MEASURES, POSITION_COLUMNS, dso_measures, monthly_positions
 from scoring.receivables import STAGES, days_past_due, escalation_stage, open_invoices
 from scoring.scorer import Scorer, client_table
+from scoring.timing import WEEKS, invoice_weeks, simulate
 
 CHUNK_CLIENTS = 2048
 
@@ -68,10 +79,102 @@ def score_chunk(
     clients = client_table(scores)
     invoices = open_invoices(ledger, as_of)
     invoices = invoices[invoices["client_id"].isin(clients["client_id"])].reset_index(drop=True)
-    invoices = invoice_rows(invoices, clients, ledger, scorer, as_of)
+    at_issue = issue_features(ledger, invoices)
+    invoices = invoice_rows(invoices, clients, ledger, scorer, as_of, at_issue=at_issue)
     over = clients.set_index("client_id")["over_limit_amount"]
-    worklist = client_worklist(invoices, as_of, scorer.policy, over)
-    return ChunkResult(clients, invoices, features, worklist)
+    countries = ledger.clients.set_index("client_id")["country"]
+    worklist = client_worklist(invoices, as_of, scorer.policy, over, countries)
+    positions = monthly_positions(ledger, as_of)
+    clients = with_client_dso(with_firmographics(clients, ledger), positions)
+    invoices, cash = with_cash_forecast(invoices, at_issue, scorer, as_of)
+    return ChunkResult(
+        clients, invoices, features, worklist, segment_positions(positions, clients), cash
+    )
+
+
+def issue_features(ledger: Ledger, invoices: pd.DataFrame) -> pd.DataFrame:
+    """The open invoices' features at issue, in their order (what the late and timing models
+    read)."""
+    if not len(invoices):
+        return pd.DataFrame({"invoice_id": pd.Series([], dtype="str")})
+    at_issue = build_invoice_features(ledger, invoices=invoices["invoice_id"])
+    return at_issue.set_index("invoice_id").loc[invoices["invoice_id"]].reset_index()
+
+
+def with_cash_forecast(
+    invoices: pd.DataFrame, at_issue: pd.DataFrame, scorer: Scorer, as_of: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The open invoices with their expected receipt within 13 weeks, and the chunk's receipts
+    per currency and week: expected (draw -1) and simulated (draws 0..); `scoring.timing`.
+    Invoices of insolvent clients (the claim queue) are expected to bring nothing in 13 weeks
+    (`scoring.timing.invoice_weeks`). Without a timing model: no forecast."""
+    if scorer.timing is None:
+        return invoices.assign(expected_receipt_13w=np.nan), empty_cash()
+    weekly = np.zeros((len(invoices), WEEKS + 1))
+    if len(invoices):
+        insolvent = (invoices["collection_queue"] == "claim").to_numpy()
+        weekly = invoice_weeks(scorer.timing, at_issue, invoices["due_on"], as_of, insolvent)
+    outstanding = invoices["outstanding"].to_numpy(dtype="float64")
+    out = invoices.assign(expected_receipt_13w=(weekly[:, :WEEKS].sum(axis=1) * outstanding))
+    frames = []
+    for currency, rows in invoices.groupby("currency", sort=True).indices.items():
+        expected = (weekly[rows, :WEEKS] * outstanding[rows, None]).sum(axis=0)
+        drawn = simulate(
+            weekly[rows], outstanding[rows], invoices["client_id"].to_numpy(dtype=object)[rows]
+        )
+        block = np.vstack([expected[None, :], drawn])
+        frame = pd.DataFrame(block, columns=CASH_WEEKS)
+        frame.insert(0, "draw", np.arange(-1, len(drawn), dtype=np.int64))
+        frame.insert(0, "currency", str(currency))
+        frames.append(frame)
+    return out, pd.concat(frames, ignore_index=True) if frames else empty_cash()
+
+
+def with_firmographics(clients: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
+    """The clients' country and industry beside their scores (segments of the report)."""
+    known = ledger.clients.set_index("client_id")
+    at = clients.columns.get_loc("status")
+    out = clients.copy()
+    for column in ("industry", "country"):
+        out.insert(at, column, clients["client_id"].map(known[column]).astype("str"))
+    return out
+
+
+def with_client_dso(clients: pd.DataFrame, positions: pd.DataFrame) -> pd.DataFrame:
+    """Each client's DSO, countback DSO, best possible DSO and average days delinquent at the
+    last complete month before the run's date (`scoring.dso`)."""
+    measures = dso_measures(positions, by=["client_id"])
+    last = measures[measures["month"] == measures["month"].max()].set_index("client_id")
+    return clients.assign(
+        **{m: clients["client_id"].map(last[m]).astype("float64") for m in MEASURES}
+    )
+
+
+def segment_positions(positions: pd.DataFrame, clients: pd.DataFrame) -> pd.DataFrame:
+    """The clients' monthly positions summed by segment: the portfolio, industry, country,
+    grade (today's; D for clients in default)."""
+    by_client = clients.set_index("client_id")
+    grade = pd.Series(
+        np.where(
+            by_client["grade"].isna(),
+            "D",
+            by_client["grade"].astype("Float64").fillna(0).astype(int).astype(str),
+        ),
+        index=by_client.index,
+    )
+    keys = {
+        "portfolio": pd.Series("all", index=by_client.index),
+        "industry": by_client["industry"].astype(str),
+        "country": by_client["country"].astype(str),
+        "grade": grade,
+    }
+    parts = []
+    for level, key in keys.items():
+        part = positions.assign(level=level, segment=positions["client_id"].map(key).to_numpy())
+        parts.append(
+            part.groupby(SEGMENT_KEYS, sort=True, observed=True)[list(POSITION_COLUMNS)].sum()
+        )
+    return pd.concat(parts).reset_index()
 
 
 def invoice_rows(
@@ -80,14 +183,17 @@ def invoice_rows(
     ledger: Ledger,
     scorer: Scorer,
     as_of: pd.Timestamp,
+    *,
+    at_issue: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Open invoices with their late-payment probability at issue, days past due, their own
-    stage, their client's queue and stage, the next action, expected and avoidable loss."""
+    stage, their client's queue and stage, the next action, expected and avoidable loss.
+    `at_issue`: their features at issue (`issue_features`), when the caller has them."""
     if len(invoices):
-        at_issue = build_invoice_features(ledger, invoices=invoices["invoice_id"])
-        at_issue = at_issue.set_index("invoice_id").loc[invoices["invoice_id"]]
+        if at_issue is None:
+            at_issue = issue_features(ledger, invoices)
         late = scorer.late.probability(
-            scorer.late.raw_score(scorer.late.matrix(at_issue.reset_index()), threads=1)
+            scorer.late.raw_score(scorer.late.matrix(at_issue), threads=1)
         )
     else:
         late = np.zeros(0)
@@ -230,4 +336,11 @@ def finish(parts: list[ChunkResult]) -> ChunkResult:
     features = stack("features").sort_values("client_id", kind="stable").reset_index(drop=True)
     invoices = prioritise(stack("invoices"))
     invoices["collection_priority_rank"] = np.arange(1, len(invoices) + 1, dtype=np.int64)
-    return ChunkResult(clients, invoices, features, rank_worklist(stack("worklist")))
+    positions, cash = None, empty_cash()
+    for part in parts:
+        positions = add_positions(positions, part.positions)
+        cash = add_cash(cash, part.cash)
+    assert positions is not None
+    return ChunkResult(
+        clients, invoices, features, rank_worklist(stack("worklist")), positions, cash
+    )

@@ -42,15 +42,27 @@ def prioritise(invoices: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class ChunkResult:
-    """One chunk's results: client rows, open invoices, client features and worklist rows."""
+    """One chunk's results: client rows, open invoices, client features, worklist rows and the
+    monthly receivables and sales of its segments (`scoring.dso`: sums, so chunks add up)."""
 
     clients: pd.DataFrame
     invoices: pd.DataFrame
     features: pd.DataFrame
     worklist: pd.DataFrame
+    positions: pd.DataFrame
+    # receipts per currency and week 1..13 of the open invoices: expected (draw -1) and
+    # simulated (draws 0..), `scoring.timing`; sums, so chunks add up
+    cash: pd.DataFrame
 
     def frames(self) -> tuple[pd.DataFrame, ...]:
-        return self.clients, self.invoices, self.features, self.worklist
+        return (
+            self.clients,
+            self.invoices,
+            self.features,
+            self.worklist,
+            self.positions,
+            self.cash,
+        )
 
 
 @dataclass
@@ -125,11 +137,15 @@ class RunTables:
         self.invoices = InvoiceFigures()
         self.no_invoices: pd.DataFrame | None = None  # the columns, for a run without any
         self.worklist: list[pd.DataFrame] = []  # one row per client and queue: small, kept
+        self.positions: pd.DataFrame | None = None  # per segment and month: summed as they come
+        self.cash = empty_cash()  # per currency and draw: summed as they come
 
     def add(self, chunk: ChunkResult) -> None:
         """One chunk's results; chunks must come in ascending client id order."""
         clients, invoices, features = chunk.clients, chunk.invoices, chunk.features
         self.worklist.append(chunk.worklist)
+        self.positions = add_positions(self.positions, chunk.positions)
+        self.cash = add_cash(self.cash, chunk.cash)
         k = len(self.features)
         if self.no_invoices is None:
             self.no_invoices = invoices.head(0)
@@ -141,6 +157,12 @@ class RunTables:
             self.invoices.add(ranked)
             path = self.folder / f"invoices.{k}.arrow"
             self.runs.append((path, _write_arrow(ranked, path)))
+
+    def positions_table(self) -> pd.DataFrame:
+        """Every segment's monthly sales, receivables and current receivables."""
+        if self.positions is None:
+            raise ValueError("no client was scored")
+        return self.positions
 
     def worklist_table(self) -> pd.DataFrame:
         """The collections worklist of every chunk, ranked portfolio-wide."""
@@ -246,8 +268,39 @@ class RunTables:
         blocks = list(self.ranked_blocks()) if self.runs else []
         invoices = pa.concat_tables(blocks).to_pandas() if blocks else self._none_open()
         return ChunkResult(
-            self.client_table(), invoices, feature_table.to_pandas(), self.worklist_table()
+            self.client_table(),
+            invoices,
+            feature_table.to_pandas(),
+            self.worklist_table(),
+            self.positions_table(),
+            self.cash,
         )
+
+
+SEGMENT_KEYS = ["level", "segment", "month"]
+
+
+def add_positions(total: pd.DataFrame | None, chunk: pd.DataFrame) -> pd.DataFrame:
+    """Two tables of segment positions summed, in segment and month order."""
+    both = chunk if total is None else pd.concat([total, chunk], ignore_index=True)
+    summed = both.groupby(SEGMENT_KEYS, sort=True, observed=True).sum(numeric_only=True)
+    return summed.reset_index()
+
+
+CASH_WEEKS = [f"week_{w}" for w in range(1, 14)]
+
+
+def empty_cash() -> pd.DataFrame:
+    columns = {"currency": "str", "draw": "int64", **dict.fromkeys(CASH_WEEKS, "float64")}
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in columns.items()})
+
+
+def add_cash(total: pd.DataFrame, chunk: pd.DataFrame) -> pd.DataFrame:
+    """Two tables of weekly receipts summed per currency and draw."""
+    if not len(chunk):
+        return total
+    both = pd.concat([total, chunk], ignore_index=True) if len(total) else chunk
+    return both.groupby(["currency", "draw"], sort=True)[CASH_WEEKS].sum().reset_index()
 
 
 def _unified(schemas: list[pa.Schema]) -> pa.Schema:

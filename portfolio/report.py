@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from portfolio.outputs import InvoiceFigures
+from scoring.dso import MEASURES
 from scoring.early_warnings import SEVERITIES, early_warnings
 from scoring.policy import CreditPolicy
 from scoring.status import Status
@@ -42,6 +43,8 @@ class RunResult:
     rejects: pd.DataFrame
     as_of: pd.Timestamp
     versions: dict[str, str]
+    dso: pd.DataFrame | None = None  # `scoring.dso` measures by level, segment and month
+    cash: pd.DataFrame | None = None  # the cash forecast (`portfolio.run.cash_forecast`)
 
 
 def _grade_labels(clients: pd.DataFrame) -> pd.Series:
@@ -99,6 +102,11 @@ def build_report(
             s: sum(1 for w in warnings if w["severity"] == s) for s in SEVERITIES
         },
     }
+    if result.dso is not None and len(result.dso):
+        figures["dso"] = dso_figures(result.dso)
+    figures["countries"] = country_figures(c, result.dso)
+    if result.cash is not None and len(result.cash):
+        figures["cash_forecast"] = cash_figures(result.cash, inv)
     if prev_clients is not None:
         both = pd.DataFrame({"client_id": c["client_id"], "grade": grade}).merge(
             pd.DataFrame(
@@ -119,6 +127,104 @@ def build_report(
         figures["upgraded"] = int((now < then).sum())
         figures["grades_kept"] = float((now == then).mean()) if len(both) else float("nan")
     return figures
+
+
+TREND_MONTHS = 12
+DSO_LEVELS = ("industry", "country", "grade")
+
+
+def _number(value: object) -> float | None:
+    """A float for JSON: None for a missing value."""
+    v = float(value)  # type: ignore[arg-type]
+    return None if v != v else v
+
+
+def _dso_row(row: pd.Series) -> dict[str, Any]:
+    return {
+        "month": str(pd.Timestamp(row["month"]).date()),
+        "receivables": float(row["receivables"]),
+        "sales_3m": float(row["sales_3m"]),
+        **{m: _number(row[m]) for m in MEASURES},
+    }
+
+
+def _segment_order(rows: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Grades in their order (D last), other segments by receivables, largest first."""
+    if level == "grade":
+        return rows.sort_values("segment", key=lambda s: s.map(GRADES.index))
+    return rows.sort_values("receivables", ascending=False)
+
+
+def dso_figures(dso: pd.DataFrame) -> dict[str, Any]:
+    """The portfolio's DSO measures over the last 12 months and every segment's at the last
+    complete month."""
+    whole = dso[dso["level"] == "portfolio"].sort_values("month")
+    last = dso["month"].max()
+    latest = dso[dso["month"] == last]
+    return {
+        "month": str(pd.Timestamp(last).date()),
+        "trend": [_dso_row(r) for _, r in whole.tail(TREND_MONTHS).iterrows()],
+        "by_segment": {
+            level: [
+                {"segment": str(r["segment"]), **_dso_row(r)}
+                for _, r in _segment_order(latest[latest["level"] == level], level).iterrows()
+            ]
+            for level in DSO_LEVELS
+        },
+    }
+
+
+def cash_figures(cash: pd.DataFrame, inv: InvoiceFigures) -> dict[str, Any]:
+    """Per currency: the 13 weeks' expected receipts with their 80 % interval, their total and
+    the open balance they come from."""
+    out: dict[str, Any] = {}
+    for currency, rows in cash.groupby("currency", sort=True):
+        out[str(currency)] = {
+            "open_balance": float(inv.by_currency.get(str(currency), 0.0)),
+            "expected_13_weeks": float(rows["expected"].sum()),
+            "weeks": [
+                {
+                    "week": int(r.week),
+                    "from": str(pd.Timestamp(r.week_start).date()),
+                    "to": str(pd.Timestamp(r.week_end).date()),
+                    "expected": float(r.expected),
+                    "low": float(r.low),
+                    "high": float(r.high),
+                }
+                for r in rows.sort_values("week").itertuples()
+            ],
+        }
+    return out
+
+
+def country_figures(clients: pd.DataFrame, dso: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Per country: clients, exposure, overdue share, DSO at the last month, expected loss;
+    largest exposure first."""
+    if "country" not in clients:
+        return []
+    latest = {}
+    if dso is not None and len(dso):
+        rows = dso[(dso["level"] == "country") & (dso["month"] == dso["month"].max())]
+        latest = dict(zip(rows["segment"], rows["dso"], strict=True))
+    out = []
+    for country, group in clients.groupby("country", sort=True):
+        book = float(group["open_balance"].sum())
+        overdue = float(group["overdue_balance"].sum())
+        out.append(
+            {
+                "country": str(country),
+                "risk_class": str(group["country_risk"].iloc[0]) if "country_risk" in group else "",
+                "transfer_risk": bool(group["transfer_risk"].any())
+                if "transfer_risk" in group
+                else False,
+                "clients": len(group),
+                "exposure": book,
+                "overdue_share": overdue / book if book else None,
+                "dso": _number(latest.get(country, float("nan"))),
+                "expected_loss": float(group["expected_loss"].sum()),
+            }
+        )
+    return sorted(out, key=lambda r: -r["exposure"])
 
 
 def _plot(draw: Any) -> str:
@@ -241,6 +347,9 @@ def render_html(
         )
         + f"<p>{over['clients']:,} clients are over their limit, by {f.money(over['amount'])} in all.</p>"
     )
+    parts.append(_cash(figures.get("cash_forecast"), f))
+    parts.append(_dso(figures.get("dso"), f))
+    parts.append(_countries(figures.get("countries", []), f))
     if "migration_matrix" in figures:
         m = figures["migration_matrix"]
         rows = [[f"<b>{g}</b>", *(str(m[g][h]) if m[g][h] else "" for h in GRADES)] for g in GRADES]
@@ -326,6 +435,7 @@ def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> st
         [
             str(r.priority_rank),
             f.client(str(r.client_id)),
+            html.escape(f"{r.jurisdiction} ({r.language})"),
             html.escape(str(r.queue)),
             str(r.stage),
             f.money(r.overdue_amount),
@@ -343,6 +453,7 @@ def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> st
             [
                 "rank",
                 "client",
+                "country (letters)",
                 "queue",
                 "stage",
                 "overdue",
@@ -350,9 +461,139 @@ def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> st
                 "action now",
                 "next step",
                 "avoidable loss",
+                "over limit by",
             ],
             rows,
         )
+    )
+
+
+def _days(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _dso_cells(r: dict[str, Any], f: _Format) -> list[str]:
+    return [
+        f.money(r["receivables"]),
+        f.money(r["sales_3m"]),
+        _days(r["dso"]),
+        _days(r["countback_dso"]),
+        _days(r["best_possible_dso"]),
+        _days(r["average_days_delinquent"]),
+    ]
+
+
+DSO_HEADER = ["receivables", "sales, 3 months", "DSO", "countback DSO", "best possible", "ADD"]
+
+
+def _dso(dso: dict[str, Any] | None, f: _Format) -> str:
+    """The portfolio's DSO trend (table and plot) and the segments' figures."""
+    if not dso:
+        return ""
+    trend = dso["trend"]
+
+    def draw(ax: Any) -> None:
+        months = [r["month"][:7] for r in trend]
+        for key, label in (
+            ("dso", "DSO"),
+            ("countback_dso", "countback"),
+            ("best_possible_dso", "best possible"),
+        ):
+            ax.plot(months, [np.nan if r[key] is None else r[key] for r in trend], label=label)
+        ax.set_ylabel("days")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.legend(fontsize=7)
+
+    out = [
+        "<h2>DSO and working capital</h2>",
+        "<p>Standard DSO: receivables at the month's end over the last three months' credit "
+        "sales, times their days; countback: the days of sales the receivables amount to, "
+        "walking back month by month; best possible: the not-yet-due part alone; ADD (average "
+        "days delinquent) = DSO − best possible. Definitions: the README's DSO section.</p>",
+        f"<img alt='DSO trend' src='{_plot(draw)}'>",
+        _table(["month", *DSO_HEADER], [[r["month"], *_dso_cells(r, f)] for r in trend]),
+    ]
+    for level, rows in dso["by_segment"].items():
+        out.append(f"<h3>By {html.escape(level)}, {html.escape(dso['month'])}</h3>")
+        out.append(
+            _table(
+                [level, *DSO_HEADER],
+                [[html.escape(r["segment"]), *_dso_cells(r, f)] for r in rows],
+            )
+        )
+    return "".join(out)
+
+
+def _cash(cash: dict[str, Any] | None, f: _Format) -> str:
+    """The 13-week collection forecast per currency: plot and table."""
+    if not cash:
+        return ""
+    out = [
+        "<h2>Cash collection forecast, next 13 weeks</h2>",
+        "<p>Receipts expected from the invoices open today (not from later sales), by week, with "
+        "an 80 % interval from simulated settlements (a client's invoices move together); from "
+        "the payment-timing model. Invoices of insolvent clients count for nothing here.</p>",
+    ]
+    for currency, block in cash.items():
+        weeks = block["weeks"]
+
+        def draw(ax: Any, weeks: list[dict[str, Any]] = weeks, currency: str = currency) -> None:
+            x = [w["week"] for w in weeks]
+            ax.fill_between(
+                x, [w["low"] for w in weeks], [w["high"] for w in weeks], alpha=0.3, label="80 %"
+            )
+            ax.plot(x, [w["expected"] for w in weeks], marker="o", label="expected")
+            ax.set_xlabel("week")
+            ax.set_ylabel(f"receipts ({currency})")
+            ax.legend(fontsize=7)
+
+        share = block["expected_13_weeks"] / block["open_balance"] if block["open_balance"] else 0
+        out.append(
+            f"<h3>{html.escape(currency)}: {f.money(block['expected_13_weeks'])} expected within "
+            f"13 weeks of an open balance of {f.money(block['open_balance'])} "
+            f"({f.pct(share)})</h3><img alt='cash forecast' src='{_plot(draw)}'>"
+        )
+        out.append(
+            _table(
+                ["week", "from", "to", "expected", "low (10 %)", "high (90 %)"],
+                [
+                    [
+                        str(w["week"]),
+                        w["from"],
+                        w["to"],
+                        f.money(w["expected"]),
+                        f.money(w["low"]),
+                        f.money(w["high"]),
+                    ]
+                    for w in weeks
+                ],
+            )
+        )
+    return "".join(out)
+
+
+def _countries(countries: list[dict[str, Any]], f: _Format) -> str:
+    if not countries:
+        return ""
+    rows = [
+        [
+            html.escape(r["country"]),
+            html.escape(r["risk_class"]) + (" (transfer risk)" if r["transfer_risk"] else ""),
+            f"{r['clients']:,}",
+            f.money(r["exposure"]),
+            "–" if r["overdue_share"] is None else f.pct(r["overdue_share"]),
+            _days(r["dso"]),
+            f.money(r["expected_loss"]),
+        ]
+        for r in countries
+    ]
+    return (
+        "<h2>Exposure by country</h2><p>Risk class: the OECD country risk classification "
+        "(0 lowest to 7; high-income OECD and euro-area members count as 0; models/"
+        "country_risk.csv). Limits are capped by class (credit_policy.yaml, country).</p>"
+    ) + _table(
+        ["country", "OECD risk class", "clients", "exposure", "overdue", "DSO", "expected loss"],
+        rows,
     )
 
 

@@ -16,10 +16,12 @@ from features.errors import InputError
 from features.io import check_files, resolve_extracted_on
 from portfolio.batch import load_for_scoring, score_folder
 from portfolio.layout import RUN_MARKER, RunsRoot, RunsRootError, check_root
-from portfolio.outputs import FIRST_ROWS, RunTables
+from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, RunTables
 from portfolio.report import RunResult, build_report, render_html
 from portfolio.spark import score_spark
+from scoring.dso import dso_measures
 from scoring.scorer import Scorer
+from scoring.timing import forecast_frame
 
 
 class RunInputError(InputError):
@@ -185,8 +187,12 @@ def write_run(
     tables.write_features(tmp / "features.parquet")
     tables.write_invoices(tmp / "invoices.parquet")
     rejects.to_parquet(tmp / "rejects.parquet", index=False)
+    dso = dso_measures(tables.positions_table(), by=["level", "segment"])
+    dso.to_parquet(tmp / "dso.parquet", index=False)
+    cash = cash_forecast(tables.cash, as_of)
+    cash.to_parquet(tmp / "cash_forecast.parquet", index=False)
     first = first_invoices(tmp)
-    result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions)
+    result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions, dso, cash)
     figures = build_report(result, previous_clients, scorer.policy)
     run = {
         "as_of": str(as_of.date()),
@@ -200,6 +206,16 @@ def write_run(
     (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     (tmp / "report.html").write_text(render_html(figures, first, worklist))
     return figures
+
+
+def cash_forecast(cash: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The run's cash_forecast.parquet: per currency and week, expected receipts and the 80 %
+    interval of the simulations (`scoring.timing`); empty without a timing model."""
+    expected, simulated = {}, {}
+    for currency, rows in cash.groupby("currency", sort=True):
+        weeks = rows.sort_values("draw")[CASH_WEEKS].to_numpy(dtype="float64")
+        expected[str(currency)], simulated[str(currency)] = weeks[0], weeks[1:]
+    return forecast_frame(expected, simulated, as_of)
 
 
 def first_invoices(run: Path, rows: int = FIRST_ROWS) -> pd.DataFrame:

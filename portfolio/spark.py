@@ -35,7 +35,14 @@ from portfolio.batch import finish, score_chunk
 from portfolio.outputs import ChunkResult
 from scoring.scorer import HISTORY_COLUMNS, Scorer
 
-PARTS = ("clients", "invoices", "features", "worklist")  # a chunk's tables, as Arrow bytes
+PARTS = (
+    "clients",
+    "invoices",
+    "features",
+    "worklist",
+    "positions",
+    "cash",
+)  # a chunk's tables, as Arrow bytes
 
 _REBUILT: dict[str, Scorer] = {}  # on an executor: each run's scorer, rebuilt once
 

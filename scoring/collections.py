@@ -45,7 +45,25 @@ WORKLIST_COLUMNS = {
     "next_step_on": "datetime64[us]",
     "avoidable_loss": "float64",
     "over_limit_amount": "float64",  # the client's balance over its limit (a flag, not a queue)
+    "jurisdiction": "str",  # the client's country (ISO 3166 alpha-2): where a claim is brought
+    "language": "str",  # of the client's letters: one the letters are written in, else English
 }
+LETTER_LANGUAGES = ("en", "zh", "de", "fr", "es")
+# the official language of a country where it is one of the letters' languages (English
+# elsewhere): the collection steps of a cross-border client follow its country
+COUNTRY_LANGUAGE = {
+    **dict.fromkeys(("DE", "AT", "CH", "LI"), "de"),
+    **dict.fromkeys(("FR", "BE", "LU", "MC"), "fr"),
+    **dict.fromkeys(("ES", "MX", "AR", "CO", "CL", "PE", "UY", "VE", "EC", "BO", "PY"), "es"),
+    **dict.fromkeys(("CN", "TW", "HK", "MO", "SG"), "zh"),
+}
+
+
+def letter_language(countries: np.ndarray) -> np.ndarray:
+    """The letters' language for each client country."""
+    return np.array([COUNTRY_LANGUAGE.get(str(c), "en") for c in countries], dtype=object)
+
+
 SHOWN_INVOICES = 20  # invoice ids listed on a worklist row
 
 
@@ -72,11 +90,13 @@ def client_worklist(
     as_of: pd.Timestamp,
     policy: CreditPolicy,
     over_limit: pd.Series | None = None,
+    countries: pd.Series | None = None,
 ) -> pd.DataFrame:
     """One row per client and queue with overdue invoices (every open invoice of a client in
     default). `invoices`: open invoices with client_id, invoice_id, due_on, outstanding,
     days_past_due, escalation_stage, collection_queue, client_stage and avoidable_loss;
-    `over_limit`: each client's balance over its limit (by client id)."""
+    `over_limit`: each client's balance over its limit, `countries`: each client's country (by
+    client id; the row's jurisdiction and letter language)."""
     due = invoices["escalation_stage"].to_numpy() > 0
     work = invoices[due | invoices["collection_queue"].isin(["claim", "recovery"]).to_numpy()]
     if work.empty:
@@ -117,6 +137,13 @@ def client_worklist(
         if over_limit is not None
         else 0.0
     )
+    country = (
+        rows["client_id"].map(countries).fillna("").astype(str).to_numpy(dtype=object)
+        if countries is not None
+        else np.full(len(rows), "", dtype=object)
+    )
+    rows["jurisdiction"] = country
+    rows["language"] = letter_language(country)
     return rows[list(WORKLIST_COLUMNS)].astype({"oldest_days_past_due": "int64"})
 
 

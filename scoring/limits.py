@@ -2,7 +2,8 @@
 
 A limit covers what the client usually buys over its payment terms plus grace (times a cover that
 shrinks as the grade worsens), then every cap of the policy applies: the grade's, expected loss,
-a share of revenue and of equity (latest statement known at `as_of`), and for a new client a start
+a share of revenue and of equity (latest statement known at `as_of`), the cap of the client's
+country risk class (`scoring.country`), and for a new client a start
 cap that rises with each month paid on time. Status comes first: a client in default or with
 contradictory records gets nothing; a dormant one is reviewed down to the larger of its open
 balance and the start cap. Zero purchases are zero, not unknown.
@@ -19,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from features.country_risk import country_risk_label
 from scoring.grades import MONTH_DAYS
 from scoring.policy import LimitPolicy
 from scoring.status import Status
@@ -39,6 +41,8 @@ class ClientExposure:
     revenue: float = float("nan")
     equity: float = float("nan")
     status: str = Status.ACTIVE.value
+    country_class: float = float("nan")  # OECD 0..7 (NaN: unrated; only words the rule)
+    country_cap: float = float("inf")  # the policy's cap for the country's class
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ def recommend_limit(
         caps[f"{policy.equity_share_cap:.0%} of book equity"] = (
             max(client.equity, 0.0) * policy.equity_share_cap
         )
+    if np.isfinite(client.country_cap):
+        label = country_risk_label(np.array([client.country_class]))[0]
+        caps[f"country risk class {label} cap"] = client.country_cap
     if client.status == Status.NEW:
         months = max(0.0, client.on_time_months)
         caps[f"new client: {new.start_cap:,.0f} plus {new.step:,.0f} per month paid on time"] = (
@@ -184,10 +191,12 @@ def recommend_limits(
     equity: np.ndarray,
     tenure_days: np.ndarray,
     on_time_months: np.ndarray,
+    country_class: np.ndarray | None = None,
+    country_cap: np.ndarray | None = None,
 ) -> np.ndarray:
     """`recommend_limit` for whole arrays at once (the limit only, not the rule's wording).
     Batch scoring of a million clients cannot loop in Python."""
-    del tenure_days  # the status says whether a client is new
+    del tenure_days, country_class  # the status says whether a client is new; the cap is given
     g = np.clip(grade.astype(int), 1, len(policy.grade_cap)) - 1
     grade_cap = np.asarray(policy.grade_cap, dtype="float64")[g]
     cover = np.asarray(policy.terms_cover, dtype="float64")[g]
@@ -214,6 +223,7 @@ def recommend_limits(
                 np.isfinite(equity), np.maximum(equity, 0.0) * policy.equity_share_cap, np.inf
             ),
             np.where(new, start + step * np.floor(np.maximum(on_time_months, 0.0)), np.inf),
+            np.full(len(pd_), np.inf) if country_cap is None else country_cap,
         ]
     limit = np.maximum(np.minimum.reduce(caps), 0.0)
     rounded = np.where(limit >= 1000, np.floor(limit / 1000.0) * 1000.0, np.floor(limit))

@@ -107,12 +107,23 @@ class CollectionsPolicy:
 
 
 @dataclass(frozen=True)
+class CountryPolicy:
+    """What the country's risk class (`features.country_risk`: OECD 0..7, or unrated) does."""
+
+    # the most any client of a country may get, by class 0..7, then for unrated countries
+    limit_cap: tuple[float, ...] = field(metadata=_range(0))
+    # from this class up, payments may be blocked by the country itself: a transfer-risk flag
+    transfer_risk_class: int = field(metadata=_range(0, 8))
+
+
+@dataclass(frozen=True)
 class CreditPolicy:
     status: StatusPolicy
     limits: LimitPolicy
     grades: GradePolicy
     warnings: WarningPolicy
     collections: CollectionsPolicy
+    country: CountryPolicy
 
     @classmethod
     def load(cls, path: Path | None = None) -> CreditPolicy:
@@ -214,6 +225,12 @@ def _check(policy: CreditPolicy, file: str) -> None:
             raise PolicyError(
                 f"{file}: limits.{name} must not rise from a grade to a worse one: {list(values)}"
             )
+    caps = policy.country.limit_cap
+    if len(caps) != 9 or any(b > a for a, b in pairwise(caps[:8])):
+        raise PolicyError(
+            f"{file}: country.limit_cap needs 9 values (classes 0..7, then unrated), never "
+            f"rising from a class to a riskier one: {list(caps)}"
+        )
     recovery = policy.collections.recovery_by_stage
     if len(recovery) != 5 or any(b > a for a, b in pairwise(recovery)):
         raise PolicyError(

@@ -32,6 +32,8 @@ class CreditModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
+        if self.bundle.metadata.get("kind") == "timing":
+            return predict_timing(self.bundle, model_input)
         if params is not None and not params.get("reasons", True):
             return self.bundle.predict(model_input, threads=1)  # PD and grade only
         return predict_with_reasons(self.bundle, model_input)
@@ -51,3 +53,13 @@ def predict_with_reasons(
     for i in range(top):
         out[f"reason_{i + 1}"] = names[order[:, i]] if len(bundle.features) > i else ""
     return out
+
+
+def predict_timing(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """A timing model's probability of each settlement bucket (`scoring.timing`), one column
+    per bucket."""
+    from scoring.timing import bucket_probabilities
+
+    p = bucket_probabilities(bundle, bundle.matrix(frame))
+    labels = list(bundle.metadata.get("buckets") or range(p.shape[1]))  # type: ignore[call-overload]
+    return pd.DataFrame(p, columns=[f"p_{label}" for label in labels])

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.bundle import ModelBundle, empty_matrix
+from scoring.country import country_cap, country_risk_label, transfer_risk
 from scoring.grades import decision_grade, decision_pd
 from scoring.limits import (
     ClientExposure,
@@ -29,7 +30,14 @@ from scoring.limits import (
 from scoring.policy import CreditPolicy
 from scoring.reasons import Reason, top_reasons
 from scoring.status import Status, client_status
-from scoring.store import CHAMPION, DEFAULT_MODEL, LATE_MODEL, load_bundle, resolve_version
+from scoring.store import (
+    CHAMPION,
+    DEFAULT_MODEL,
+    LATE_MODEL,
+    TIMING_MODEL,
+    load_bundle,
+    resolve_version,
+)
 
 TYPICAL_TERMS_DAYS = 30.0
 TOP_REASONS = 3  # risk reasons shown in tables
@@ -100,6 +108,8 @@ class Scores:
     usual_terms_days: np.ndarray
     insolvent: np.ndarray
     equity: np.ndarray  # the latest statement's highlights (NaN: none)
+    country_risk: np.ndarray  # OECD class '0'..'7' or 'unrated' (`features.country_risk`)
+    transfer_risk: np.ndarray
     revenue_growth: np.ndarray
     current_ratio: np.ndarray
     statement_age_days: np.ndarray
@@ -129,17 +139,31 @@ class Scorer:
     late: ModelBundle
     policy: CreditPolicy
     versions: dict[str, str] = field(default_factory=dict)
+    # the payment-timing model (`scoring.timing`), for the cash forecast; None: not registered
+    timing: ModelBundle | None = None
 
     @classmethod
     def from_registry(cls, *, default: str = CHAMPION, late: str = CHAMPION) -> Scorer:
-        """Load `models:/creditguard-default@champion` and `creditguard-late@champion` (or versions)."""
+        """Load `models:/creditguard-default@champion` and `creditguard-late@champion` (or
+        versions), and the timing model's champion when one is registered."""
         default_version = resolve_version(DEFAULT_MODEL, default)
         late_version = resolve_version(LATE_MODEL, late)
+        versions = {DEFAULT_MODEL: default_version, LATE_MODEL: late_version}
+        from mlflow.exceptions import MlflowException
+
+        timing = None
+        try:
+            versions[TIMING_MODEL] = resolve_version(TIMING_MODEL, CHAMPION)
+        except MlflowException:  # none registered: no cash forecast
+            pass
+        else:
+            timing = load_bundle(TIMING_MODEL, versions[TIMING_MODEL])
         return cls(
             default=load_bundle(DEFAULT_MODEL, default_version),
             late=load_bundle(LATE_MODEL, late_version),
             policy=CreditPolicy.load(),
-            versions={DEFAULT_MODEL: default_version, LATE_MODEL: late_version},
+            versions=versions,
+            timing=timing,
         )
 
     def to_plain(self) -> dict[str, Any]:
@@ -147,6 +171,11 @@ class Scorer:
         return {
             "default": {"bundle": self.default.to_dict(), "model": self.default.model_string},
             "late": {"bundle": self.late.to_dict(), "model": self.late.model_string},
+            "timing": (
+                {"bundle": self.timing.to_dict(), "model": self.timing.model_string}
+                if self.timing is not None
+                else None
+            ),
             "policy": self.policy.to_dict(),
             "versions": dict(self.versions),
         }
@@ -161,6 +190,7 @@ class Scorer:
             late=bundle(data["late"]),
             policy=CreditPolicy.from_dict(data["policy"]),
             versions=dict(data["versions"]),
+            timing=bundle(data["timing"]) if data.get("timing") else None,
         )
 
     def typical_invoices(self, clients: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -208,7 +238,7 @@ class Scorer:
             late_columns=np.array([at[name] for name in self.late.features], dtype="int64"),
             status=status,
             status_reason=reason,
-            standing=_standing(clients),
+            standing=_standing(clients, self.policy),
             labels={name: clients[name].to_numpy(dtype=object) for name in self.default.categories},
         )
 
@@ -306,6 +336,8 @@ class Scorer:
             usual_terms_days=standing["usual_terms_days"],
             insolvent=standing["insolvent"],
             equity=standing["equity"],
+            country_risk=country_risk_label(standing["country_class"]),
+            transfer_risk=standing["transfer_risk"],
             revenue_growth=standing["revenue_growth"],
             current_ratio=standing["current_ratio"],
             statement_age_days=standing["statement_age_days"],
@@ -372,6 +404,8 @@ _POLICY_VIEW = (
     "equity",
     "tenure_days",
     "on_time_months",
+    "country_class",
+    "country_cap",
 )
 
 
@@ -397,6 +431,8 @@ def client_table(scores: Scores) -> pd.DataFrame:
             "usual_terms_days": scores.usual_terms_days,
             "insolvent": scores.insolvent,
             "equity": scores.equity,
+            "country_risk": scores.country_risk,
+            "transfer_risk": scores.transfer_risk,
             "revenue_growth": scores.revenue_growth,
             "current_ratio": scores.current_ratio,
             "statement_age_days": scores.statement_age_days,
@@ -474,7 +510,7 @@ def _hard_events(standing: dict[str, np.ndarray], history: History, dpd: int) ->
     return newly_late | negative
 
 
-def _standing(clients: pd.DataFrame) -> dict[str, np.ndarray]:
+def _standing(clients: pd.DataFrame, policy: CreditPolicy) -> dict[str, np.ndarray]:
     """The policy's view of each client (`ClientExposure` fields) and the figures the outputs
     show, as arrays."""
 
@@ -498,7 +534,11 @@ def _standing(clients: pd.DataFrame) -> dict[str, np.ndarray]:
     balance = np.nan_to_num(col("open_balance"), nan=0.0)
     max_dpd = np.nan_to_num(col("max_open_dpd"), nan=0.0)
     equity = col("equity")
+    country_class = col("country_risk_class")
     return {
+        "country_class": country_class,
+        "country_cap": country_cap(country_class, policy.country),
+        "transfer_risk": transfer_risk(country_class, policy.country),
         "monthly_volume": volume,
         "usual_terms_days": col("usual_terms_days"),
         "open_balance": balance,

@@ -13,6 +13,7 @@ from scoring.paths import MODELS_DIR
 
 DEFAULT_MODEL = "creditguard-default"  # PD within 12 months, per client
 LATE_MODEL = "creditguard-late"  # late payment, per invoice at issue
+TIMING_MODEL = "creditguard-timing"  # settlement-day buckets, per invoice at issue
 CHAMPION, CHALLENGER = "champion", "challenger"  # registry aliases
 BUNDLE_ARTIFACT = "bundle"  # the model's artifact (a folder) that holds the saved bundle
 

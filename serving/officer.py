@@ -17,12 +17,14 @@ from features.payment_behaviour import build_client_features
 from portfolio.batch import invoice_rows
 from portfolio.runs import RunHistory
 from scoring.collections import client_worklist
+from scoring.dso import MEASURES, dso_measures, monthly_positions
 from scoring.early_warnings import early_warnings
 from scoring.receivables import STAGES, open_invoices
 from scoring.scorer import History, Scorer, Scores, client_table
 
 WATERFALL_STEPS = 6  # contributions shown one by one on each side; the rest are summed
 HISTORY_MONTHS = 24
+DSO_MONTHS = 12
 LOOKBACK = pd.Timedelta(days=30)  # early warnings compare with the client a month earlier
 SEARCH_LIMIT = 20
 
@@ -101,6 +103,25 @@ def _aging(open_: pd.DataFrame) -> list[dict[str, Any]]:
             "invoices": int((stage == i).sum()),
         }
         for i, b in enumerate(buckets)
+    ]
+
+
+def _dso(ledger: Ledger, as_of: pd.Timestamp) -> list[dict[str, Any]]:
+    """The client's DSO measures at the last 12 month-ends (the report's definitions)."""
+    measures = dso_measures(monthly_positions(ledger, as_of, months=DSO_MONTHS + 2))
+    rows = measures.tail(DSO_MONTHS)
+
+    def num(v: Any) -> float | None:
+        return None if pd.isna(v) else float(v)
+
+    return [
+        {
+            "month": str(pd.Timestamp(r["month"]).date()),
+            "receivables": float(r["receivables"]),
+            "sales_3m": float(r["sales_3m"]),
+            **{m: num(r[m]) for m in MEASURES},
+        }
+        for _, r in rows.iterrows()
     ]
 
 
@@ -191,13 +212,20 @@ def client_view(
                 "next_step": r.next_step,
                 "next_step_on": str(pd.Timestamp(r.next_step_on).date()),
                 "over_limit_amount": float(r.over_limit_amount),
+                "jurisdiction": str(r.jurisdiction),
+                "language": str(r.language),
             }
             for r in client_worklist(
-                invoices, as_of, scorer.policy, now.set_index("client_id")["over_limit_amount"]
+                invoices,
+                as_of,
+                scorer.policy,
+                now.set_index("client_id")["over_limit_amount"],
+                ledger.clients.set_index("client_id")["country"],
             ).itertuples()
         ],
         "payment_history": _payment_history(ledger, as_of),
         "aging": _aging(invoices),
+        "dso": _dso(ledger, as_of),
         "open_invoices": [
             {
                 "invoice_id": str(r.invoice_id),

@@ -86,6 +86,15 @@ class ScoreDocument(BaseModel):
         description="'full', or why the file is thin.",
         examples=["thin file: too little payment history for a full profile"],
     )
+    country_risk: str = Field(
+        description="OECD country risk class of the client's country, '0' (lowest) to '7', or "
+        "'unrated' (models/country_risk.csv; high-income OECD and euro-area members count as 0).",
+        examples=["2"],
+    )
+    transfer_risk: bool = Field(
+        description="The country's class is at or above the policy's transfer-risk class (or "
+        "unrated): payments may be blocked by the country itself."
+    )
     risk_reasons: list[Reason] = Field(description="What raises the risk most.")
     strengths: list[Reason] = Field(description="What lowers the risk most.")
     limit_decision: LimitDecisionOut | None = None
@@ -234,6 +243,21 @@ class WorkItem(BaseModel):
     next_step: str
     next_step_on: str
     over_limit_amount: float = Field(description="The client's balance over its limit (0: none).")
+    jurisdiction: str = Field(description="The client's country, where a claim is brought.")
+    language: str = Field(description="Language of the client's letters (en, zh, de, fr, es).")
+
+
+class DsoMonth(BaseModel):
+    """The client's DSO measures at one month's end (`scoring.dso`; null: no sales in the
+    three months)."""
+
+    month: str
+    receivables: float
+    sales_3m: float = Field(description="Credit sales of the month and the two before.")
+    dso: float | None
+    countback_dso: float | None
+    best_possible_dso: float | None
+    average_days_delinquent: float | None
 
 
 class ClientView(BaseModel):
@@ -254,6 +278,7 @@ class ClientView(BaseModel):
     worklist: list[WorkItem] = Field(description="The client's rows of the collections worklist.")
     payment_history: list[HistoryMonth]
     aging: list[AgingBucket]
+    dso: list[DsoMonth] = Field(description="The client's DSO over the last 12 months.")
     open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")
     financials: Financials | None = None
 

@@ -166,6 +166,8 @@ def _document(scorer: Scorer, rows: ClientRows, scores: Scores, i: int) -> Score
         usual_terms_days=_optional(scores.usual_terms_days[i]),
         thin_file=bool(scores.thin_file[i]),
         data_sufficiency=str(scores.data_sufficiency[i]),
+        country_risk=str(scores.country_risk[i]),
+        transfer_risk=bool(scores.transfer_risk[i]),
         risk_reasons=[_reason(r) for r in scores.risk_reasons[i]],
         strengths=[_reason(r) for r in scores.strengths[i]],
         limit_decision=(

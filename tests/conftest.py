@@ -13,6 +13,7 @@ from features.contract import Ledger
 from features.io import load_ledger
 from features.synthetic import GeneratorConfig, generate_ledger
 from tests.models import FAST, small_tables, train_small_models
+from training.timing import TimingResult, log_timing, train_timing
 from training.train import TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,11 +47,19 @@ def trained_models(small_feature_tables: dict[str, pd.DataFrame]) -> dict[str, T
 
 
 @pytest.fixture(scope="session")
+def trained_timing(small_feature_tables: dict[str, pd.DataFrame]) -> TimingResult:
+    """The small payment-timing model."""
+    return train_timing(small_feature_tables["timing"], FAST)
+
+
+@pytest.fixture(scope="session")
 def champion_store(
-    trained_models: dict[str, TrainResult], tmp_path_factory: pytest.TempPathFactory
+    trained_models: dict[str, TrainResult],
+    trained_timing: TimingResult,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
-    """The URI of an MLflow store in which both small models are registered champions. Tests
-    point `MLFLOW_TRACKING_URI` at it; none of them moves its aliases."""
+    """The URI of an MLflow store in which the three small models are registered champions.
+    Tests point `MLFLOW_TRACKING_URI` at it; none of them moves its aliases."""
     from training.tracking import log_training
 
     uri = f"sqlite:///{tmp_path_factory.mktemp('champions') / 'mlflow.db'}"
@@ -59,6 +68,7 @@ def champion_store(
     try:
         for result in trained_models.values():
             log_training(result, FAST, plots=False)
+        log_timing(trained_timing, FAST)
     finally:
         if before is None:
             del os.environ["MLFLOW_TRACKING_URI"]

@@ -18,6 +18,8 @@ KEY_COLUMNS = {
     "defaulted_before",
     "default_12m",
     "late",
+    "payment_bucket",
+    "timing_censored",
 }
 
 

@@ -237,6 +237,9 @@ function renderClient(v) {
   $("#terms").textContent = s.usual_terms_days === null ? "—" : `${Math.round(s.usual_terms_days)} days`;
   $("#expected-loss").textContent = fmtMoney(s.expected_loss);
   $("#late-p").textContent = fmtPct(s.late_payment_probability);
+  $("#country-risk").textContent =
+    `${v.country}: class ${s.country_risk}${s.transfer_risk ? " (transfer risk)" : ""}`;
+  $("#country-risk").className = s.transfer_risk ? "flag" : "";
   listItems(
     $("#warnings"),
     v.early_warnings.map((w) => [`${w.severity}: ${w.flags.join("; ")} → ${w.action}`, `flag ${w.severity}`]),
@@ -254,6 +257,16 @@ function renderClient(v) {
   drawHistory(v.payment_history);
   const aging = $("#aging tbody");
   aging.replaceChildren(...v.aging.map((a) => row(a.bucket, a.invoices, fmtMoney(a.amount))));
+  const days = (x) => (x === null ? "—" : x.toFixed(1));
+  const dso = $("#dso tbody");
+  dso.replaceChildren(
+    ...v.dso
+      .slice(-6)
+      .reverse()
+      .map((d) =>
+        row(d.month.slice(0, 7), days(d.dso), days(d.countback_dso), days(d.best_possible_dso), days(d.average_days_delinquent)),
+      ),
+  );
   const open = $("#open-invoices tbody");
   open.replaceChildren(
     ...v.open_invoices.map((i) =>

@@ -72,7 +72,11 @@ def test_an_officer_gets_pd_grade_reasons_and_a_limit_decision(server: str) -> N
     assert all("grades 1-3" in x["text"] for x in doc["risk_reasons"] if x["typical"] is not None)
     assert doc["limit_decision"]["decision"] in {"approve", "approve_in_part", "refuse", "refer"}
     assert doc["limit_rule"]  # the rule that set the recommended limit, in words
-    assert doc["model_versions"] == {"creditguard-default": "1", "creditguard-late": "1"}
+    assert doc["model_versions"] == {
+        "creditguard-default": "1",
+        "creditguard-late": "1",
+        "creditguard-timing": "1",
+    }
 
 
 def test_a_client_in_default_is_grade_d_with_nothing_to_approve(server: str) -> None:

@@ -37,6 +37,8 @@ clients = st.builds(
     revenue=st.one_of(st.just(math.nan), st.floats(0, 1e9)),
     equity=st.one_of(st.just(math.nan), st.floats(-1e7, 1e9)),
     status=st.sampled_from([s.value for s in Status]),
+    country_class=st.one_of(st.just(math.nan), st.integers(0, 7).map(float)),
+    country_cap=st.one_of(st.just(math.inf), st.floats(0, 3e6)),
 )
 pds = st.floats(1e-5, 0.999)
 
@@ -172,6 +174,8 @@ def test_the_vectorised_policy_equals_the_rule_by_rule_one(
         "equity",
         "tenure_days",
         "on_time_months",
+        "country_class",
+        "country_cap",
     )
     col = {f: np.array([getattr(c, f) for c, _ in rows], dtype="float64") for f in fields}
     vector = recommend_limits(
