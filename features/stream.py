@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,23 +140,27 @@ def ledger_parts(
     extracted_on: str | pd.Timestamp | None = None,
     config: ContractConfig | None = None,
     scratch: Path | str | None = None,
-) -> Iterator[LedgerPart]:
+) -> Generator[LedgerPart, None, None]:
     """The ledger folder's clients in parts of `part_clients` (in client id order), each part
     typed, validated and with its contract-breaking rows set aside, then a last part of the rows
     that belong to no client. Spill files live in a temporary folder under `scratch` (default:
-    the system's) and are removed when the iteration ends."""
+    the system's) and are removed when the iteration ends: iterate inside
+    `contextlib.closing(...)`, so that an interrupt (SIGTERM, Ctrl-C) removes them at once
+    rather than whenever the suspended generator is collected, which may be never."""
     folder = Path(folder)
     files = check_files(folder)
     day = resolve_extracted_on(folder, extracted_on)
     paths = {name: files.paths.get(name) for name in TABLE_NAMES}
     work = Path(tempfile.mkdtemp(prefix="creditguard-parts-", dir=scratch))
-    spill = _Spill(work)
+    spill: _Spill | None = None
     try:
+        spill = _Spill(work)
         n_parts, duplicates = _spill_ledger(paths, spill, part_clients, work)
         for part in range(n_parts + 1):
             yield _read_part(spill, part, paths, day, config, duplicates)
     finally:
-        spill.close()
+        if spill is not None:
+            spill.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -18,6 +18,7 @@ atomically:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -296,14 +297,16 @@ def score_folder(
     go to `tables` as they come. Returns the rejects. The same results as `load_for_scoring` +
     `score_local` (tested)."""
     rejected: dict[str, list[pd.DataFrame]] = {}
-    for part in ledger_parts(folder, part_clients=part_clients, scratch=scratch):
-        for name, frame in part.rejected.items():
-            if len(frame):
-                rejected.setdefault(name, []).append(frame)
-        for chunk in chunks(part.ledger, chunk_clients):
-            tables.add(score_chunk(chunk, scorer, as_of, previous))
-            if progress:
-                progress(len(chunk.clients))
+    # closed at once on an interrupt, so that its spill files go with it
+    with closing(ledger_parts(folder, part_clients=part_clients, scratch=scratch)) as parts:
+        for part in parts:
+            for name, frame in part.rejected.items():
+                if len(frame):
+                    rejected.setdefault(name, []).append(frame)
+            for chunk in chunks(part.ledger, chunk_clients):
+                tables.add(score_chunk(chunk, scorer, as_of, previous))
+                if progress:
+                    progress(len(chunk.clients))
     return _rejects({n: pd.concat(rejected[n]) for n in TABLE_NAMES if n in rejected})
 
 
