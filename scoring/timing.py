@@ -29,6 +29,7 @@ from scoring.bundle import ModelBundle
 WEEKS = 13
 HORIZON_DAYS = 7 * WEEKS
 DRAWS = 200  # simulations for the interval
+DRAW_BLOCK = 25
 INTERVAL = (0.10, 0.90)  # an 80 % interval
 BUCKETS = TIMING_NEVER + 1
 
@@ -115,12 +116,18 @@ def simulate(
     if len(weekly) == 0:
         return out
     clients, code = np.unique(client_id.astype(str), return_inverse=True)
-    u = _client_uniforms(clients, draws)[code]  # invoices x draws
-    cumulative = np.cumsum(weekly, axis=1)  # invoices x 14
-    # the settlement week of each invoice in each draw: the first with cumulative share > u
-    week = (u[:, :, None] >= cumulative[:, None, :WEEKS]).sum(axis=2)  # invoices x draws
-    for w in range(WEEKS):
-        out[:, w] = ((week == w) * outstanding[:, None]).sum(axis=0)
+    uniforms = _client_uniforms(clients, draws)  # clients x draws
+    cumulative = np.cumsum(weekly, axis=1)[:, :WEEKS]  # invoices x 13
+    # a block of draws at a time: invoices x draws x weeks would be ~80 MB for a chunk
+    for start in range(0, draws, DRAW_BLOCK):
+        u = uniforms[code, start : start + DRAW_BLOCK]  # invoices x block
+        # the settlement week of each invoice in each draw: the first whose cumulative share
+        # exceeds the draw (13: later or never)
+        week = np.zeros(u.shape, dtype=np.int64)
+        for w in range(WEEKS):
+            week += u >= cumulative[:, w : w + 1]
+        for w in range(WEEKS):
+            out[start : start + u.shape[1], w] = ((week == w) * outstanding[:, None]).sum(axis=0)
     return out
 
 
