@@ -207,7 +207,10 @@ def country_figures(clients: pd.DataFrame, dso: pd.DataFrame | None) -> list[dic
         rows = dso[(dso["level"] == "country") & (dso["month"] == dso["month"].max())]
         latest = dict(zip(rows["segment"], rows["dso"], strict=True))
     out = []
-    for country, group in clients.groupby("country", sort=True):
+    columns = ["country", "open_balance", "overdue_balance", "expected_loss"]
+    columns += [c for c in ("country_risk", "transfer_risk") if c in clients]
+    # the few columns it reads: grouping the whole table copies every client's reasons
+    for country, group in clients[columns].groupby("country", sort=True):
         book = float(group["open_balance"].sum())
         overdue = float(group["overdue_balance"].sum())
         out.append(
