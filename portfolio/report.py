@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from portfolio.outputs import InvoiceFigures
-from scoring.dso import MEASURES
+from scoring.dso import dso_record
 from scoring.early_warnings import SEVERITIES, early_warnings
 from scoring.policy import CreditPolicy
 from scoring.status import Status
@@ -139,15 +139,6 @@ def _number(value: object) -> float | None:
     return None if v != v else v
 
 
-def _dso_row(row: pd.Series) -> dict[str, Any]:
-    return {
-        "month": str(pd.Timestamp(row["month"]).date()),
-        "receivables": float(row["receivables"]),
-        "sales_3m": float(row["sales_3m"]),
-        **{m: _number(row[m]) for m in MEASURES},
-    }
-
-
 def _segment_order(rows: pd.DataFrame, level: str) -> pd.DataFrame:
     """Grades in their order (D last), other segments by receivables, largest first."""
     if level == "grade":
@@ -163,10 +154,10 @@ def dso_figures(dso: pd.DataFrame) -> dict[str, Any]:
     latest = dso[dso["month"] == last]
     return {
         "month": str(pd.Timestamp(last).date()),
-        "trend": [_dso_row(r) for _, r in whole.tail(TREND_MONTHS).iterrows()],
+        "trend": [dso_record(r) for _, r in whole.tail(TREND_MONTHS).iterrows()],
         "by_segment": {
             level: [
-                {"segment": str(r["segment"]), **_dso_row(r)}
+                {"segment": str(r["segment"]), **dso_record(r)}
                 for _, r in _segment_order(latest[latest["level"] == level], level).iterrows()
             ]
             for level in DSO_LEVELS

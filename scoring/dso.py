@@ -167,3 +167,15 @@ def dso_measures(positions: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFram
     for column in reversed(list(by)):
         frame.insert(0, column, np.repeat(groups[column].to_numpy(), len(months)))
     return frame
+
+
+def dso_record(row: pd.Series) -> dict[str, object]:
+    """One row of `dso_measures` as JSON-ready values (a measure without sales: None); what the
+    report and the officer's page show."""
+    measures = {m: None if pd.isna(row[m]) else float(row[m]) for m in MEASURES}
+    return {
+        "month": str(pd.Timestamp(row["month"]).date()),
+        "receivables": float(row["receivables"]),
+        "sales_3m": float(row["sales_3m"]),
+        **measures,
+    }

@@ -17,7 +17,7 @@ from features.payment_behaviour import build_client_features
 from portfolio.batch import invoice_rows
 from portfolio.runs import RunHistory
 from scoring.collections import client_worklist
-from scoring.dso import MEASURES, dso_measures, monthly_positions
+from scoring.dso import dso_measures, dso_record, monthly_positions
 from scoring.early_warnings import early_warnings
 from scoring.receivables import STAGES, open_invoices
 from scoring.scorer import History, Scorer, Scores, client_table
@@ -109,20 +109,7 @@ def _aging(open_: pd.DataFrame) -> list[dict[str, Any]]:
 def _dso(ledger: Ledger, as_of: pd.Timestamp) -> list[dict[str, Any]]:
     """The client's DSO measures at the last 12 month-ends (the report's definitions)."""
     measures = dso_measures(monthly_positions(ledger, as_of, months=DSO_MONTHS + 2))
-    rows = measures.tail(DSO_MONTHS)
-
-    def num(v: Any) -> float | None:
-        return None if pd.isna(v) else float(v)
-
-    return [
-        {
-            "month": str(pd.Timestamp(r["month"]).date()),
-            "receivables": float(r["receivables"]),
-            "sales_3m": float(r["sales_3m"]),
-            **{m: num(r[m]) for m in MEASURES},
-        }
-        for _, r in rows.iterrows()
-    ]
+    return [dso_record(r) for _, r in measures.tail(DSO_MONTHS).iterrows()]
 
 
 def _financials(ledger: Ledger, as_of: pd.Timestamp) -> dict[str, Any] | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import pandas as pd
 from features.labels import TIMING_NEVER
 from scoring.bundle import ModelBundle
 from scoring.calibration import PlattCalibrator
-from scoring.store import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, TIMING_MODEL, load_bundle
+from scoring.store import CHAMPION, TIMING_MODEL, load_bundle
 from scoring.timing import BUCKETS, bucket_labels, bucket_probabilities
 from training.config import TrainConfig
 from training.specs import ModelSpec, ledger_spec
@@ -192,58 +191,32 @@ def gate(result: TimingResult, champion: ModelBundle) -> tuple[bool, str]:
 def log_timing(result: TimingResult, cfg: TrainConfig) -> dict[str, Any]:
     """One MLflow run (parameters, metrics, the bundle as a pyfunc from code), registered as
     challenger; the first version becomes champion, later ones by `gate`."""
-    from mlflow.models import infer_signature
-
     from scoring.pyfunc import predict_timing
-    from training.tracking import CODE_FILE, MODEL_CODE, git_commit, pip_requirements, use_store
+    from training.tracking import log_bundle_model, register_challenger, tag_run, use_store
 
     client = use_store()
     spec = result.spec
     with mlflow.start_run(run_name=spec.name) as run, tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        mlflow.set_tags(
-            {
-                "git_commit": git_commit(),
-                "data_hash": result.data_hash,
-                "target": spec.target,
-                "unit": spec.unit,
-                "model_name": spec.name,
-            }
-        )
+        tag_run(spec, result.data_hash)
         mlflow.log_params(
             {f"cfg_{k}": v for k, v in cfg.__dict__.items()}
             | {f"lgbm_{k}": v for k, v in result.params.items()}
             | {"buckets": json.dumps(result.bundle.metadata["buckets"])}
         )
         mlflow.log_metrics({f"test_{k}": v for k, v in result.metrics.items()})
-        bundle_path = result.bundle.save(folder / BUNDLE_ARTIFACT)
         example = result.evaluation_rows[result.bundle.features].head(5).reset_index(drop=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(CODE_FILE),
-                code_paths=MODEL_CODE,
-                artifacts={BUNDLE_ARTIFACT: str(bundle_path)},
-                signature=infer_signature(example, predict_timing(result.bundle, example)),
-                input_example=example,
-                pip_requirements=pip_requirements(),
-            )
+        info = log_bundle_model(
+            result.bundle, Path(tmp), example, predict_timing(result.bundle, example)
+        )
         run_id = run.info.run_id
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        version = mlflow.register_model(info.model_uri, spec.name)
-    client.set_registered_model_alias(spec.name, CHALLENGER, version.version)
-    out: dict[str, Any] = {"run_id": run_id, "version": version.version}
-    try:
-        client.get_model_version_by_alias(spec.name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        client.set_registered_model_alias(spec.name, CHAMPION, version.version)
+    version, first = register_challenger(client, spec.name, info.model_uri)
+    out: dict[str, Any] = {"run_id": run_id, "version": version}
+    if first:
         out["champion"], out["gate"] = True, "first version: champion by default"
         return out
     promoted, why = gate(result, load_bundle(spec.name, CHAMPION))
     if promoted:
-        client.set_registered_model_alias(spec.name, CHAMPION, version.version)
-    client.set_model_version_tag(spec.name, version.version, "promotion", why)
+        client.set_registered_model_alias(spec.name, CHAMPION, version)
+    client.set_model_version_tag(spec.name, version, "promotion", why)
     out["champion"], out["gate"] = promoted, why
     return out

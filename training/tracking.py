@@ -14,13 +14,16 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 
 from features.catalog import catalog_frame
+from scoring.bundle import ModelBundle
 from scoring.paths import REPO
 from scoring.pyfunc import CODE_FILE, predict_with_reasons
 from scoring.store import BUNDLE_ARTIFACT, CHALLENGER, CHAMPION, tracking_uri
 from training.config import TrainConfig
+from training.specs import ModelSpec
 from training.train import TrainResult
 
 EXPERIMENT = "creditguard"
@@ -167,15 +170,7 @@ def log_training(
     spec = result.spec
     with mlflow.start_run(run_name=f"{spec.name}") as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        mlflow.set_tags(
-            {
-                "git_commit": git_commit(),
-                "data_hash": result.data_hash,
-                "target": spec.target,
-                "unit": spec.unit,
-                "model_name": spec.name,
-            }
-        )
+        tag_run(spec, result.data_hash)
         mlflow.log_params(
             {
                 **{f"cfg_{k}": v for k, v in cfg.__dict__.items()},
@@ -248,38 +243,74 @@ def log_training(
             )
             mlflow.log_artifacts(str(plot_dir), artifact_path="plots")
 
-        bundle_path = result.bundle.save(folder / BUNDLE_ARTIFACT)
         example = result.evaluation_rows[result.bundle.features].head(5).reset_index(drop=True)
-        with warnings.catch_warnings():
-            # MLflow warns about integer columns and env capture; both handled
-            warnings.simplefilter("ignore")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(CODE_FILE),  # models-from-code: no object is pickled
-                code_paths=MODEL_CODE,
-                artifacts={BUNDLE_ARTIFACT: str(bundle_path)},
-                signature=infer_signature(
-                    example,
-                    predict_with_reasons(result.bundle, example),
-                    params={"reasons": True},
-                ),
-                input_example=example,
-                pip_requirements=pip_requirements(),
-            )
+        info = log_bundle_model(
+            result.bundle,
+            folder,
+            example,
+            predict_with_reasons(result.bundle, example),
+            params={"reasons": True},
+        )
         run_id = run.info.run_id
     out: dict[str, Any] = {"run_id": run_id}
     if register:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            version = mlflow.register_model(info.model_uri, spec.name)
-        client.set_registered_model_alias(spec.name, CHALLENGER, version.version)
-        out["version"] = version.version
-        try:
-            client.get_model_version_by_alias(spec.name, CHAMPION)
-        except mlflow.exceptions.MlflowException:
-            client.set_registered_model_alias(spec.name, CHAMPION, version.version)
-            client.set_model_version_tag(
-                spec.name, version.version, "promotion", "first version: champion by default"
-            )
+        out["version"], first = register_challenger(client, spec.name, info.model_uri)
+        if first:
             out["champion"] = True
     return out
+
+
+def tag_run(spec: ModelSpec, data_hash: str) -> None:
+    """The active run's tags: commit, data hash, what the model predicts."""
+    mlflow.set_tags(
+        {
+            "git_commit": git_commit(),
+            "data_hash": data_hash,
+            "target": spec.target,
+            "unit": spec.unit,
+            "model_name": spec.name,
+        }
+    )
+
+
+def log_bundle_model(
+    bundle: ModelBundle,
+    folder: Path,
+    example: pd.DataFrame,
+    output: pd.DataFrame,
+    *,
+    params: dict[str, Any] | None = None,
+) -> ModelInfo:
+    """The bundle, saved under `folder`, logged to the active run as an MLflow model from code
+    (no object pickled) with its pinned requirements; `output`: what it predicts for `example`."""
+    bundle_path = bundle.save(folder / BUNDLE_ARTIFACT)
+    with warnings.catch_warnings():
+        # MLflow warns about integer columns and env capture; both handled
+        warnings.simplefilter("ignore")
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(CODE_FILE),  # models-from-code: no object is pickled
+            code_paths=MODEL_CODE,
+            artifacts={BUNDLE_ARTIFACT: str(bundle_path)},
+            signature=infer_signature(example, output, params=params),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
+
+
+def register_challenger(client: MlflowClient, name: str, model_uri: str) -> tuple[str, bool]:
+    """Register the logged model as `name`'s challenger; the first version becomes champion.
+    Returns the version and whether it was the first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        version = mlflow.register_model(model_uri, name)
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    try:
+        client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+        client.set_model_version_tag(
+            name, version.version, "promotion", "first version: champion by default"
+        )
+        return str(version.version), True
+    return str(version.version), False
