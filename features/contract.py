@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -11,11 +12,14 @@ import pandas as pd
 
 from features.arrays import index_in, isin, no_repeats, take
 from features.errors import InputError
+from features.fx import Rates, resolve_reporting
 from features.iso import COUNTRIES, CURRENCIES
 
 Kind = Literal["str", "date", "float", "bool"]
 DATE_DTYPE = "datetime64[us]"
-TABLE_NAMES = ("clients", "invoices", "payments", "financials", "insolvencies")
+TABLE_NAMES = ("clients", "invoices", "payments", "financials", "insolvencies")  # per client
+RATES = "fx_rates"  # not a client's: every part of a ledger holds all of it
+LEDGER_TABLES = (*TABLE_NAMES, RATES)
 VIOLATION_COLUMNS = ["table", "row", "key", "column", "rule", "value"]
 
 
@@ -82,8 +86,12 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("client_id", "str", "The buying client."),
             _c("issued_on", "date", "Issue date."),
             _c("due_on", "date", "Due date (issue date plus terms).", future_allowed=True),
-            _c("amount", "float", "Invoiced amount.", strictly_positive=True),
-            _c("currency", "str", "ISO 4217 currency of the amount."),
+            _c("amount", "float", "Invoiced amount, in its currency.", strictly_positive=True),
+            _c(
+                "currency",
+                "str",
+                "ISO 4217 currency of the amount, of its payments and of paid_amount.",
+            ),
             _c("paid_on", "date", "Date settled in full; empty while open.", nullable=True),
             _c("paid_amount", "float", "Amount received so far.", nullable=True, minimum=0.0),
             _c("disputed", "bool", "Whether the client disputed the invoice."),
@@ -133,6 +141,21 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("declared_on", "date", "Date insolvency was declared."),
         ),
     ),
+    RATES: TableSchema(
+        RATES,
+        key=("currency", "date"),
+        optional=True,
+        columns=(
+            _c("date", "date", "Date of the rate."),
+            _c("currency", "str", "ISO 4217 currency."),
+            _c(
+                "rate",
+                "float",
+                "Units of the reporting currency one unit of the currency was worth that day.",
+                strictly_positive=True,
+            ),
+        ),
+    ),
 }
 
 
@@ -146,7 +169,8 @@ class ContractConfig:
 
 @dataclass(frozen=True)
 class Ledger:
-    """A validated receivables ledger: the five tables and the date it was extracted."""
+    """A validated receivables ledger: the five client tables, the exchange rates, the date it
+    was extracted and the currency it reports in (None: no invoices)."""
 
     clients: pd.DataFrame
     invoices: pd.DataFrame
@@ -154,13 +178,25 @@ class Ledger:
     payments: pd.DataFrame = field(default_factory=lambda: empty_table("payments"))
     financials: pd.DataFrame = field(default_factory=lambda: empty_table("financials"))
     insolvencies: pd.DataFrame = field(default_factory=lambda: empty_table("insolvencies"))
+    fx_rates: pd.DataFrame = field(default_factory=lambda: empty_table(RATES))
+    reporting_currency: str | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         frame: pd.DataFrame = getattr(self, name)
         return frame
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """The client tables (each row belongs to one client)."""
         return {name: self.table(name) for name in TABLE_NAMES}
+
+    def all_tables(self) -> dict[str, pd.DataFrame]:
+        """The client tables and the rates."""
+        return {name: self.table(name) for name in LEDGER_TABLES}
+
+    @cached_property
+    def rates(self) -> Rates:
+        """The exchange rates indexed for `features.fx` lookups."""
+        return Rates.of(self.fx_rates, self.reporting_currency)
 
     def with_tables(self, tables: dict[str, pd.DataFrame]) -> Ledger:
         return replace(self, **tables)
@@ -412,6 +448,14 @@ def _payments_disagree(t: Ledger, cfg: ContractConfig) -> np.ndarray:
     return isin(t.invoices["invoice_id"], bad)
 
 
+def _no_rate(t: Ledger, _: ContractConfig) -> np.ndarray:
+    """Invoices in a currency with no rate to the reporting currency on or before their issue
+    date (and so none on or before any date they are scored at)."""
+    inv = t.invoices
+    known = inv["currency"].notna().to_numpy() & isin(inv["currency"], CURRENCIES)
+    return known & np.isnan(t.rates.on(inv["currency"], inv["issued_on"]))
+
+
 def _payment_issued(t: Ledger) -> pd.Series:
     inv = _invoices_once(t)
     issued = take(inv["issued_on"].to_numpy(), _paid_invoice(t), np.datetime64("NaT"))
@@ -433,6 +477,30 @@ RULES: tuple[Rule, ...] = (
         "currency",
         "is not an ISO 4217 code",
         lambda t, _: t.invoices["currency"].notna() & ~isin(t.invoices["currency"], CURRENCIES),
+    ),
+    Rule(
+        RATES,
+        "currency",
+        "is not an ISO 4217 code",
+        lambda t, _: t.fx_rates["currency"].notna() & ~isin(t.fx_rates["currency"], CURRENCIES),
+    ),
+    Rule(
+        RATES,
+        "rate",
+        "is the reporting currency's, which must be 1",
+        lambda t, _: (t.fx_rates["currency"] == t.reporting_currency) & (t.fx_rates["rate"] != 1.0),
+    ),
+    Rule(
+        "invoices",
+        "currency",
+        "has no rate to the reporting currency on or before issued_on",
+        _no_rate,
+        shown=lambda t: (
+            t.invoices["currency"].astype(str)
+            + " on "
+            + t.invoices["issued_on"].dt.strftime("%Y-%m-%d")
+            + f" (reporting in {t.reporting_currency})"
+        ),
     ),
     _before("invoices", "due_on", "issued_on"),
     _before("invoices", "paid_on", "issued_on"),
@@ -507,7 +575,7 @@ def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> 
     """Every violation of the contract's rules in a typed ledger, one row per (cell, rule)."""
     cfg = config or ContractConfig()
     found: list[pd.DataFrame] = []
-    for name, frame in ledger.tables().items():
+    for name, frame in ledger.all_tables().items():
         found += _column_rules(name, frame, ledger.extracted_on)
     for rule in RULES:
         frame = ledger.table(rule.table)
@@ -546,15 +614,22 @@ def check_ledger(
     raw: dict[str, pd.DataFrame],
     *,
     extracted_on: pd.Timestamp,
+    reporting_currency: str | None = None,
+    rates: pd.DataFrame | None = None,
     config: ContractConfig | None = None,
     consume: bool = False,
 ) -> tuple[Ledger, pd.DataFrame]:
     """Coerce raw tables and validate them; returns the typed ledger and all violations.
-    `consume` takes each raw table out of `raw` once typed, so that a large ledger is not held
-    twice while it is validated."""
+    `reporting_currency`: the manifest's (None: the invoices' only currency, `features.fx`).
+    `rates`: an fx_rates table typed and checked already (a part of a ledger read in parts),
+    used as it is instead of `raw`'s. `consume` takes each raw table out of `raw` once typed, so
+    that a large ledger is not held twice while it is validated."""
     typed: dict[str, pd.DataFrame] = {}
     found: list[pd.DataFrame] = []
-    for name in TABLE_NAMES:
+    for name in LEDGER_TABLES:
+        if name == RATES and rates is not None:
+            typed[name] = rates
+            continue
         if name not in raw:
             if not SCHEMAS[name].optional:
                 found.append(
@@ -575,9 +650,44 @@ def check_ledger(
             continue
         typed[name], bad = coerce_table(name, raw.pop(name) if consume else raw[name])
         found.append(bad)
-    ledger = Ledger(extracted_on=pd.Timestamp(extracted_on), **typed)
-    found.append(validate_ledger(ledger, config=config))
+    currencies = set(invoice_currencies(typed["invoices"]["currency"]))
+    reporting = resolve_reporting(reporting_currency, currencies)
+    ledger = Ledger(extracted_on=pd.Timestamp(extracted_on), reporting_currency=reporting, **typed)
+    violations = validate_ledger(ledger, config=config)
+    if rates is not None:  # checked once for the whole ledger, not again in every part
+        violations = violations[violations["table"] != RATES]
+    found.append(violations)
     return ledger, _concat(found)
+
+
+def check_rates(
+    raw: pd.DataFrame | None,
+    *,
+    extracted_on: pd.Timestamp,
+    reporting_currency: str | None,
+    config: ContractConfig | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A ledger's fx_rates table typed and checked alone (a ledger read in parts checks it once):
+    its clean rows, and the rejected ones with their `reasons`."""
+    if raw is None:
+        return empty_table(RATES), empty_table(RATES).assign(reasons=pd.Series([], dtype=object))
+    typed, found = coerce_table(RATES, raw)
+    ledger = Ledger(
+        clients=empty_table("clients"),
+        invoices=empty_table("invoices"),
+        extracted_on=pd.Timestamp(extracted_on),
+        fx_rates=typed,
+        reporting_currency=reporting_currency,
+    )
+    violations = _concat([found, validate_ledger(ledger, config=config)])
+    clean, rejected = split_quarantine(ledger, violations, config=config)
+    return clean.fx_rates, rejected[RATES]
+
+
+def invoice_currencies(values: pd.Series) -> list[str]:
+    """The distinct valid ISO 4217 codes among invoice currencies (for the reporting default)."""
+    codes = pd.unique(values.dropna().astype(object))
+    return sorted(str(c) for c in codes if c in CURRENCIES)
 
 
 def split_quarantine(
@@ -590,8 +700,8 @@ def split_quarantine(
 
     Returns the clean ledger and, per table, the removed rows with a `reasons` column.
     """
-    tables = {n: f.copy() for n, f in ledger.tables().items()}
-    rejected: dict[str, list[pd.DataFrame]] = {n: [] for n in TABLE_NAMES}
+    tables = {n: f.copy() for n, f in ledger.all_tables().items()}
+    rejected: dict[str, list[pd.DataFrame]] = {n: [] for n in LEDGER_TABLES}
     current = violations
     while len(current):
         rowwise = current[current["row"] > 0]

@@ -29,14 +29,16 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from features.contract import (
+    LEDGER_TABLES,
+    RATES,
     SCHEMAS,
-    TABLE_NAMES,
     ContractConfig,
     Ledger,
     LedgerValidationError,
     check_ledger,
 )
 from features.errors import InputError
+from features.iso import CURRENCIES
 
 MANIFEST = "manifest.json"
 CSV_BLOCK_BYTES = 1 << 24  # a CSV is parsed this much at a time
@@ -293,7 +295,7 @@ def check_files(folder: Path | str) -> LedgerFiles:
     manifest = read_manifest(folder)
     paths: dict[str, Path] = {}
     rows: dict[str, int] = {}
-    for name in TABLE_NAMES:
+    for name in LEDGER_TABLES:
         path = find_table(folder, name)
         if path is None:
             if not SCHEMAS[name].optional:
@@ -347,6 +349,11 @@ def read_manifest(folder: Path | str) -> dict[str, object]:
         ) from None
     if not isinstance(manifest, dict):
         raise LedgerFileError(path, f"must be a JSON object, not a {type(manifest).__name__}")
+    currency = manifest.get("reporting_currency")
+    if currency is not None and currency not in CURRENCIES:
+        raise LedgerFileError(
+            path, f"reporting_currency must be an ISO 4217 code (EUR, USD, ...), not {currency!r}"
+        )
     day = manifest.get("extracted_on")
     if day is not None:
         try:
@@ -392,9 +399,16 @@ def inspect_ledger(
     return check_ledger(
         read_raw_ledger(folder),
         extracted_on=resolve_extracted_on(folder, extracted_on),
+        reporting_currency=reporting_currency(folder),
         config=config,
         consume=True,
     )
+
+
+def reporting_currency(folder: Path | str) -> str | None:
+    """The manifest's reporting currency (None: the invoices' only one, `features.fx`)."""
+    currency = read_manifest(folder).get("reporting_currency")
+    return str(currency) if currency else None
 
 
 def load_ledger(
@@ -414,8 +428,13 @@ def write_ledger(
     ledger: Ledger, folder: Path | str, *, manifest: dict[str, object] | None = None
 ) -> None:
     """Write a ledger folder (one Parquet file per table and a manifest), atomically."""
-    meta = {"extracted_on": ledger.extracted_on.date().isoformat(), **(manifest or {})}
+    meta: dict[str, object] = {"extracted_on": ledger.extracted_on.date().isoformat()}
+    if ledger.reporting_currency:
+        meta["reporting_currency"] = ledger.reporting_currency
+    meta.update(manifest or {})
     with atomic_directory(folder) as tmp:
-        for name, frame in ledger.tables().items():
+        for name, frame in ledger.all_tables().items():
+            if name == RATES and not len(frame):
+                continue
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

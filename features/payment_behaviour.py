@@ -8,6 +8,9 @@ its own date: an invoice exists only if issued before `as_of`, is paid only if `
 payment counts only if made before `as_of`, a statement only if published before `as_of`. The
 `disputed` flag carries no date, so it is only read for invoices settled before `as_of`, and an
 invoice's final `paid_amount` only once it is settled; open balances come from dated payments.
+Amounts in another currency than the reporting one are converted at the rate known on `as_of`
+(`features.fx`: the latest dated on or before it), an invoice's own amount at issue at the rate
+known on its issue date; statements and registered capital are taken as reported.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from features.arrays import index_in, isin
 from features.catalog import AGING, WINDOWS, client_feature_specs
 from features.contract import STATEMENT_AMOUNTS, Ledger, is_open
 from features.country_risk import country_risk_class
+from features.fx import Rates
 
 EPOCH = np.datetime64("1970-01-01", "D")
 PAYDEX_DAYS = np.array([-20.0, -10.0, 0.0, 15.0, 22.0, 30.0, 60.0, 90.0, 120.0, 180.0])
@@ -71,9 +75,11 @@ class _History:
     due: np.ndarray
     paid: np.ndarray
     written_off: np.ndarray
-    amount: np.ndarray
+    amount: np.ndarray  # in the invoice's currency
     paid_amount: np.ndarray
     disputed: np.ndarray
+    currency: np.ndarray  # each invoice's code in `rates` (-1: the reporting currency)
+    rates: Rates | None  # None: nothing to convert
     # payments, sorted by client; pay_inv points into the invoice arrays
     pay_start: np.ndarray
     pay_end: np.ndarray
@@ -125,6 +131,12 @@ def _history(ledger: Ledger) -> _History:
     insolvent = np.full(n, np.inf)
     np.minimum.at(insolvent, index_in(ins["client_id"], client_id), _days(ins["declared_on"]))
     insolvent[np.isposinf(insolvent)] = np.nan
+    rates = ledger.rates if ledger.rates.converts else None
+    currency = (
+        rates.codes(inv["currency"].to_numpy(dtype=object))[order]
+        if rates is not None
+        else np.full(len(order), -1)
+    )
     return _History(
         client_id=client_id,
         onboarded=_days(clients["onboarded_on"]),
@@ -145,6 +157,8 @@ def _history(ledger: Ledger) -> _History:
         amount=inv["amount"].to_numpy(dtype="float64")[order],
         paid_amount=inv["paid_amount"].to_numpy(dtype="float64")[order],
         disputed=inv["disputed"].to_numpy(dtype=bool)[order],
+        currency=currency,
+        rates=rates,
         pay_start=pay_end - pay_counts,
         pay_end=pay_end,
         pay_inv=pay_inv[pay_order],
@@ -227,7 +241,8 @@ class _At:
     issued: np.ndarray
     due: np.ndarray
     paid: np.ndarray
-    amount: np.ndarray
+    fx: np.ndarray  # each invoice's rate to the reporting currency known on `day`
+    amount: np.ndarray  # in the reporting currency at that rate
     settled: np.ndarray  # paid before `day`
     payments: np.ndarray  # their dated payments made before `day` (positions)
     latest: dict[str, np.ndarray]  # each client's latest statement published before `day`
@@ -247,6 +262,7 @@ def _view(h: _History, day: float, clients: np.ndarray) -> _At:
     paid = h.paid[rows]
     pay_rows = _ranges(h.pay_start[clients], h.pay_end[clients])
     latest, previous = _statements(h, clients, day)
+    fx = h.rates.at(h.currency[rows], day) if h.rates is not None else np.ones(len(rows))
     return _At(
         day=day,
         clients=clients,
@@ -257,7 +273,8 @@ def _view(h: _History, day: float, clients: np.ndarray) -> _At:
         issued=h.issued[rows],
         due=h.due[rows],
         paid=paid,
-        amount=h.amount[rows],
+        fx=fx,
+        amount=h.amount[rows] * fx,
         settled=paid < day,
         payments=pay_rows[h.pay_day[pay_rows] < day],
         latest=latest,
@@ -276,7 +293,7 @@ def _payment(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
     r_dpd = np.clip(r_signed, 0, None)
     r_dbd = np.clip(-r_signed, 0, None)
     r_rows = at.rows[recent]
-    r_short = h.paid_amount[r_rows] < r_amt * 0.995
+    r_short = h.paid_amount[r_rows] < h.amount[r_rows] * 0.995
     before = at.payments
     r_instal = _sum_by_key(h.pay_inv[before], np.ones(len(before)), r_rows) > 1
     r_disp = h.disputed[r_rows]
@@ -331,9 +348,10 @@ def _exposure(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
     day, k = at.day, at.k
     open_ = is_open(at.issued, at.paid, h.written_off[at.rows], day)
     before = at.payments
-    o_received = _sum_by_key(h.pay_inv[before], h.pay_amount[before], at.rows[open_])
+    o_rows = at.rows[open_]
+    o_received = _sum_by_key(h.pay_inv[before], h.pay_amount[before], o_rows)
     o_lc = at.lc[open_]
-    outstanding = np.clip(at.amount[open_] - o_received, 0.0, None)
+    outstanding = np.clip(h.amount[o_rows] - o_received, 0.0, None) * at.fx[open_]
     o_dpd = day - at.due[open_]
     f["open_count"] = at.count(o_lc)
     balance = at.count(o_lc, outstanding)
@@ -562,7 +580,10 @@ def build_invoice_features(ledger: Ledger, *, invoices: pd.Series | None = None)
         else out
     )
     usual = _div(out["invoice_amount_365"].to_numpy(), out["invoice_count_365"].to_numpy())
-    out["invoice_amount"] = inv["amount"].to_numpy(dtype="float64")
+    amount = inv["amount"].to_numpy(dtype="float64")
+    if h.rates is not None:  # at the rate known on the day it was issued
+        amount = amount * h.rates.on(inv["currency"], inv["issued_on"])
+    out["invoice_amount"] = amount
     out["invoice_amount_to_usual"] = _div(out["invoice_amount"].to_numpy(), usual)
     out["invoice_terms_days"] = (inv["due_on"] - inv["issued_on"]).dt.days.to_numpy(dtype="float64")
     out["invoice_issue_month"] = inv["issued_on"].dt.month.to_numpy(dtype="float64")

@@ -25,14 +25,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.contract import (
+    RATES,
     TABLE_NAMES,
     ContractConfig,
     Ledger,
     check_ledger,
+    check_rates,
     flag,
+    invoice_currencies,
     split_quarantine,
 )
-from features.io import arrow_to_frame, check_files, resolve_extracted_on, table_batches
+from features.fx import resolve_reporting
+from features.io import (
+    arrow_to_frame,
+    check_files,
+    read_table_file,
+    reporting_currency,
+    resolve_extracted_on,
+    table_batches,
+)
 
 PART_CLIENTS = 2048  # clients read, typed and validated together
 BATCH_ROWS = 262_144  # rows of a file held at once while spilling
@@ -143,7 +154,8 @@ def ledger_parts(
 ) -> Generator[LedgerPart, None, None]:
     """The ledger folder's clients in parts of `part_clients` (in client id order), each part
     typed, validated and with its contract-breaking rows set aside, then a last part of the rows
-    that belong to no client. Spill files live in a temporary folder under `scratch` (default:
+    that belong to no client (and the fx_rates rows the contract rejects: the rates are checked
+    once and every part holds all the clean ones). Spill files live in a temporary folder under `scratch` (default:
     the system's) and are removed when the iteration ends: iterate inside
     `contextlib.closing(...)`, so that an interrupt (SIGTERM, Ctrl-C) removes them at once
     rather than whenever the suspended generator is collected, which may be never."""
@@ -155,9 +167,21 @@ def ledger_parts(
     spill: _Spill | None = None
     try:
         spill = _Spill(work)
-        n_parts, duplicates = _spill_ledger(paths, spill, part_clients, work)
+        n_parts, duplicates, currencies = _spill_ledger(paths, spill, part_clients, work)
+        reporting = resolve_reporting(reporting_currency(folder), currencies)
+        rates_path = files.paths.get(RATES)
+        rates, bad_rates = check_rates(
+            read_table_file(rates_path) if rates_path is not None else None,
+            extracted_on=day,
+            reporting_currency=reporting,
+            config=config,
+        )
+        shared = _Shared(day, reporting, rates, config, duplicates)
         for part in range(n_parts + 1):
-            yield _read_part(spill, part, paths, day, config, duplicates)
+            piece = _read_part(spill, part, paths, shared)
+            if part == n_parts:
+                piece.rejected[RATES] = bad_rates
+            yield piece
     finally:
         if spill is not None:
             spill.close()
@@ -166,10 +190,11 @@ def ledger_parts(
 
 def _spill_ledger(
     paths: dict[str, Path | None], spill: _Spill, part_clients: int, work: Path
-) -> tuple[int, dict[int, set[int]]]:
+) -> tuple[int, dict[int, set[int]], set[str]]:
     """Spill every table to its parts; returns the number of client parts (the orphan part is
-    numbered after them) and, per part, the invoice rows whose id an earlier row of another part
-    already uses."""
+    numbered after them), per part the invoice rows whose id an earlier row of another part
+    already uses, and the invoices' currencies (the reporting currency's default)."""
+    currencies: set[str] = set()
     ids = pa.array([], type=pa.string())
     if paths["clients"] is not None:
         found = [
@@ -204,6 +229,9 @@ def _spill_ledger(
                 else np.full(len(table), orphan)
             )
             spill.write(name, table, part)
+            if name == "invoices" and "currency" in table.column_names:
+                found = pc.unique(_ids(table["currency"])).to_pandas()
+                currencies.update(invoice_currencies(found))
             if name == "invoices" and "invoice_id" in table.column_names:
                 keys = _ids(table["invoice_id"])
                 known = pc.is_valid(keys)
@@ -271,16 +299,23 @@ def _spill_ledger(
     spill.close()
     shutil.rmtree(work / "ids", ignore_errors=True)
     shutil.rmtree(work / "payments", ignore_errors=True)
-    return n_parts, duplicates
+    return n_parts, duplicates, currencies
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every part is checked with: the extraction date, the reporting currency, the clean
+    rates, the contract's tolerances, and the invoice rows that repeat another part's id."""
+
+    day: pd.Timestamp
+    reporting: str | None
+    rates: pd.DataFrame
+    config: ContractConfig | None
+    duplicates: dict[int, set[int]]
 
 
 def _read_part(
-    spill: _Spill,
-    part: int,
-    paths: dict[str, Path | None],
-    day: pd.Timestamp,
-    config: ContractConfig | None,
-    duplicates: dict[int, set[int]],
+    spill: _Spill, part: int, paths: dict[str, Path | None], shared: _Shared
 ) -> LedgerPart:
     raw: dict[str, pd.DataFrame] = {}
     rows: dict[str, np.ndarray] = {}
@@ -291,8 +326,16 @@ def _read_part(
         if table is None:
             continue
         raw[name], rows[name] = _to_frame(table)
-    ledger, violations = check_ledger(raw, extracted_on=day, config=config, consume=True)
-    repeated = duplicates.get(part)
+    config = shared.config
+    ledger, violations = check_ledger(
+        raw,
+        extracted_on=shared.day,
+        reporting_currency=shared.reporting,
+        rates=shared.rates,
+        config=config,
+        consume=True,
+    )
+    repeated = shared.duplicates.get(part)
     if repeated:
         local = np.isin(rows["invoices"], list(repeated))
         violations = pd.concat(

@@ -12,6 +12,14 @@ period's start already sees a client's payment record. Current credit limits fol
 purchases over the client's terms with headroom, and a share of clients sit over a limit set
 long ago (see `GeneratorConfig`).
 
+Cross-border clients: a `foreign_currency_share` of the clients registered outside the euro area
+(US, CN, GB, PL, TR, BR, IN: 45 % of the book, so about 27 % of all clients at the default 0.6)
+are invoiced in their own currency (USD for TR, BR and IN, as exporters to them usually are); the
+amounts are the same purchases converted at the day's rate. The rates follow a business-day
+random walk per currency with a realistic annual volatility (`FX_SERIES`) and are written as the
+`fx_rates` table, with the reporting currency (EUR) in the manifest. The cross-border draws come
+from their own random stream, so every other figure of a seed's ledger is what it was without them.
+
 Clients are simulated in fixed-size chunks with one random stream each and written row group by row
 group, so 100,000 clients x 36 months (about 20 million invoices) fit in bounded memory.
 """
@@ -115,6 +123,25 @@ _NAME_B = np.array(
         "Electronics",
     ]
 )
+# currency: reporting-currency (EUR) value of one unit at the start, annual volatility
+FX_SERIES: dict[str, tuple[float, float]] = {
+    "USD": (0.92, 0.08),
+    "GBP": (1.16, 0.07),
+    "CNY": (0.128, 0.065),
+    "JPY": (0.0062, 0.10),
+    "PLN": (0.23, 0.07),
+    "CHF": (1.02, 0.06),
+}
+# the currency a client registered in a country outside the euro area may be invoiced in
+COUNTRY_CURRENCY = {
+    "US": "USD",
+    "CN": "CNY",
+    "GB": "GBP",
+    "PL": "PLN",
+    "TR": "USD",
+    "BR": "USD",
+    "IN": "USD",
+}
 _RATINGS = np.array(["AA", "A", "BBB", "BB", "B", "CCC"])
 # Invoice volume by calendar month: slow summer and February, busy year end.
 _SEASON = np.array([0.85, 0.90, 1.05, 1.00, 1.00, 1.00, 0.95, 0.80, 1.05, 1.10, 1.10, 1.20])
@@ -131,6 +158,8 @@ class GeneratorConfig:
     currency: str = "EUR"
     # months simulated before `start` for the clients onboarded by then (their earlier history)
     history_months: int = 24
+    # of the clients registered outside the euro area, the share invoiced in their currency
+    foreign_currency_share: float = 0.6
     # Current limits: the usual purchases over the terms plus a month, times a headroom drawn
     # in [1.5, 2.2]; a share of clients keep a limit set long ago at a fraction of what they
     # now buy (0.5-0.9), and are the ones over their limit.
@@ -189,6 +218,8 @@ class _Clients:
     insolvent_on: np.ndarray  # datetime64[D], NaT if never within the period
     has_financials: np.ndarray
     founded: np.ndarray
+    countries: np.ndarray  # ISO codes
+    currency: np.ndarray | None = None  # the invoices' currency per client (set after)
 
 
 def _simulate_clients(
@@ -314,7 +345,55 @@ def _simulate_clients(
         insolvent_on=insolvent_on,
         has_financials=has_financials,
         founded=founded,
+        countries=np.array([c[0] for c in COUNTRY_TABLE], dtype=object)[country],
     )
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """Business-day rates per currency (reporting-currency value of one unit)."""
+
+    days: np.ndarray  # datetime64[D], business days, sorted
+    rates: dict[str, np.ndarray]
+
+    def on(self, currency: str, dates: np.ndarray) -> np.ndarray:
+        """The rate of the latest business day on or before each date."""
+        at = np.searchsorted(self.days, dates, side="right") - 1
+        return self.rates[currency][at]
+
+    def table(self) -> pa.Table:
+        codes = sorted(self.rates)
+        return pa.table(
+            {
+                "date": pa.array(np.tile(self.days, len(codes)), pa.date32()),
+                "currency": pa.array(np.repeat(codes, len(self.days)), pa.string()),
+                "rate": pa.array(np.concatenate([self.rates[c] for c in codes]), pa.float64()),
+            }
+        )
+
+
+def _rate_series(cfg: GeneratorConfig) -> _Rates:
+    """A seeded random walk of each `FX_SERIES` currency over every simulated business day (and a
+    fortnight before, so that an invoice on the first day has a rate)."""
+    rng = np.random.default_rng([cfg.seed, 4217])
+    first = _month_starts(cfg)[0] - np.timedelta64(14, "D")
+    end = np.datetime64(cfg.extracted_on.date(), "D")
+    days = np.arange(first, end + 1)
+    days = days[np.is_busday(days)]
+    rates = {}
+    for code, (level, vol) in FX_SERIES.items():
+        steps = rng.normal(0.0, vol / np.sqrt(252.0), len(days))
+        steps[0] = 0.0
+        rates[code] = np.round(level * np.exp(np.cumsum(steps)), 8)
+    return _Rates(days, rates)
+
+
+def _invoice_currency(cfg: GeneratorConfig, chunk_no: int, c: _Clients) -> np.ndarray:
+    """Each client's invoicing currency, from its own random stream (`foreign_currency_share`)."""
+    rng = np.random.default_rng([cfg.seed, chunk_no, 4217])
+    foreign = np.array([COUNTRY_CURRENCY.get(str(x), "") for x in c.countries], dtype=object)
+    chosen = (foreign != "") & (rng.random(len(foreign)) < cfg.foreign_currency_share)
+    return np.where(chosen, foreign, cfg.currency).astype(object)
 
 
 def _current_limits(
@@ -331,7 +410,11 @@ def _current_limits(
 
 
 def _simulate_invoices(
-    cfg: GeneratorConfig, rng: np.random.Generator, c: _Clients, first_invoice: int
+    cfg: GeneratorConfig,
+    rng: np.random.Generator,
+    c: _Clients,
+    first_invoice: int,
+    fx: _Rates | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     months = _simulated_months(cfg)
     starts = _month_starts(cfg)
@@ -366,7 +449,15 @@ def _simulate_invoices(
 
     log_typical = c.log_volume[client_idx] - np.log(c.invoices_per_month[client_idx])
     log_amount = log_typical + rng.normal(0.0, 0.6, k)
-    amount = np.round(np.exp(log_amount), 2).clip(1.0)
+    value = np.exp(log_amount)  # in the reporting currency
+    currency = (
+        c.currency[client_idx] if c.currency is not None else np.full(k, cfg.currency, object)
+    )
+    if fx is not None:  # the same purchase invoiced in the client's currency at the day's rate
+        for code in np.unique(currency[currency != cfg.currency]):
+            rows = currency == code
+            value[rows] = value[rows] / fx.on(str(code), issued[rows])
+    amount = np.round(value, 2).clip(1.0)
     terms = c.terms[client_idx]
     other_terms = rng.random(k) < 0.08
     terms = np.where(other_terms, TERMS_DAYS[rng.integers(0, 4, k)], terms)
@@ -438,7 +529,7 @@ def _simulate_invoices(
             "issued_on": pa.array(issued, pa.date32()),
             "due_on": pa.array(due, pa.date32()),
             "amount": pa.array(amount, pa.float64()),
-            "currency": pa.array(np.full(k, cfg.currency), pa.string()),
+            "currency": pa.array(currency, pa.string()),
             "paid_on": pa.array(paid_on, pa.date32()),
             "paid_amount": pa.array(np.round(received, 2), pa.float64()),
             "disputed": pa.array(disputed, pa.bool_()),
@@ -541,6 +632,7 @@ def generate_ledger(
     """Simulate the ledger chunk by chunk and write it to `out` atomically; returns row counts."""
     counts = {"clients": 0, "invoices": 0, "payments": 0, "financials": 0, "insolvencies": 0}
     chunks = range(0, cfg.clients, CHUNK_CLIENTS)
+    fx = _rate_series(cfg) if cfg.foreign_currency_share > 0 else None
     with atomic_directory(out) as tmp:
         writers: dict[str, pq.ParquetWriter] = {}
         try:
@@ -550,7 +642,9 @@ def generate_ledger(
                 rng = np.random.default_rng([cfg.seed, chunk_no])
                 n = min(CHUNK_CLIENTS, cfg.clients - first)
                 clients = _simulate_clients(cfg, rng, first, n)
-                invoices, payments = _simulate_invoices(cfg, rng, clients, counts["invoices"])
+                if fx is not None:
+                    clients.currency = _invoice_currency(cfg, chunk_no, clients)
+                invoices, payments = _simulate_invoices(cfg, rng, clients, counts["invoices"], fx)
                 financials, insolvencies = _simulate_financials(cfg, rng, clients)
                 for name, table in (
                     ("clients", clients.table),
@@ -568,8 +662,13 @@ def generate_ledger(
         finally:
             for writer in writers.values():
                 writer.close()
+        if fx is not None:
+            rates = fx.table()
+            pq.write_table(rates, tmp / "fx_rates.parquet", compression="zstd")
+            counts["fx_rates"] = rates.num_rows
         manifest = {
             "extracted_on": cfg.extracted_on.date().isoformat(),
+            "reporting_currency": cfg.currency,
             "generator": asdict(cfg),
             "rows": counts,
         }

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import TABLE_NAMES, Ledger, split_quarantine
+from features.contract import LEDGER_TABLES, Ledger, split_quarantine
 from features.io import inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
 from features.pipeline import client_ledgers
@@ -307,7 +307,7 @@ def score_folder(
                 tables.add(score_chunk(chunk, scorer, as_of, previous))
                 if progress:
                     progress(len(chunk.clients))
-    return _rejects({n: pd.concat(rejected[n]) for n in TABLE_NAMES if n in rejected})
+    return _rejects({n: pd.concat(rejected[n]) for n in LEDGER_TABLES if n in rejected})
 
 
 def score_local(

@@ -73,7 +73,7 @@ def test_the_ibm_adapter_output_validates(ibm_csv: Path, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
 
 
-def test_generate_writes_the_five_tables(tmp_path: Path) -> None:
+def test_generate_writes_the_five_tables_and_the_rates(tmp_path: Path) -> None:
     out = tmp_path / "gen"
     result = runner.invoke(
         app, ["generate", "--clients", "60", "--months", "6", "--seed", "3", "--out", str(out)]
@@ -82,6 +82,7 @@ def test_generate_writes_the_five_tables(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.glob("*.parquet")) == [
         "clients.parquet",
         "financials.parquet",
+        "fx_rates.parquet",
         "insolvencies.parquet",
         "invoices.parquet",
         "payments.parquet",

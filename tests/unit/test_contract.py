@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -65,11 +66,18 @@ def raw_tables() -> dict[str, pd.DataFrame]:
             }
         ),
         "insolvencies": pd.DataFrame({"client_id": ["C2"], "declared_on": ["2024-05-01"]}),
+        "fx_rates": pd.DataFrame(
+            {
+                "date": ["2024-02-29", "2024-03-01", "2024-06-28"],
+                "currency": ["USD", "USD", "USD"],
+                "rate": ["0.9251", "0.9238", "0.9340"],
+            }
+        ),
     }
 
 
 def check(raw: dict[str, pd.DataFrame]) -> tuple[Ledger, pd.DataFrame]:
-    return check_ledger(raw, extracted_on=EXTRACTED)
+    return check_ledger(raw, extracted_on=EXTRACTED, reporting_currency="EUR")
 
 
 def test_it_accepts_a_valid_ledger_and_types_every_column() -> None:
@@ -285,6 +293,48 @@ RULES: list[tuple[str, Mutation, str, str, int, str]] = [
         1,
         "after the extraction date",
     ),
+    (
+        "a rate for the invoice's currency",
+        _set("invoices", 2, "currency", "GBP"),
+        "invoices",
+        "currency",
+        3,
+        "has no rate to the reporting currency on or before issued_on",
+    ),
+    ("rate positive", _set("fx_rates", 0, "rate", "0"), "fx_rates", "rate", 1, "must be > 0"),
+    ("rate readable", _set("fx_rates", 1, "rate", "n/a"), "fx_rates", "rate", 2, "not a number"),
+    (
+        "rate of an ISO 4217 currency",
+        _set("fx_rates", 0, "currency", "DOLLAR"),
+        "fx_rates",
+        "currency",
+        1,
+        "ISO 4217",
+    ),
+    (
+        "one rate per currency and day",
+        _set("fx_rates", 1, "date", "2024-02-29"),
+        "fx_rates",
+        "date",
+        2,
+        "duplicates the key (currency, date)",
+    ),
+    (
+        "no rate after extraction",
+        _set("fx_rates", 2, "date", "2024-07-05"),
+        "fx_rates",
+        "date",
+        3,
+        "after the extraction date",
+    ),
+    (
+        "the reporting currency at 1",
+        _set("fx_rates", 0, "currency", "EUR"),
+        "fx_rates",
+        "rate",
+        1,
+        "must be 1",
+    ),
 ]
 
 
@@ -320,6 +370,57 @@ def test_the_error_message_names_field_row_and_rule() -> None:
     _, violations = check(raw)
     with pytest.raises(LedgerValidationError, match=r"invoices row 3 \(I3\): amount must be > 0"):
         raise LedgerValidationError(violations)
+
+
+def test_an_invoice_without_a_rate_known_at_issue_names_row_currency_and_date() -> None:
+    """I3 (USD) is issued on 2024-03-01; with the first USD rate dated a day later it has none
+    on or before its issue date: rejected, and the rates after it never stand in."""
+    raw = raw_tables()
+    raw["fx_rates"].loc[[0, 1], "date"] = ["2024-03-02", "2024-03-04"]
+    ledger, violations = check(raw)
+    hit = violations[violations["rule"].str.contains("no rate", regex=False)]
+    assert hit[["table", "row", "key", "column"]].values.tolist() == [
+        ["invoices", 3, "I3", "currency"]
+    ]
+    assert hit["value"].iloc[0] == "USD on 2024-03-01 (reporting in EUR)"
+    clean, rejected = split_quarantine(ledger, violations)
+    assert rejected["invoices"]["invoice_id"].tolist() == ["I3"]
+    assert clean.reporting_currency == "EUR"
+
+
+def test_a_bad_rate_row_takes_the_invoices_that_needed_it_along() -> None:
+    raw = raw_tables()
+    raw["fx_rates"].loc[0, "rate"] = "-0.9"  # the only USD rate known when I3 was issued
+    raw["fx_rates"].loc[1, "date"] = "2024-03-05"
+    ledger, violations = check(raw)
+    clean, rejected = split_quarantine(ledger, violations)
+    assert rejected["fx_rates"]["reasons"].iloc[0].startswith("rate must be > 0")
+    assert rejected["invoices"]["invoice_id"].tolist() == ["I3"]
+    assert "has no rate to the reporting currency" in rejected["invoices"]["reasons"].iloc[0]
+    assert len(clean.fx_rates) == 2
+
+
+def test_several_currencies_need_a_reporting_currency_and_one_currency_needs_no_rates() -> None:
+    from features.errors import InputError
+
+    raw = raw_tables()
+    with pytest.raises(InputError, match=r"2 currencies \(EUR, USD\).*reporting_currency"):
+        check_ledger(raw, extracted_on=EXTRACTED)
+    raw = raw_tables()
+    raw["invoices"]["currency"] = "EUR"
+    del raw["fx_rates"]
+    ledger, violations = check_ledger(raw, extracted_on=EXTRACTED)
+    assert violations.empty and ledger.reporting_currency == "EUR"
+    assert ledger.rates.on(ledger.invoices["currency"], EXTRACTED).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_the_rate_known_on_a_day_is_the_latest_on_or_before_it() -> None:
+    ledger, _ = check(raw_tables())
+    days = pd.Series(pd.to_datetime(["2024-02-28", "2024-02-29", "2024-03-01", "2024-06-27"]))
+    rates = ledger.rates.on(pd.Series(["USD"] * 4), days)
+    assert np.isnan(rates[0]) and rates[1:].tolist() == [0.9251, 0.9238, 0.9238]
+    assert ledger.rates.on(pd.Series(["EUR", "JPY"]), pd.Timestamp("2024-06-30"))[0] == 1.0
+    assert np.isnan(ledger.rates.on(pd.Series(["JPY"]), pd.Timestamp("2024-06-30"))[0])
 
 
 def test_quarantine_keeps_valid_rows_and_cascades_to_orphans() -> None:
