@@ -119,12 +119,20 @@ def print_report(figures: dict[str, Any], out: Path) -> None:
             f"{days(last['best_possible_dso'])}, delinquent {days(last['average_days_delinquent'])})"
         )
         summary["DSO, last 6 month-ends"] = " ".join(days(r["dso"]) for r in trend[-6:])
-    for currency, block in (figures.get("cash_forecast") or {}).items():
-        first = block["weeks"][:4]
-        summary[f"cash forecast ({currency})"] = (
-            f"{block['expected_13_weeks']:,.0f} expected within 13 weeks of "
-            f"{block['open_balance']:,.0f} open; weeks 1-4: "
+    cash = figures.get("cash_forecast") or {}
+    total = cash.get("total") or next(iter(cash.values()), None)
+    if total is not None:  # all currencies, in the reporting currency
+        first = total["weeks"][:4]
+        summary[f"cash forecast ({total['unit']})"] = (
+            f"{total['expected_13_weeks']:,.0f} expected within 13 weeks of "
+            f"{total['open_balance']:,.0f} open; weeks 1-4: "
             + ", ".join(f"{w['expected']:,.0f} [{w['low']:,.0f}-{w['high']:,.0f}]" for w in first)
+        )
+    currencies = figures.get("currencies") or []
+    if len(currencies) > 1:
+        summary["open balance by currency"] = ", ".join(
+            f"{c['currency']} {c['share']:.0%} ({c['fx_change']:+,.0f} {cur} since issue)"
+            for c in currencies
         )
     if "downgraded" in figures:
         summary["grades kept / down / up"] = (

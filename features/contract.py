@@ -199,7 +199,10 @@ class Ledger:
         return Rates.of(self.fx_rates, self.reporting_currency)
 
     def with_tables(self, tables: dict[str, pd.DataFrame]) -> Ledger:
-        return replace(self, **tables)
+        out = replace(self, **tables)
+        if RATES not in tables and "rates" in self.__dict__:  # the same rates: keep their index
+            out.__dict__["rates"] = self.__dict__["rates"]
+        return out
 
 
 ArrayOrSeries = TypeVar("ArrayOrSeries", np.ndarray, pd.Series)

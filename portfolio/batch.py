@@ -32,6 +32,7 @@ from features.stream import PART_CLIENTS, ledger_parts
 from portfolio.outputs import (
     CASH_WEEKS,
     SEGMENT_KEYS,
+    TOTAL,
     ChunkResult,
     RunTables,
     add_cash,
@@ -89,7 +90,13 @@ def score_chunk(
     clients = with_client_dso(with_firmographics(clients, ledger), positions)
     invoices, cash = with_cash_forecast(invoices, at_issue, scorer, as_of)
     return ChunkResult(
-        clients, invoices, features, worklist, segment_positions(positions, clients), cash
+        clients,
+        invoices,
+        features,
+        worklist,
+        segment_positions(positions, clients),
+        cash,
+        ledger.reporting_currency,
     )
 
 
@@ -105,30 +112,41 @@ def issue_features(ledger: Ledger, invoices: pd.DataFrame) -> pd.DataFrame:
 def with_cash_forecast(
     invoices: pd.DataFrame, at_issue: pd.DataFrame, scorer: Scorer, as_of: pd.Timestamp
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The open invoices with their expected receipt within 13 weeks, and the chunk's receipts
-    per currency and week: expected (draw -1) and simulated (draws 0..); `scoring.timing`.
-    Invoices of insolvent clients (the claim queue) are expected to bring nothing in 13 weeks
-    (`scoring.timing.invoice_weeks`). Without a timing model: no forecast."""
+    """The open invoices with their expected receipt within 13 weeks (in the reporting
+    currency), and the chunk's receipts per week: expected (draw -1) and simulated (draws 0..),
+    `scoring.timing`, per currency in that currency and in all (`TOTAL`) in the reporting
+    currency at the rate known on `as_of`; a client's draws are the same in every currency, so the
+    total's interval is that of the sum. Invoices of insolvent clients (the claim queue) are
+    expected to bring nothing in 13 weeks (`scoring.timing.invoice_weeks`). Without a timing
+    model: no forecast."""
     if scorer.timing is None:
         return invoices.assign(expected_receipt_13w=np.nan), empty_cash()
     weekly = np.zeros((len(invoices), WEEKS + 1))
     if len(invoices):
         insolvent = (invoices["collection_queue"] == "claim").to_numpy()
         weekly = invoice_weeks(scorer.timing, at_issue, invoices["due_on"], as_of, insolvent)
-    outstanding = invoices["outstanding"].to_numpy(dtype="float64")
-    out = invoices.assign(expected_receipt_13w=(weekly[:, :WEEKS].sum(axis=1) * outstanding))
+    left = invoices["outstanding_in_currency"].to_numpy(dtype="float64")
+    rate = invoices["fx_rate"].to_numpy(dtype="float64")
+    out = invoices.assign(expected_receipt_13w=(weekly[:, :WEEKS].sum(axis=1) * left * rate))
     frames = []
+    clients = invoices["client_id"].to_numpy(dtype=object)
+    total = None
     for currency, rows in invoices.groupby("currency", sort=True).indices.items():
-        expected = (weekly[rows, :WEEKS] * outstanding[rows, None]).sum(axis=0)
-        drawn = simulate(
-            weekly[rows], outstanding[rows], invoices["client_id"].to_numpy(dtype=object)[rows]
-        )
-        block = np.vstack([expected[None, :], drawn])
-        frame = pd.DataFrame(block, columns=CASH_WEEKS)
-        frame.insert(0, "draw", np.arange(-1, len(drawn), dtype=np.int64))
-        frame.insert(0, "currency", str(currency))
-        frames.append(frame)
+        expected = (weekly[rows, :WEEKS] * left[rows, None]).sum(axis=0)
+        block = np.vstack([expected[None, :], simulate(weekly[rows], left[rows], clients[rows])])
+        frames.append(_cash_rows(str(currency), block))
+        converted = block * rate[rows[0]]  # one rate per currency on `as_of`
+        total = converted if total is None else total + converted
+    if total is not None:
+        frames.append(_cash_rows(TOTAL, total))
     return out, pd.concat(frames, ignore_index=True) if frames else empty_cash()
+
+
+def _cash_rows(currency: str, block: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(block, columns=CASH_WEEKS)
+    frame.insert(0, "draw", np.arange(-1, len(block) - 1, dtype=np.int64))
+    frame.insert(0, "currency", currency)
+    return frame
 
 
 def with_firmographics(clients: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
@@ -344,6 +362,7 @@ def finish(parts: list[ChunkResult]) -> ChunkResult:
         positions = add_positions(positions, part.positions)
         cash = add_cash(cash, part.cash)
     assert positions is not None
+    reporting = next((p.reporting_currency for p in parts if p.reporting_currency), None)
     return ChunkResult(
-        clients, invoices, features, rank_worklist(stack("worklist")), positions, cash
+        clients, invoices, features, rank_worklist(stack("worklist")), positions, cash, reporting
     )

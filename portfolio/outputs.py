@@ -50,9 +50,11 @@ class ChunkResult:
     features: pd.DataFrame
     worklist: pd.DataFrame
     positions: pd.DataFrame
-    # receipts per currency and week 1..13 of the open invoices: expected (draw -1) and
-    # simulated (draws 0..), `scoring.timing`; sums, so chunks add up
+    # receipts per currency (and `TOTAL`, in the reporting currency) and week 1..13 of the open
+    # invoices: expected (draw -1) and simulated (draws 0..), `scoring.timing`; sums, so chunks
+    # add up
     cash: pd.DataFrame
+    reporting_currency: str | None = None  # what every amount but a currency's own is in
 
     def frames(self) -> tuple[pd.DataFrame, ...]:
         return (
@@ -73,12 +75,23 @@ class InvoiceFigures:
     stages: dict[int, int] = field(default_factory=dict)
     overdue_balance: float = 0.0
     max_dpd: list[pd.Series] = field(default_factory=list)  # per client, one piece per chunk
-    by_currency: dict[str, float] = field(default_factory=dict)  # outstanding per currency
+    # per currency: open invoices, outstanding in the currency and in the reporting currency,
+    # and its change in reporting-currency value since issue (`scoring.receivables`)
+    by_currency: dict[str, dict[str, float]] = field(default_factory=dict)
+    reporting: str = ""
 
     def add(self, invoices: pd.DataFrame) -> None:
         self.count += len(invoices)
-        for code, amount in invoices.groupby("currency")["outstanding"].sum().items():
-            self.by_currency[str(code)] = self.by_currency.get(str(code), 0.0) + float(amount)
+        sums = invoices.groupby("currency").agg(
+            open_invoices=("invoice_id", "size"),
+            outstanding_in_currency=("outstanding_in_currency", "sum"),
+            outstanding=("outstanding", "sum"),
+            fx_change=("fx_change", "sum"),
+        )
+        for code, row in sums.iterrows():
+            mine = self.by_currency.setdefault(str(code), dict.fromkeys(sums.columns, 0.0))
+            for name, value in row.items():
+                mine[str(name)] += float(value)
         for stage, n in invoices["escalation_stage"].value_counts().items():
             self.stages[int(stage)] = self.stages.get(int(stage), 0) + int(n)
         overdue = invoices["days_past_due"].to_numpy() > 0
@@ -86,9 +99,9 @@ class InvoiceFigures:
         self.max_dpd.append(max_days_past_due(invoices))
 
     def currency(self) -> str:
-        """The currency of the amounts: the one all open invoices share, else 'mixed'."""
+        """The reporting currency, which every amount but the per-currency ones is in."""
         codes = list(self.by_currency)
-        return codes[0] if len(codes) == 1 else ("mixed" if codes else "")
+        return self.reporting or (codes[0] if len(codes) == 1 else "")
 
     def days_past_due(self) -> pd.Series:
         """The largest days past due of each client with open invoices."""
@@ -146,6 +159,8 @@ class RunTables:
         self.worklist.append(chunk.worklist)
         self.positions = add_positions(self.positions, chunk.positions)
         self.cash = add_cash(self.cash, chunk.cash)
+        if chunk.reporting_currency:
+            self.invoices.reporting = chunk.reporting_currency
         k = len(self.features)
         if self.no_invoices is None:
             self.no_invoices = invoices.head(0)
@@ -274,6 +289,7 @@ class RunTables:
             self.worklist_table(),
             self.positions_table(),
             self.cash,
+            self.invoices.reporting or None,
         )
 
 
@@ -288,6 +304,7 @@ def add_positions(total: pd.DataFrame | None, chunk: pd.DataFrame) -> pd.DataFra
 
 
 CASH_WEEKS = [f"week_{w}" for w in range(1, 14)]
+TOTAL = "total"  # the cash rows of every currency together, in the reporting currency
 
 
 def empty_cash() -> pd.DataFrame:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from portfolio.outputs import InvoiceFigures
+from portfolio.outputs import TOTAL, InvoiceFigures
 from scoring.dso import dso_record
 from scoring.early_warnings import SEVERITIES, early_warnings
 from scoring.policy import CreditPolicy
@@ -105,6 +105,7 @@ def build_report(
     if result.dso is not None and len(result.dso):
         figures["dso"] = dso_figures(result.dso)
     figures["countries"] = country_figures(c, result.dso)
+    figures["currencies"] = currency_figures(inv)
     if result.cash is not None and len(result.cash):
         figures["cash_forecast"] = cash_figures(result.cash, inv)
     if prev_clients is not None:
@@ -166,12 +167,20 @@ def dso_figures(dso: pd.DataFrame) -> dict[str, Any]:
 
 
 def cash_figures(cash: pd.DataFrame, inv: InvoiceFigures) -> dict[str, Any]:
-    """Per currency: the 13 weeks' expected receipts with their 80 % interval, their total and
-    the open balance they come from."""
+    """Per currency (in it) and for all of them (`TOTAL`, in the reporting currency, first):
+    the 13 weeks' expected receipts with their 80 % interval, their total and the open balance
+    they come from."""
     out: dict[str, Any] = {}
-    for currency, rows in cash.groupby("currency", sort=True):
-        out[str(currency)] = {
-            "open_balance": float(inv.by_currency.get(str(currency), 0.0)),
+    for currency, rows in sorted(cash.groupby("currency"), key=lambda kv: kv[0] != TOTAL):
+        code = str(currency)
+        balance = (
+            sum(c["outstanding"] for c in inv.by_currency.values())
+            if code == TOTAL
+            else inv.by_currency.get(code, {}).get("outstanding_in_currency", 0.0)
+        )
+        out[code] = {
+            "unit": str(rows["unit"].iloc[0]),
+            "open_balance": float(balance),
             "expected_13_weeks": float(rows["expected"].sum()),
             "weeks": [
                 {
@@ -186,6 +195,28 @@ def cash_figures(cash: pd.DataFrame, inv: InvoiceFigures) -> dict[str, Any]:
             ],
         }
     return out
+
+
+def currency_figures(inv: InvoiceFigures) -> list[dict[str, Any]]:
+    """Per invoice currency: open invoices, outstanding in the currency and in the reporting
+    currency at today's rate, its share of the book, and what it gained or lost in reporting
+    currency since the invoices were issued; largest first."""
+    book = sum(c["outstanding"] for c in inv.by_currency.values())
+    out = [
+        {
+            "currency": code,
+            "open_invoices": int(c["open_invoices"]),
+            "outstanding_in_currency": c["outstanding_in_currency"],
+            "rate": c["outstanding"] / c["outstanding_in_currency"]
+            if c["outstanding_in_currency"]
+            else None,
+            "outstanding": c["outstanding"],
+            "share": c["outstanding"] / book if book else None,
+            "fx_change": c["fx_change"],
+        }
+        for code, c in inv.by_currency.items()
+    ]
+    return sorted(out, key=lambda r: -r["outstanding"])
 
 
 def country_figures(clients: pd.DataFrame, dso: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -344,6 +375,7 @@ def render_html(
     parts.append(_cash(figures.get("cash_forecast"), f))
     parts.append(_dso(figures.get("dso"), f))
     parts.append(_countries(figures.get("countries", []), f))
+    parts.append(_currencies(figures.get("currencies", []), f))
     if "migration_matrix" in figures:
         m = figures["migration_matrix"]
         rows = [[f"<b>{g}</b>", *(str(m[g][h]) if m[g][h] else "" for h in GRADES)] for g in GRADES]
@@ -519,51 +551,108 @@ def _dso(dso: dict[str, Any] | None, f: _Format) -> str:
 
 
 def _cash(cash: dict[str, Any] | None, f: _Format) -> str:
-    """The 13-week collection forecast per currency: plot and table."""
+    """The 13-week collection forecast: the plot and weekly table of all currencies together in
+    the reporting currency, then each currency's own expected receipts."""
     if not cash:
         return ""
+    total = cash.get(TOTAL) or next(iter(cash.values()))
+    weeks = total["weeks"]
+
+    def draw(ax: Any) -> None:
+        x = [w["week"] for w in weeks]
+        ax.fill_between(
+            x, [w["low"] for w in weeks], [w["high"] for w in weeks], alpha=0.3, label="80 %"
+        )
+        ax.plot(x, [w["expected"] for w in weeks], marker="o", label="expected")
+        ax.set_xlabel("week")
+        ax.set_ylabel(f"receipts ({total['unit']})")
+        ax.legend(fontsize=7)
+
+    share = total["expected_13_weeks"] / total["open_balance"] if total["open_balance"] else 0
     out = [
         "<h2>Cash collection forecast, next 13 weeks</h2>",
         "<p>Receipts expected from the invoices open today (not from later sales), by week, with "
         "an 80 % interval from simulated settlements (a client's invoices move together); from "
-        "the payment-timing model. Invoices of insolvent clients count for nothing here.</p>",
+        "the payment-timing model. Invoices of insolvent clients count for nothing here. All "
+        "currencies together, in the reporting currency at today's rates.</p>",
+        f"<h3>{f.money(total['expected_13_weeks'])} expected within 13 weeks of an open balance "
+        f"of {f.money(total['open_balance'])} ({f.pct(share)})</h3>"
+        f"<img alt='cash forecast' src='{_plot(draw)}'>",
+        _table(
+            ["week", "from", "to", "expected", "low (10 %)", "high (90 %)"],
+            [
+                [
+                    str(w["week"]),
+                    w["from"],
+                    w["to"],
+                    f.money(w["expected"]),
+                    f.money(w["low"]),
+                    f.money(w["high"]),
+                ]
+                for w in weeks
+            ],
+        ),
     ]
-    for currency, block in cash.items():
-        weeks = block["weeks"]
-
-        def draw(ax: Any, weeks: list[dict[str, Any]] = weeks, currency: str = currency) -> None:
-            x = [w["week"] for w in weeks]
-            ax.fill_between(
-                x, [w["low"] for w in weeks], [w["high"] for w in weeks], alpha=0.3, label="80 %"
-            )
-            ax.plot(x, [w["expected"] for w in weeks], marker="o", label="expected")
-            ax.set_xlabel("week")
-            ax.set_ylabel(f"receipts ({currency})")
-            ax.legend(fontsize=7)
-
-        share = block["expected_13_weeks"] / block["open_balance"] if block["open_balance"] else 0
-        out.append(
-            f"<h3>{html.escape(currency)}: {f.money(block['expected_13_weeks'])} expected within "
-            f"13 weeks of an open balance of {f.money(block['open_balance'])} "
-            f"({f.pct(share)})</h3><img alt='cash forecast' src='{_plot(draw)}'>"
-        )
+    own = {k: v for k, v in cash.items() if k != TOTAL}
+    if len(own) > 1:
+        out.append("<h3>By invoice currency, in the currency</h3>")
         out.append(
             _table(
-                ["week", "from", "to", "expected", "low (10 %)", "high (90 %)"],
+                ["currency", "open balance", "expected in 13 weeks", "share", "weeks 1-4"],
                 [
                     [
-                        str(w["week"]),
-                        w["from"],
-                        w["to"],
-                        f.money(w["expected"]),
-                        f.money(w["low"]),
-                        f.money(w["high"]),
+                        html.escape(code),
+                        _amount(b["open_balance"], code),
+                        _amount(b["expected_13_weeks"], code),
+                        f.pct(b["expected_13_weeks"] / b["open_balance"])
+                        if b["open_balance"]
+                        else "–",
+                        " / ".join(f"{w['expected']:,.0f}" for w in b["weeks"][:4]),
                     ]
-                    for w in weeks
+                    for code, b in own.items()
                 ],
             )
         )
     return "".join(out)
+
+
+def _amount(value: float, currency: str) -> str:
+    return f"{value:,.0f} {html.escape(currency)}"
+
+
+def _currencies(currencies: list[dict[str, Any]], f: _Format) -> str:
+    """Exposure by invoice currency and its change in reporting-currency value since issue."""
+    if len(currencies) < 2:
+        return ""
+    rows = [
+        [
+            html.escape(r["currency"]),
+            f"{r['open_invoices']:,}",
+            _amount(r["outstanding_in_currency"], r["currency"]),
+            "–" if r["rate"] is None else f"{r['rate']:.6g}",
+            f.money(r["outstanding"]),
+            f.pct(r["share"]) if r["share"] is not None else "–",
+            ("+" if r["fx_change"] > 0 else "") + f.money(r["fx_change"]),
+        ]
+        for r in currencies
+    ]
+    return (
+        "<h2>Exposure by currency</h2><p>Open invoices by the currency they were issued in, "
+        "converted at the latest rate known today; the last column is what the open amounts "
+        "gained (+) or lost in reporting currency since each invoice's issue date.</p>"
+        + _table(
+            [
+                "currency",
+                "open invoices",
+                "outstanding",
+                "rate",
+                "in reporting currency",
+                "share",
+                "change since issue",
+            ],
+            rows,
+        )
+    )
 
 
 def _countries(countries: list[dict[str, Any]], f: _Format) -> str:

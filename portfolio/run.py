@@ -16,7 +16,7 @@ from features.errors import InputError
 from features.io import check_files, resolve_extracted_on
 from portfolio.batch import load_for_scoring, score_folder
 from portfolio.layout import RUN_MARKER, RunsRoot, RunsRootError, check_root
-from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, RunTables
+from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, TOTAL, RunTables
 from portfolio.report import RunResult, build_report, render_html
 from portfolio.spark import score_spark
 from scoring.dso import dso_measures
@@ -189,7 +189,7 @@ def write_run(
     rejects.to_parquet(tmp / "rejects.parquet", index=False)
     dso = dso_measures(tables.positions_table(), by=["level", "segment"])
     dso.to_parquet(tmp / "dso.parquet", index=False)
-    cash = cash_forecast(tables.cash, as_of)
+    cash = cash_forecast(tables.cash, as_of, tables.invoices.currency())
     cash.to_parquet(tmp / "cash_forecast.parquet", index=False)
     first = first_invoices(tmp)
     result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions, dso, cash)
@@ -208,14 +208,15 @@ def write_run(
     return figures
 
 
-def cash_forecast(cash: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The run's cash_forecast.parquet: per currency and week, expected receipts and the 80 %
-    interval of the simulations (`scoring.timing`); empty without a timing model."""
+def cash_forecast(cash: pd.DataFrame, as_of: pd.Timestamp, reporting: str) -> pd.DataFrame:
+    """The run's cash_forecast.parquet: per currency (in it) and for all currencies (`TOTAL`, in
+    the reporting currency) and week, expected receipts and the 80 % interval of the
+    simulations (`scoring.timing`); empty without a timing model."""
     expected, simulated = {}, {}
     for currency, rows in cash.groupby("currency", sort=True):
         weeks = rows.sort_values("draw")[CASH_WEEKS].to_numpy(dtype="float64")
         expected[str(currency)], simulated[str(currency)] = weeks[0], weeks[1:]
-    return forecast_frame(expected, simulated, as_of)
+    return forecast_frame(expected, simulated, as_of, {TOTAL: reporting})
 
 
 def first_invoices(run: Path, rows: int = FIRST_ROWS) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.contract import TABLE_NAMES, Ledger
+from features.contract import RATES, TABLE_NAMES, Ledger
 from portfolio.batch import finish, score_chunk
 from portfolio.outputs import ChunkResult
 from scoring.scorer import HISTORY_COLUMNS, Scorer
@@ -82,11 +82,19 @@ def write_buckets(ledger: Ledger, folder: Path, buckets: int) -> None:
         for b in range(buckets):
             rows = groups.get(b, np.array([], dtype=int))
             frame.iloc[rows].to_parquet(folder / name / f"{b}.parquet", index=False)
+    ledger.fx_rates.to_parquet(folder / f"{RATES}.parquet", index=False)  # every bucket's
 
 
-def read_bucket(folder: Path, bucket: int, extracted_on: pd.Timestamp) -> Ledger:
+def read_bucket(
+    folder: Path, bucket: int, extracted_on: pd.Timestamp, reporting_currency: str | None
+) -> Ledger:
     tables = {n: pd.read_parquet(folder / n / f"{bucket}.parquet") for n in TABLE_NAMES}
-    return Ledger(extracted_on=extracted_on, **tables)
+    return Ledger(
+        extracted_on=extracted_on,
+        fx_rates=pd.read_parquet(folder / f"{RATES}.parquet"),
+        reporting_currency=reporting_currency,
+        **tables,
+    )
 
 
 def _ipc(frame: pd.DataFrame) -> bytes:
@@ -137,11 +145,12 @@ def score_spark(
             _ipc(previous[list(HISTORY_COLUMNS)]) if previous is not None else b""
         )
         extracted_on, day, root, run_id = ledger.extracted_on, as_of, str(folder), uuid.uuid4().hex
+        reporting = ledger.reporting_currency
 
         def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             for batch in batches:
                 for b in batch["bucket"].tolist():
-                    part = read_bucket(Path(root), int(b), extracted_on)
+                    part = read_bucket(Path(root), int(b), extracted_on, reporting)
                     scored_by = _scorer(run_id, shared.value)
                     before = _frame(history.value) if history.value else None
                     result = score_chunk(part, scored_by, day, before)
@@ -171,4 +180,6 @@ def score_spark(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         spark.stop()
-    return finish(parts)
+    result = finish(parts)
+    result.reporting_currency = ledger.reporting_currency
+    return result

@@ -50,8 +50,8 @@ def monthly_positions(
 ) -> pd.DataFrame:
     """Per client and month-end before `as_of`: credit sales in the month, receivables and
     current receivables at its end. Only what was known at each month's end is read (invoices
-    issued, payments made and write-offs before the next day). Clients with nothing in a month
-    have zeros."""
+    issued, payments made and write-offs before the next day), amounts in the reporting currency
+    at the rate known that day (`features.fx`). Clients with nothing in a month have zeros."""
     ends = month_ends_before(as_of, months)
     clients = np.sort(ledger.clients["client_id"].to_numpy(dtype=object))
     inv = ledger.invoices
@@ -74,13 +74,19 @@ def monthly_positions(
     receivables = np.zeros((n, k))
     current = np.zeros((n, k))
     month_start = (ends - pd.offsets.MonthBegin(1)).to_numpy(dtype="datetime64[D]")
+    rates = ledger.rates if ledger.rates.converts else None
+    codes = rates.codes(inv["currency"].to_numpy(dtype=object)) if rates is not None else None
     for j, end in enumerate(ends.to_numpy(dtype="datetime64[D]")):
         day = end + np.timedelta64(1, "D")
+        fx = 1.0
+        if rates is not None and codes is not None:
+            fx = np.nan_to_num(rates.at(codes, float(day.astype("int64"))), nan=0.0)
         in_month = (issued >= month_start[j]) & (issued < day)
-        sales[:, j] = np.bincount(inv_client[in_month], amount[in_month], minlength=n)
+        value = amount * fx
+        sales[:, j] = np.bincount(inv_client[in_month], value[in_month], minlength=n)
         open_now = is_open(issued, paid, written_off, day)
         received = np.bincount(pay_inv[pay_day < day], pay_amount[pay_day < day], len(amount))
-        outstanding = np.where(open_now, np.maximum(amount - received, 0.0), 0.0)
+        outstanding = np.where(open_now, np.maximum(amount - received, 0.0), 0.0) * fx
         receivables[:, j] = np.bincount(inv_client, outstanding, minlength=n)
         not_due = open_now & (due >= day)
         current[:, j] = np.bincount(inv_client[not_due], outstanding[not_due], minlength=n)

@@ -30,7 +30,10 @@ def escalation_stage(dpd: np.ndarray) -> np.ndarray:
 
 def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
     """Invoices open at `as_of` (`features.contract.is_open`), with what was still outstanding
-    that day (dated payments before `as_of` deducted)."""
+    that day (dated payments before `as_of` deducted): `outstanding_in_currency` in the invoice's
+    own currency, `outstanding` in the reporting currency at the rate known on `as_of`
+    (`fx_rate`, `features.fx`), and `fx_change`, what that amount gained (or lost, negative) in
+    the reporting currency since the invoice was issued."""
     inv = ledger.invoices
     is_open_now = is_open(inv["issued_on"], inv["paid_on"], inv["written_off_on"], as_of)
     out = inv.loc[
@@ -44,7 +47,15 @@ def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
         else pd.Series(dtype="float64")
     )
     paid = out["invoice_id"].map(received).fillna(0.0).to_numpy()
-    out = out.assign(outstanding=np.maximum(out["amount"].to_numpy() - paid, 0.0))
+    left = np.maximum(out["amount"].to_numpy() - paid, 0.0)
+    rate = ledger.rates.on(out["currency"], as_of) if ledger.rates.converts else 1.0
+    at_issue = ledger.rates.on(out["currency"], out["issued_on"]) if ledger.rates.converts else 1.0
+    out = out.assign(
+        outstanding_in_currency=left,
+        fx_rate=np.broadcast_to(rate, left.shape).astype("float64"),
+        outstanding=left * rate,
+        fx_change=left * (np.asarray(rate) - at_issue),
+    )
     return out.reset_index(drop=True)
 
 

@@ -135,9 +135,13 @@ def simulate(
 
 
 def forecast_frame(
-    expected: dict[str, np.ndarray], simulated: dict[str, np.ndarray], as_of: pd.Timestamp
+    expected: dict[str, np.ndarray],
+    simulated: dict[str, np.ndarray],
+    as_of: pd.Timestamp,
+    units: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """One row per currency and week: expected receipts and the 80 % interval."""
+    """One row per currency and week: expected receipts and the 80 % interval, and the `unit`
+    they are in (a currency's own, or `units`' for another key such as the all-currency total)."""
     rows = []
     for currency in sorted(expected):
         low, high = np.quantile(simulated[currency], INTERVAL, axis=0)
@@ -146,6 +150,7 @@ def forecast_frame(
             rows.append(
                 {
                     "currency": currency,
+                    "unit": (units or {}).get(currency, currency),
                     "week": w + 1,
                     "week_start": start,
                     "week_end": start + pd.Timedelta(days=6),
@@ -154,5 +159,5 @@ def forecast_frame(
                     "high": float(high[w]),
                 }
             )
-    columns = ["currency", "week", "week_start", "week_end", "expected", "low", "high"]
+    columns = ["currency", "unit", "week", "week_start", "week_end", "expected", "low", "high"]
     return pd.DataFrame(rows, columns=columns)

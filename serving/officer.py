@@ -218,6 +218,8 @@ def client_view(
                 "invoice_id": str(r.invoice_id),
                 "due_on": str(r.due_on.date()),
                 "outstanding": float(r.outstanding),
+                "currency": str(r.currency),
+                "outstanding_in_currency": float(r.outstanding_in_currency),
                 "days_past_due": int(r.days_past_due),
                 "queue": str(r.collection_queue),
                 "action": str(r.action),
@@ -225,6 +227,7 @@ def client_view(
             for r in worst.itertuples()
         ],
         "financials": _financials(ledger, as_of),
+        "reporting_currency": ledger.reporting_currency or "",
     }
 
 

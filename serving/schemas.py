@@ -208,7 +208,9 @@ class AgingBucket(BaseModel):
 class OpenInvoice(BaseModel):
     invoice_id: str
     due_on: str
-    outstanding: float
+    outstanding: float = Field(description="In the reporting currency at today's rate.")
+    currency: str = Field(default="", description="The invoice's own currency.")
+    outstanding_in_currency: float = Field(default=0.0, description="In the invoice's currency.")
     days_past_due: int
     queue: str = Field(description="claim, recovery, dispute or dunning.")
     action: str = Field(description="What to do about it now (its client's stage).")
@@ -280,6 +282,9 @@ class ClientView(BaseModel):
     aging: list[AgingBucket]
     dso: list[DsoMonth] = Field(description="The client's DSO over the last 12 months.")
     open_invoices: list[OpenInvoice] = Field(description="The ten most overdue open invoices.")
+    reporting_currency: str = Field(
+        default="", description="The currency of every amount but an invoice's own."
+    )
     financials: Financials | None = None
 
 

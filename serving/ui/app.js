@@ -164,6 +164,12 @@ function cell(content, cls) {
   return td;
 }
 
+// In the reporting currency; an invoice in another currency shows its own amount beside it.
+function outstanding(i, reporting) {
+  const own = i.currency && i.currency !== reporting ? ` (${fmtMoney(i.outstanding_in_currency)} ${i.currency})` : "";
+  return `${fmtMoney(i.outstanding)}${own}`;
+}
+
 function row(...cells) {
   const tr = document.createElement("tr");
   tr.append(...cells.map((c) => cell(c)));
@@ -270,7 +276,7 @@ function renderClient(v) {
   const open = $("#open-invoices tbody");
   open.replaceChildren(
     ...v.open_invoices.map((i) =>
-      row(i.invoice_id, i.due_on, fmtMoney(i.outstanding), i.days_past_due, i.queue, i.action),
+      row(i.invoice_id, i.due_on, outstanding(i, v.reporting_currency), i.days_past_due, i.queue, i.action),
     ),
   );
   if (!v.open_invoices.length) open.append(row("no open invoices", "", "", "", "", ""));

@@ -83,7 +83,10 @@ def test_every_client_is_scored_or_rejected_with_a_reason(
     assert (
         clients.loc[live, "grade"].between(1, 10).all() and clients.loc[~live, "grade"].isna().all()
     )
-    assert (clients.loc[live, "reason_1"] != "").all()  # the model explains a live client...
+    # the model explains a live client (one whose every contribution lowers its risk has only
+    # strengths to show)...
+    explained = (clients["reason_1"] != "") | (clients["strength_1"] != "")
+    assert explained[live].all()
     assert (clients.loc[~live, "status_reason"] != "").all()  # ...its status one in default
     assert (clients.loc[~live, "pd_12m"] == 1).all() and (
         clients.loc[~live, "recommended_limit"] == 0
@@ -122,18 +125,33 @@ def test_the_cash_forecast_adds_up_to_the_open_invoices(runs: tuple[Path, Path])
     invoices = pd.read_parquet(run / "invoices.parquet")
     assert sorted(cash["week"].unique()) == list(range(1, 14))
     assert (pd.to_datetime(cash["week_start"]).min()) == pd.Timestamp(AFTER)
+    figures = json.loads((run / "report.json").read_text())
+    assert len(set(invoices["currency"])) > 1  # the synthetic ledger's cross-border clients
+    total = np.zeros(13)
     for currency, weeks in cash.groupby("currency"):
-        mine = invoices[invoices["currency"] == currency]
-        assert weeks["expected"].sum() == pytest.approx(mine["expected_receipt_13w"].sum())
-        assert weeks["expected"].sum() <= mine["outstanding"].sum()
         assert (weeks["low"] <= weeks["high"]).all()
         assert (weeks["expected"] >= weeks["low"] * 0.5).all()
+        if currency == "total":  # every currency, in the reporting currency
+            assert set(weeks["unit"]) == {figures["currency"]} == {"EUR"}
+            assert weeks["expected"].sum() == pytest.approx(invoices["expected_receipt_13w"].sum())
+            assert weeks["expected"].sum() <= invoices["outstanding"].sum()
+            continue
+        mine = invoices[invoices["currency"] == currency]  # in the currency itself
+        assert set(weeks["unit"]) == {currency}
+        in_currency = mine["expected_receipt_13w"] / mine["fx_rate"]
+        assert weeks["expected"].sum() == pytest.approx(in_currency.sum())
+        assert weeks["expected"].sum() <= mine["outstanding_in_currency"].sum()
+        total += weeks.sort_values("week")["expected"].to_numpy() * mine["fx_rate"].iloc[0]
+    weeks = cash[cash["currency"] == "total"].sort_values("week")
+    np.testing.assert_allclose(weeks["expected"].to_numpy(), total, rtol=1e-9)
     # insolvent clients bring nothing within the horizon
     assert (
         invoices.loc[invoices["collection_queue"] == "claim", "expected_receipt_13w"] == 0
     ).all()
-    figures = json.loads((run / "report.json").read_text())
     assert set(figures["cash_forecast"]) == set(cash["currency"])
+    book = figures["currencies"]
+    assert sum(c["outstanding"] for c in book) == pytest.approx(invoices["outstanding"].sum())
+    assert {c["currency"] for c in book} == set(invoices["currency"])
     dso = pd.read_parquet(run / "dso.parquet")
     assert set(dso["level"]) == {"portfolio", "industry", "country", "grade"}
     assert len(figures["dso"]["trend"]) == 12 and figures["countries"]
