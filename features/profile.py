@@ -18,8 +18,11 @@ def profile_ledger(ledger: Ledger) -> dict[str, object]:
         inv["written_off_on"],
         ledger.extracted_on + pd.Timedelta(days=1),
     )
-    open_balance = (inv["amount"] - inv["paid_amount"].fillna(0.0)).clip(lower=0.0)[open_]
+    # in the reporting currency at the rate known at extraction (`features.fx`)
+    rate = ledger.rates.on(inv["currency"], ledger.extracted_on) if ledger.rates.converts else 1.0
+    open_balance = ((inv["amount"] - inv["paid_amount"].fillna(0.0)).clip(lower=0.0) * rate)[open_]
     overdue = open_ & (inv["due_on"] < ledger.extracted_on)
+    currencies = inv["currency"].value_counts()
     return {
         "clients": len(ledger.clients),
         "invoices": len(inv),
@@ -29,7 +32,9 @@ def profile_ledger(ledger: Ledger) -> dict[str, object]:
         "first invoice": _date(inv["issued_on"].min()),
         "last invoice": _date(inv["issued_on"].max()),
         "extracted on": _date(ledger.extracted_on),
-        "invoiced amount": round(float(inv["amount"].sum()), 2),
+        "reporting currency": ledger.reporting_currency or "",
+        "invoice currencies": ", ".join(f"{c} {n:,}" for c, n in currencies.items()),
+        "invoiced amount": round(float((inv["amount"] * rate).sum()), 2),
         "paid late (share of paid invoices)": round(float((days_late > 0).mean()), 4),
         "paid >30 days late": round(float((days_late > 30).mean()), 4),
         "paid >90 days late": round(float((days_late > 90).mean()), 4),

@@ -14,6 +14,8 @@ def make_ledger(
     payments: list[dict[str, object]] | None = None,
     financials: list[dict[str, object]] | None = None,
     insolvencies: list[dict[str, object]] | None = None,
+    fx_rates: list[dict[str, object]] | None = None,
+    reporting_currency: str | None = None,
     extracted_on: str = "2025-12-31",
 ) -> Ledger:
     """A typed, validated ledger from rows; omitted optional fields get sensible defaults."""
@@ -42,11 +44,15 @@ def make_ledger(
         raw["financials"] = pd.DataFrame(financials)
     if insolvencies:
         raw["insolvencies"] = pd.DataFrame(insolvencies)
+    if fx_rates:
+        raw["fx_rates"] = pd.DataFrame(fx_rates)
     raw = {
         n: f.astype(object).where(f.notna(), None).map(lambda v: "" if v is None else str(v))
         for n, f in raw.items()
     }
-    ledger, violations = check_ledger(raw, extracted_on=pd.Timestamp(extracted_on))
+    ledger, violations = check_ledger(
+        raw, extracted_on=pd.Timestamp(extracted_on), reporting_currency=reporting_currency
+    )
     if len(violations):
         raise LedgerValidationError(violations)
     return ledger

@@ -465,13 +465,24 @@ def test_a_csv_ledger_read_in_parts_keeps_and_rejects_what_the_whole_check_does(
             table.loc[9, "issued_on"] = "2020-13-45"
             table.loc[11, "client_id"] = ""
             table.loc[12, "invoice_id"] = table.loc[2000, "invoice_id"]
+        if path.stem == "fx_rates":
+            table.loc[5, "rate"] = "abc"  # checked once, rejected once, in no part's ledger
         table.to_csv(folder / f"{path.stem}.csv", index=False)
 
     whole, violations = inspect_ledger(folder)
     clean, rejected = split_quarantine(whole, violations)
     parts = list(ledger_parts(folder, part_clients=30))
     assert len(parts) > 3
-    for name, frame in clean.tables().items():
+    assert all(p.ledger.reporting_currency == "EUR" for p in parts)
+    pd.testing.assert_frame_equal(parts[0].ledger.fx_rates, clean.fx_rates)
+    assert "rate is not a number (abc)" in rejected["fx_rates"]["reasons"].iloc[0]
+    for name, frame in clean.all_tables().items():
+        if name == "fx_rates":
+            got = pd.concat([p.rejected[name] for p in parts if name in p.rejected])
+            pd.testing.assert_frame_equal(
+                rejected[name], got, check_index_type=False, check_dtype=False
+            )
+            continue
         pieces = pd.concat([getattr(p.ledger, name) for p in parts])
         pd.testing.assert_frame_equal(
             frame.sort_values(list(frame.columns[:3]), kind="stable", ignore_index=True),

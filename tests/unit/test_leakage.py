@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -121,6 +123,70 @@ def test_events_on_or_after_as_of_change_no_client_feature(
     before = build_client_features(small_ledger, as_of_dates=[ts])
     after = build_client_features(
         _mutate(small_ledger, ts, kind, pick, offset, amount), as_of_dates=[ts]
+    )
+    pd.testing.assert_frame_equal(before, after)
+
+
+def _later_rates(ledger: Ledger, after: pd.Timestamp, factor: float, pick: float) -> Ledger:
+    """Every rate dated after `after` scaled by `factor`, and a new rate the day after it."""
+    rates = ledger.fx_rates.copy()
+    later = rates["date"] > after
+    rates.loc[later, "rate"] = rates.loc[later, "rate"] * factor
+    codes = sorted(rates["currency"].unique())
+    new = pd.DataFrame(
+        {
+            "date": [after + pd.Timedelta(days=1)],
+            "currency": [codes[int(pick * (len(codes) - 1))]],
+            "rate": [factor],
+        }
+    ).astype(rates.dtypes.to_dict())
+    rates = pd.concat([rates[rates["date"] != new["date"].iloc[0]], new], ignore_index=True)
+    return replace(ledger, fx_rates=rates)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(as_of="2024-03-31", factor=3.0, pick=0.5)
+@given(as_of=st.sampled_from(AS_OF_CHOICES), factor=st.floats(0.2, 5.0), pick=st.floats(0, 1))
+def test_rates_dated_after_as_of_change_no_client_feature(
+    small_ledger: Ledger, as_of: str, factor: float, pick: float
+) -> None:
+    """Amounts convert at the rate known on `as_of` (the latest dated on or before it): a later
+    rate, however different, changes nothing; the ledger's cross-border clients make it bite."""
+    ts = pd.Timestamp(as_of)
+    assert small_ledger.rates.converts
+    before = build_client_features(small_ledger, as_of_dates=[ts])
+    after = build_client_features(_later_rates(small_ledger, ts, factor, pick), as_of_dates=[ts])
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_rates_known_on_as_of_do_change_the_amounts(small_ledger: Ledger) -> None:
+    """The property above is not vacuous: the rates up to `as_of` are the ones used."""
+    ts = pd.Timestamp("2024-03-31")
+    before = build_client_features(small_ledger, as_of_dates=[ts])
+    doubled = _later_rates(small_ledger, ts - pd.Timedelta(days=40), 2.0, 0.5)
+    after = build_client_features(doubled, as_of_dates=[ts])
+    foreign = small_ledger.invoices.loc[
+        small_ledger.invoices["currency"] != "EUR", "client_id"
+    ].unique()
+    mine = before["client_id"].isin(foreign).to_numpy() & (before["open_balance"] > 0).to_numpy()
+    assert mine.any()
+    ratio = after["open_balance"].to_numpy()[mine] / before["open_balance"].to_numpy()[mine]
+    assert (ratio > 1.5).mean() > 0.9
+    domestic = ~before["client_id"].isin(foreign).to_numpy()
+    pd.testing.assert_frame_equal(before[domestic], after[domestic])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pick=st.floats(0, 1), factor=st.floats(0.2, 5.0))
+def test_an_invoices_features_read_no_rate_after_its_issue_date(
+    small_ledger: Ledger, pick: float, factor: float
+) -> None:
+    inv = small_ledger.invoices[small_ledger.invoices["currency"] != "EUR"]
+    target = inv.iloc[int(pick * (len(inv) - 1))]
+    ids = pd.Series([target["invoice_id"]])
+    before = build_invoice_features(small_ledger, invoices=ids)
+    after = build_invoice_features(
+        _later_rates(small_ledger, target["issued_on"], factor, pick), invoices=ids
     )
     pd.testing.assert_frame_equal(before, after)
 
