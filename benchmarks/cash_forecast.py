@@ -24,8 +24,11 @@ Also printed: how often the actual week falls in the 80 % interval.
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +55,13 @@ DELAY = "client's delay"
 
 
 def _ledger(seed: int, clients: int, folder: Path) -> Ledger:
+    """The seed's ledger, generated again when the generator's configuration changed since."""
     path = folder / f"ledger{seed}_{clients}"
-    if not (path / "manifest.json").exists():
-        generate_ledger(GeneratorConfig(clients=clients, seed=seed), path, progress=False)
+    cfg = GeneratorConfig(clients=clients, seed=seed)
+    manifest = path / "manifest.json"
+    if not manifest.exists() or json.loads(manifest.read_text())["generator"] != asdict(cfg):
+        shutil.rmtree(path, ignore_errors=True)
+        generate_ledger(cfg, path, progress=False)
     return load_ledger(path)
 
 
@@ -71,11 +78,14 @@ def _weekly(week: np.ndarray, amount: np.ndarray) -> np.ndarray:
 
 
 def actual_receipts(ledger: Ledger, open_: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
-    """Received in each of the 13 weeks from `as_of` on the invoices open then."""
+    """Received in each of the 13 weeks from `as_of` on the invoices open then, in the
+    reporting currency at the rates of `as_of` (what the forecasts convert with: a later rate's
+    move is not a timing error)."""
     pay = ledger.payments[ledger.payments["invoice_id"].isin(open_["invoice_id"])]
     pay = pay[pay["paid_on"] >= as_of]
+    rate = pay["invoice_id"].map(open_.set_index("invoice_id")["fx_rate"]).to_numpy()
     by_payments = _weekly(
-        _week((pay["paid_on"] - as_of).dt.days.to_numpy()), pay["amount"].to_numpy()
+        _week((pay["paid_on"] - as_of).dt.days.to_numpy()), pay["amount"].to_numpy() * rate
     )
     with_rows = set(ledger.payments["invoice_id"])
     whole = open_[~open_["invoice_id"].isin(with_rows)]

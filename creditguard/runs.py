@@ -131,7 +131,8 @@ def print_report(figures: dict[str, Any], out: Path) -> None:
     currencies = figures.get("currencies") or []
     if len(currencies) > 1:
         summary["open balance by currency"] = ", ".join(
-            f"{c['currency']} {c['share']:.0%} ({c['fx_change']:+,.0f} {cur} since issue)"
+            f"{c['currency']} {c['share']:.0%}"
+            + (f" ({c['fx_change']:+,.0f} {cur} since issue)" if c["currency"] != cur else "")
             for c in currencies
         )
     if "downgraded" in figures:
