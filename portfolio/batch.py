@@ -29,6 +29,7 @@ from features.io import inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
 from features.pipeline import client_ledgers
 from features.stream import PART_CLIENTS, ledger_parts
+from portfolio.letters import client_letters
 from portfolio.outputs import (
     CASH_WEEKS,
     SEGMENT_KEYS,
@@ -49,6 +50,7 @@ from scoring.collections import (
     rank_worklist,
 )
 from scoring.dso import MEASURES, POSITION_COLUMNS, dso_measures, monthly_positions
+from scoring.interest import late_charges
 from scoring.receivables import STAGES, days_past_due, escalation_stage, open_invoices
 from scoring.scorer import Scorer, client_table
 from scoring.timing import WEEKS, invoice_weeks, simulate
@@ -96,6 +98,7 @@ def score_chunk(
         worklist,
         segment_positions(positions, clients),
         cash,
+        client_letters(worklist, invoices, ledger.clients, as_of),
         ledger.reporting_currency,
     )
 
@@ -206,7 +209,9 @@ def invoice_rows(
     at_issue: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Open invoices with their late-payment probability at issue, days past due, their own
-    stage, their client's queue and stage, the next action, expected and avoidable loss.
+    stage, their client's queue and stage, the next action, expected and avoidable loss, and
+    the late-payment interest and fixed compensation they carry (`scoring.interest`, in the
+    reporting currency).
     `at_issue`: their features at issue (`issue_features`), when the caller has them."""
     if len(invoices):
         if at_issue is None:
@@ -239,6 +244,15 @@ def invoice_rows(
     )
     outstanding = invoices["outstanding"].to_numpy()
     lgd = scorer.policy.limits.lgd
+    country = ledger.clients.set_index("client_id")["country"]
+    charges = late_charges(
+        invoices,
+        of_client.map(country).to_numpy(dtype=object),
+        as_of,
+        scorer.policy.late_interest,
+        ledger.rates,
+    )
+    fx = invoices["fx_rate"].to_numpy(dtype="float64")
     return invoices.assign(
         as_of=as_of,
         late_payment_probability=late,
@@ -253,6 +267,9 @@ def invoice_rows(
         avoidable_loss=avoidable_loss(
             outstanding, np.where(in_default | (stage > 0), client_stage, 0), lgd, scorer.policy
         ),
+        late_interest=charges.interest * fx,
+        late_compensation=charges.compensation * fx,
+        late_charges_rule=charges.rule,
     )
 
 
@@ -363,6 +380,14 @@ def finish(parts: list[ChunkResult]) -> ChunkResult:
         cash = add_cash(cash, part.cash)
     assert positions is not None
     reporting = next((p.reporting_currency for p in parts if p.reporting_currency), None)
+    letters = stack("letters").sort_values("client_id", kind="stable").reset_index(drop=True)
     return ChunkResult(
-        clients, invoices, features, rank_worklist(stack("worklist")), positions, cash, reporting
+        clients,
+        invoices,
+        features,
+        rank_worklist(stack("worklist")),
+        positions,
+        cash,
+        letters,
+        reporting,
     )

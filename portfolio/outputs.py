@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from portfolio.letters import LETTER_COLUMNS, empty_letters
 from scoring.collections import rank_worklist
 from scoring.receivables import max_days_past_due
 
@@ -54,6 +55,9 @@ class ChunkResult:
     # invoices: expected (draw -1) and simulated (draws 0..), `scoring.timing`; sums, so chunks
     # add up
     cash: pd.DataFrame
+    # the dunning letters of the chunk's clients (`portfolio.letters`): client_id, language,
+    # template, html
+    letters: pd.DataFrame = field(default_factory=empty_letters)
     reporting_currency: str | None = None  # what every amount but a currency's own is in
 
     def frames(self) -> tuple[pd.DataFrame, ...]:
@@ -64,6 +68,7 @@ class ChunkResult:
             self.worklist,
             self.positions,
             self.cash,
+            self.letters,
         )
 
 
@@ -152,6 +157,8 @@ class RunTables:
         self.worklist: list[pd.DataFrame] = []  # one row per client and queue: small, kept
         self.positions: pd.DataFrame | None = None  # per segment and month: summed as they come
         self.cash = empty_cash()  # per currency and draw: summed as they come
+        self.letters = folder / "letters"  # one HTML file per client written to
+        self.letter_rows: list[tuple[str, str, str]] = []  # client, language, template
 
     def add(self, chunk: ChunkResult) -> None:
         """One chunk's results; chunks must come in ascending client id order."""
@@ -159,6 +166,7 @@ class RunTables:
         self.worklist.append(chunk.worklist)
         self.positions = add_positions(self.positions, chunk.positions)
         self.cash = add_cash(self.cash, chunk.cash)
+        self.add_letters(chunk.letters)
         if chunk.reporting_currency:
             self.invoices.reporting = chunk.reporting_currency
         k = len(self.features)
@@ -172,6 +180,20 @@ class RunTables:
             self.invoices.add(ranked)
             path = self.folder / f"invoices.{k}.arrow"
             self.runs.append((path, _write_arrow(ranked, path)))
+
+    def add_letters(self, letters: pd.DataFrame) -> None:
+        self.letters.mkdir(exist_ok=True)
+        for r in letters.itertuples():
+            (self.letters / f"{r.client_id}.html").write_text(str(r.html), encoding="utf-8")
+            self.letter_rows.append((str(r.client_id), str(r.language), str(r.template)))
+
+    def letters_written(self) -> dict[str, int]:
+        """How many letters of each template and language."""
+        counts: dict[str, int] = {}
+        for _, language, template in self.letter_rows:
+            key = f"{template} ({language})"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
 
     def positions_table(self) -> pd.DataFrame:
         """Every segment's monthly sales, receivables and current receivables."""
@@ -289,8 +311,17 @@ class RunTables:
             self.worklist_table(),
             self.positions_table(),
             self.cash,
+            self.letter_table(),
             self.invoices.reporting or None,
         )
+
+    def letter_table(self) -> pd.DataFrame:
+        """The letters written so far, read back (for tests; a run copies the files)."""
+        rows = [
+            (c, lang, t, (self.letters / f"{c}.html").read_text(encoding="utf-8"))
+            for c, lang, t in sorted(self.letter_rows)
+        ]
+        return pd.DataFrame(rows, columns=list(LETTER_COLUMNS)).astype(LETTER_COLUMNS)
 
 
 SEGMENT_KEYS = ["level", "segment", "month"]

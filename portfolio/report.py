@@ -322,9 +322,11 @@ def render_html(
     worklist: pd.DataFrame | None = None,
     *,
     officer_url: str | None = None,
+    letters: set[str] | None = None,
 ) -> str:
     """A self-contained page: headline, warnings, collections, grades, limits, migration,
-    monitoring. `first_invoices`: the first open invoices by collection priority."""
+    monitoring. `first_invoices`: the first open invoices by collection priority; `letters`:
+    the clients written to (their letter is `letters/CLIENT.html` beside the page)."""
     e = html.escape
     f = _Format(
         figures.get("currency", ""),
@@ -358,7 +360,11 @@ def render_html(
     ]
     parts.append(_warnings(figures["early_warnings"], f))
     if worklist is not None:
-        parts.append(_worklist(worklist, f, figures.get("worklist", {})))
+        parts.append(
+            _worklist(
+                worklist, f, figures.get("worklist", {}), letters or set(), figures.get("letters")
+            )
+        )
     parts.append(_bars("Clients by grade", figures["grade_distribution"], "clients", "#4a7"))
     parts.append(
         _bars("Expected loss by grade", figures["expected_loss_by_grade"], "expected loss", "#c64")
@@ -452,11 +458,24 @@ def _warnings(warnings: list[dict[str, Any]], f: _Format) -> str:
     return "".join(out)
 
 
-def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> str:
+def _worklist(
+    worklist: pd.DataFrame,
+    f: _Format,
+    summary: dict[str, Any],
+    letters: set[str],
+    written: dict[str, int] | None,
+) -> str:
     head = ", ".join(
         f"{html.escape(q)} {s['clients']:,} ({f.money(s['overdue'])} overdue)"
         for q, s in summary.items()
     )
+    sent = ", ".join(f"{html.escape(k)} {v:,}" for k, v in (written or {}).items())
+
+    def letter(client_id: str) -> str:
+        if client_id not in letters:
+            return ""
+        return f"<a href='letters/{quote(client_id)}.html'>letter</a>"
+
     rows = [
         [
             str(r.priority_rank),
@@ -468,13 +487,17 @@ def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> st
             f"{r.invoices:,}",
             html.escape(str(r.action)),
             f"{html.escape(str(r.next_step))} on {pd.Timestamp(r.next_step_on).date()}",
+            f.money(r.late_interest + float(np.nan_to_num(r.late_compensation))),
             f.money(r.avoidable_loss),
             f.money(r.over_limit_amount) if r.over_limit_amount > 0 else "",
+            letter(str(r.client_id)),
         ]
         for r in worklist.head(SHOWN_WORK).itertuples()
     ]
     return (
-        f"<h2>Collections worklist ({len(worklist):,} rows)</h2><p>By queue: {head or 'none'}.</p>"
+        f"<h2>Collections worklist ({len(worklist):,} rows)</h2><p>By queue: {head or 'none'}. "
+        f"Dunning letters written ({sum((written or {}).values()):,}, under letters/ beside this "
+        f"page): {sent or 'none'}.</p>"
         + _table(
             [
                 "rank",
@@ -486,8 +509,10 @@ def _worklist(worklist: pd.DataFrame, f: _Format, summary: dict[str, Any]) -> st
                 "invoices",
                 "action now",
                 "next step",
+                "late interest and fees",
                 "avoidable loss",
                 "over limit by",
+                "letter",
             ],
             rows,
         )

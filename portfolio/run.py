@@ -4,6 +4,7 @@ and write the run folder atomically with its report."""
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -190,10 +191,13 @@ def write_run(
     dso = dso_measures(tables.positions_table(), by=["level", "segment"])
     dso.to_parquet(tmp / "dso.parquet", index=False)
     cash = cash_forecast(tables.cash, as_of, tables.invoices.currency())
+    if tables.letters.exists():  # one HTML file per client written to
+        shutil.copytree(tables.letters, tmp / "letters")
     cash.to_parquet(tmp / "cash_forecast.parquet", index=False)
     first = first_invoices(tmp)
     result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions, dso, cash)
     figures = build_report(result, previous_clients, scorer.policy)
+    figures["letters"] = tables.letters_written()
     run = {
         "as_of": str(as_of.date()),
         "model_versions": versions,
@@ -204,7 +208,8 @@ def write_run(
     }
     (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    (tmp / "report.html").write_text(render_html(figures, first, worklist))
+    written = {c for c, _, _ in tables.letter_rows}
+    (tmp / "report.html").write_text(render_html(figures, first, worklist, letters=written))
     return figures
 
 

@@ -42,6 +42,7 @@ PARTS = (
     "worklist",
     "positions",
     "cash",
+    "letters",
 )  # a chunk's tables, as Arrow bytes
 
 _REBUILT: dict[str, Scorer] = {}  # on an executor: each run's scorer, rebuilt once

@@ -44,6 +44,8 @@ WORKLIST_COLUMNS = {
     "next_step": "str",
     "next_step_on": "datetime64[us]",
     "avoidable_loss": "float64",
+    "late_interest": "float64",  # what the overdue invoices carry (`scoring.interest`)
+    "late_compensation": "float64",
     "over_limit_amount": "float64",  # the client's balance over its limit (a flag, not a queue)
     "jurisdiction": "str",  # the client's country (ISO 3166 alpha-2): where a claim is brought
     "language": "str",  # of the client's letters: one the letters are written in, else English
@@ -114,6 +116,8 @@ def client_worklist(
         oldest_days_past_due=("days_past_due", "max"),
         worst_due=("due_on", "min"),
         avoidable_loss=("avoidable_loss", "sum"),
+        late_interest=("late_interest", "sum"),
+        late_compensation=("late_compensation", "sum"),
     ).reset_index()
     rows = rows.rename(columns={"collection_queue": "queue"})
     stage = rows["stage"].to_numpy(dtype=np.int64)

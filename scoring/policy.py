@@ -117,6 +117,17 @@ class CountryPolicy:
 
 
 @dataclass(frozen=True)
+class LateInterestPolicy:
+    """What an overdue invoice costs its client where no statute sets it
+    (`models/late_interest.csv` names the statutes)."""
+
+    # a year, simple interest, where no statute applies: the contract's rate
+    contractual_rate: float = field(metadata=_range(0, 1))
+    # a day, of the amount overdue, where contracts carry a daily penalty (e.g. China)
+    daily_penalty_rate: float = field(metadata=_range(0, 0.01))
+
+
+@dataclass(frozen=True)
 class CreditPolicy:
     status: StatusPolicy
     limits: LimitPolicy
@@ -124,6 +135,7 @@ class CreditPolicy:
     warnings: WarningPolicy
     collections: CollectionsPolicy
     country: CountryPolicy
+    late_interest: LateInterestPolicy
 
     @classmethod
     def load(cls, path: Path | None = None) -> CreditPolicy:

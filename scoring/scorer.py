@@ -38,6 +38,7 @@ from scoring.store import (
     load_bundle,
     resolve_version,
 )
+from scoring.terms import Terms, TermsPolicy
 
 TYPICAL_TERMS_DAYS = 30.0
 TOP_REASONS = 3  # risk reasons shown in tables
@@ -118,6 +119,7 @@ class Scores:
     over_limit: np.ndarray
     over_limit_amount: np.ndarray
     expected_loss: np.ndarray
+    terms: Terms  # recommended payment terms and the rule that fired, beside the current ones
     limit_decision: list[LimitDecision | None]
     risk_reasons: list[list[Reason]]
     strengths: list[list[Reason]]
@@ -141,6 +143,7 @@ class Scorer:
     versions: dict[str, str] = field(default_factory=dict)
     # the payment-timing model (`scoring.timing`), for the cash forecast; None: not registered
     timing: ModelBundle | None = None
+    terms: TermsPolicy = field(default_factory=TermsPolicy.load)  # payment terms by risk
 
     @classmethod
     def from_registry(cls, *, default: str = CHAMPION, late: str = CHAMPION) -> Scorer:
@@ -164,6 +167,7 @@ class Scorer:
             policy=CreditPolicy.load(),
             versions=versions,
             timing=timing,
+            terms=TermsPolicy.load(),
         )
 
     def to_plain(self) -> dict[str, Any]:
@@ -177,6 +181,7 @@ class Scorer:
                 else None
             ),
             "policy": self.policy.to_dict(),
+            "terms": self.terms.to_dict(),
             "versions": dict(self.versions),
         }
 
@@ -191,6 +196,7 @@ class Scorer:
             policy=CreditPolicy.from_dict(data["policy"]),
             versions=dict(data["versions"]),
             timing=bundle(data["timing"]) if data.get("timing") else None,
+            terms=TermsPolicy.from_dict(data["terms"]),
         )
 
     def typical_invoices(self, clients: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -346,6 +352,12 @@ class Scorer:
             over_limit=over,
             over_limit_amount=np.where(over, balance - against, 0.0),
             expected_loss=pit * limits.lgd * ead,
+            terms=self.terms.recommend(
+                rows.status,
+                np.where(defaulted, 0, grade).astype("float64"),
+                standing["country_class"],
+                standing["usual_terms_days"],
+            ),
             limit_decision=[None] * n,
             risk_reasons=[[] for _ in range(n)],
             strengths=[[] for _ in range(n)],
@@ -445,6 +457,10 @@ def client_table(scores: Scores) -> pd.DataFrame:
             "limit_decision": [d.decision if d else "no current limit" for d in decisions],
             "limit_decision_amount": [d.approved_amount if d else np.nan for d in decisions],
             "limit_rules": ["; ".join(d.rules) if d else "" for d in decisions],
+            "current_terms": scores.terms.current,
+            "recommended_terms": scores.terms.text,
+            "terms_kind": scores.terms.kind,
+            "terms_rule": scores.terms.rule,
         }
     )
     for i in range(TOP_REASONS):

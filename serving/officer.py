@@ -15,6 +15,7 @@ from features.catalog import FeatureSpec
 from features.contract import STATEMENT_AMOUNTS, Ledger
 from features.payment_behaviour import build_client_features
 from portfolio.batch import invoice_rows
+from portfolio.letters import client_letters
 from portfolio.runs import RunHistory
 from scoring.collections import client_worklist
 from scoring.dso import dso_measures, dso_record, monthly_positions
@@ -92,6 +93,10 @@ def _payment_history(ledger: Ledger, as_of: pd.Timestamp) -> list[dict[str, Any]
     ]
 
 
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def _aging(open_: pd.DataFrame) -> list[dict[str, Any]]:
     buckets = [STAGES[0][1]] + [s[1].split("(")[-1].rstrip(")") for s in STAGES[1:]]
     stage = open_["escalation_stage"].to_numpy() if len(open_) else np.zeros(0, int)
@@ -162,6 +167,14 @@ def client_view(
     found = early_warnings(now, then, scorer.policy.warnings)
     invoices = invoice_rows(open_invoices(ledger, as_of), now, ledger, scorer, as_of)
     worst = invoices.sort_values(["days_past_due", "outstanding"], ascending=False).head(10)
+    worklist = client_worklist(
+        invoices,
+        as_of,
+        scorer.policy,
+        now.set_index("client_id")["over_limit_amount"],
+        ledger.clients.set_index("client_id")["country"],
+    )
+    letters = client_letters(worklist, invoices, ledger.clients, as_of)
     bars = waterfall(scores, 0, scorer.default.catalog)
     # the document shows the largest reasons; the waterfall carries the rest
     scores.risk_reasons[0] = scores.risk_reasons[0][:WATERFALL_STEPS]
@@ -199,17 +212,18 @@ def client_view(
                 "next_step": r.next_step,
                 "next_step_on": str(pd.Timestamp(r.next_step_on).date()),
                 "over_limit_amount": float(r.over_limit_amount),
+                "late_interest": float(r.late_interest),
+                "late_compensation": _finite(r.late_compensation),
                 "jurisdiction": str(r.jurisdiction),
                 "language": str(r.language),
             }
-            for r in client_worklist(
-                invoices,
-                as_of,
-                scorer.policy,
-                now.set_index("client_id")["over_limit_amount"],
-                ledger.clients.set_index("client_id")["country"],
-            ).itertuples()
+            for r in worklist.itertuples()
         ],
+        "letter": (
+            {k: str(letters[k].iloc[0]) for k in ("client_id", "template", "language", "html")}
+            if len(letters)
+            else None
+        ),
         "payment_history": _payment_history(ledger, as_of),
         "aging": _aging(invoices),
         "dso": _dso(ledger, as_of),
@@ -220,6 +234,9 @@ def client_view(
                 "outstanding": float(r.outstanding),
                 "currency": str(r.currency),
                 "outstanding_in_currency": float(r.outstanding_in_currency),
+                "late_interest": float(r.late_interest),
+                "late_compensation": _finite(r.late_compensation),
+                "late_charges_rule": str(r.late_charges_rule),
                 "days_past_due": int(r.days_past_due),
                 "queue": str(r.collection_queue),
                 "action": str(r.action),

@@ -95,6 +95,18 @@ class ScoreDocument(BaseModel):
         description="The country's class is at or above the policy's transfer-risk class (or "
         "unrated): payments may be blocked by the country itself."
     )
+    current_terms: str = Field(
+        default="",
+        description="The terms seen on the client's recent invoices.",
+        examples=["open account, 60 days"],
+    )
+    recommended_terms: str = Field(
+        default="",
+        description="Payment terms by risk (models/terms_policy.yaml), from the safest: advance "
+        "payment, letter of credit or bank guarantee, instalments, open account by days.",
+        examples=["instalments: 30 % on order, 40 % at 30 days, 30 % at 60 days"],
+    )
+    terms_rule: str = Field(default="", description="The terms policy's rule that fired.")
     risk_reasons: list[Reason] = Field(description="What raises the risk most.")
     strengths: list[Reason] = Field(description="What lowers the risk most.")
     limit_decision: LimitDecisionOut | None = None
@@ -211,6 +223,13 @@ class OpenInvoice(BaseModel):
     outstanding: float = Field(description="In the reporting currency at today's rate.")
     currency: str = Field(default="", description="The invoice's own currency.")
     outstanding_in_currency: float = Field(default=0.0, description="In the invoice's currency.")
+    late_interest: float = Field(
+        default=0.0, description="Late-payment interest to date (models/late_interest.csv)."
+    )
+    late_compensation: float | None = Field(
+        default=None, description="Fixed recovery compensation (none: not convertible)."
+    )
+    late_charges_rule: str = Field(default="", description="The statute or contract applied.")
     days_past_due: int
     queue: str = Field(description="claim, recovery, dispute or dunning.")
     action: str = Field(description="What to do about it now (its client's stage).")
@@ -245,6 +264,10 @@ class WorkItem(BaseModel):
     next_step: str
     next_step_on: str
     over_limit_amount: float = Field(description="The client's balance over its limit (0: none).")
+    late_interest: float = Field(default=0.0, description="Late-payment interest to date.")
+    late_compensation: float | None = Field(
+        default=None, description="Fixed recovery compensation (none: not convertible)."
+    )
     jurisdiction: str = Field(description="The client's country, where a claim is brought.")
     language: str = Field(description="Language of the client's letters (en, zh, de, fr, es).")
 
@@ -260,6 +283,13 @@ class DsoMonth(BaseModel):
     countback_dso: float | None
     best_possible_dso: float | None
     average_days_delinquent: float | None
+
+
+class Letter(BaseModel):
+    client_id: str
+    template: str = Field(description="reminder, dunning or final_notice.")
+    language: str = Field(description="en, zh, de, fr or es (from the client's country).")
+    html: str = Field(description="The letter, a printable HTML page.")
 
 
 class ClientView(BaseModel):
@@ -278,6 +308,10 @@ class ClientView(BaseModel):
         description="The nightly report's rules, against the client a month earlier."
     )
     worklist: list[WorkItem] = Field(description="The client's rows of the collections worklist.")
+    letter: Letter | None = Field(
+        default=None,
+        description="The dunning letter its stage calls for (models/letters/), or none.",
+    )
     payment_history: list[HistoryMonth]
     aging: list[AgingBucket]
     dso: list[DsoMonth] = Field(description="The client's DSO over the last 12 months.")

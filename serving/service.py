@@ -168,6 +168,9 @@ def _document(scorer: Scorer, rows: ClientRows, scores: Scores, i: int) -> Score
         data_sufficiency=str(scores.data_sufficiency[i]),
         country_risk=str(scores.country_risk[i]),
         transfer_risk=bool(scores.transfer_risk[i]),
+        current_terms=str(scores.terms.current[i]),
+        recommended_terms=str(scores.terms.text[i]),
+        terms_rule=str(scores.terms.rule[i]),
         risk_reasons=[_reason(r) for r in scores.risk_reasons[i]],
         strengths=[_reason(r) for r in scores.strengths[i]],
         limit_decision=(

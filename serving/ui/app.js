@@ -164,10 +164,35 @@ function cell(content, cls) {
   return td;
 }
 
+// The client's dunning letter, when its stage calls for one: a printable HTML file saved from
+// the document the service sent (no second request, nothing fetched elsewhere; a file, because
+// a page opened from this one would inherit its content policy and lose the letter's styles).
+let letterUrl = null;
+function showLetter(letter) {
+  const link = $("#letter-link");
+  if (letterUrl) URL.revokeObjectURL(letterUrl);
+  letterUrl = null;
+  link.hidden = !letter;
+  if (!letter) return;
+  letterUrl = URL.createObjectURL(new Blob([letter.html], { type: "text/html" }));
+  link.href = letterUrl;
+  link.download = `${letter.client_id}-${letter.template}.html`;
+  link.textContent = `Save the ${letter.template.replace("_", " ")} letter (${letter.language}, HTML)`;
+}
+
 // In the reporting currency; an invoice in another currency shows its own amount beside it.
 function outstanding(i, reporting) {
   const own = i.currency && i.currency !== reporting ? ` (${fmtMoney(i.outstanding_in_currency)} ${i.currency})` : "";
   return `${fmtMoney(i.outstanding)}${own}`;
+}
+
+// Late interest plus fixed compensation to date, with the rule applied as a tooltip.
+function charges(i) {
+  const total = i.late_interest + (i.late_compensation || 0);
+  const cell = document.createElement("span");
+  cell.textContent = total > 0 ? fmtMoney(total) : "";
+  cell.title = i.late_charges_rule || "";
+  return cell;
 }
 
 function row(...cells) {
@@ -240,7 +265,11 @@ function renderClient(v) {
   $("#overdue").textContent = s.overdue_balance
     ? `${fmtMoney(s.overdue_balance)} (up to ${Math.round(s.max_days_past_due)} days)`
     : "nothing overdue";
-  $("#terms").textContent = s.usual_terms_days === null ? "—" : `${Math.round(s.usual_terms_days)} days`;
+  $("#terms").textContent = s.current_terms || "—";
+  $("#recommended-terms").replaceChildren(
+    document.createTextNode(s.recommended_terms || "—"),
+    Object.assign(document.createElement("div"), { className: "meta", textContent: s.terms_rule ? `rule: ${s.terms_rule}` : "" }),
+  );
   $("#expected-loss").textContent = fmtMoney(s.expected_loss);
   $("#late-p").textContent = fmtPct(s.late_payment_probability);
   $("#country-risk").textContent =
@@ -254,11 +283,12 @@ function renderClient(v) {
   listItems(
     $("#worklist"),
     v.worklist.map((w) => [
-      `${w.queue}, stage ${w.stage}: ${w.action} (${fmtMoney(w.overdue_amount)} overdue, ${w.invoices} invoice(s)${w.over_limit_amount > 0 ? `; ${fmtMoney(w.over_limit_amount)} over the limit` : ""}); next: ${w.next_step} on ${w.next_step_on}`,
+      `${w.queue}, stage ${w.stage}: ${w.action} (${fmtMoney(w.overdue_amount)} overdue, ${w.invoices} invoice(s)${w.late_interest > 0 ? `; late interest ${fmtMoney(w.late_interest)}${w.late_compensation ? ` and ${fmtMoney(w.late_compensation)} fixed compensation` : ""}` : ""}${w.over_limit_amount > 0 ? `; ${fmtMoney(w.over_limit_amount)} over the limit` : ""}); next: ${w.next_step} on ${w.next_step_on}`,
       "",
     ]),
     "nothing to collect",
   );
+  showLetter(v.letter);
   drawWaterfall(v.waterfall, s.pd_12m);
   drawHistory(v.payment_history);
   const aging = $("#aging tbody");
@@ -276,10 +306,10 @@ function renderClient(v) {
   const open = $("#open-invoices tbody");
   open.replaceChildren(
     ...v.open_invoices.map((i) =>
-      row(i.invoice_id, i.due_on, outstanding(i, v.reporting_currency), i.days_past_due, i.queue, i.action),
+      row(i.invoice_id, i.due_on, outstanding(i, v.reporting_currency), i.days_past_due, charges(i), i.queue, i.action),
     ),
   );
-  if (!v.open_invoices.length) open.append(row("no open invoices", "", "", "", "", ""));
+  if (!v.open_invoices.length) open.append(row("no open invoices", "", "", "", "", "", ""));
   const fin = $("#financials");
   fin.replaceChildren();
   if (!v.financials) {

@@ -186,6 +186,41 @@ def test_the_report_has_migration_and_early_warnings(runs: tuple[Path, Path]) ->
     assert not worklist.duplicated(["client_id", "queue"]).any()
 
 
+def test_clients_get_terms_invoices_charges_and_the_right_clients_a_letter(
+    runs: tuple[Path, Path],
+) -> None:
+    """Recommended terms beside the current ones, with the rule; late interest on every overdue
+    invoice; one letter per client whose dunning or recovery stage calls for one, in its
+    language, linked from the report."""
+    after = runs[1]
+    clients = pd.read_parquet(after / "clients.parquet")
+    assert (clients["recommended_terms"] != "").all() and (clients["terms_rule"] != "").all()
+    in_default = clients["status"] == "in_default"
+    assert (clients.loc[in_default, "terms_kind"] == "advance_payment").all()
+    assert clients["current_terms"].str.startswith(("open account", "none seen")).all()
+    invoices = pd.read_parquet(after / "invoices.parquet")
+    overdue = invoices["days_past_due"] > 1
+    assert (invoices.loc[overdue, "late_interest"] > 0).all()
+    assert (invoices.loc[invoices["days_past_due"] == 0, "late_interest"] == 0).all()
+    assert (invoices.loc[overdue, "late_charges_rule"] != "").all()
+    worklist = pd.read_parquet(after / "collections.parquet")
+    called = worklist[
+        (worklist["queue"] == "dunning") & (worklist["stage"] >= 1)
+        | (worklist["queue"] == "recovery")
+    ]
+    written = {p.stem for p in (after / "letters").glob("*.html")}
+    assert (
+        written <= set(called["client_id"]) and len(written) >= 0.9 * called["client_id"].nunique()
+    )
+    assert not written & set(worklist.loc[worklist["queue"] == "claim", "client_id"])
+    some = sorted(written)[0]
+    letter = (after / "letters" / f"{some}.html").read_text()
+    assert "{{" not in letter and some in letter
+    figures = json.loads((after / "report.json").read_text())
+    assert sum(figures["letters"].values()) == len(written)
+    assert f"letters/{some}.html" in (after / "report.html").read_text() or len(written) > 40
+
+
 def test_the_same_inputs_give_the_same_outputs(
     runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
 ) -> None:
@@ -343,6 +378,10 @@ def test_both_engines_write_the_same_run_folder(
     figures = json.loads((spark / "report.json").read_text())
     local = json.loads((after / "report.json").read_text())
     local.pop("monitoring", None)  # added to the local run by the monitoring test, if it ran
+    letters = sorted(p.name for p in (after / "letters").glob("*.html"))
+    assert letters and letters == sorted(p.name for p in (spark / "letters").glob("*.html"))
+    for name in letters:
+        assert (spark / "letters" / name).read_text() == (after / "letters" / name).read_text()
     assert figures.keys() == local.keys()
     for key in figures:
         # sums (overdue balance, DSO positions, the cash forecast) add chunk by chunk locally and

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import requests
 from typer.testing import CliRunner
@@ -72,6 +74,7 @@ def test_an_officer_gets_pd_grade_reasons_and_a_limit_decision(server: str) -> N
     assert all("grades 1-3" in x["text"] for x in doc["risk_reasons"] if x["typical"] is not None)
     assert doc["limit_decision"]["decision"] in {"approve", "approve_in_part", "refuse", "refer"}
     assert doc["limit_rule"]  # the rule that set the recommended limit, in words
+    assert doc["recommended_terms"] and doc["terms_rule"] and doc["current_terms"]
     assert doc["model_versions"] == {
         "creditguard-default": "1",
         "creditguard-late": "1",
@@ -323,6 +326,9 @@ def test_an_officer_finds_a_client_reads_the_view_and_gets_a_limit_decision(
     assert page.locator("#history .history-bar").count() == len(view["payment_history"]) > 0
     assert page.locator("#aging tbody tr").count() == 5
     assert page.inner_text("#recommended-limit") == f"{view['score']['recommended_limit']:,.0f}"
+    assert view["score"]["recommended_terms"] in page.inner_text("#recommended-terms")
+    assert view["score"]["terms_rule"] in page.inner_text("#recommended-terms")
+    assert page.is_visible("#letter-link") == (view["letter"] is not None)
 
     page.fill("#amount", "50,000")
     page.click("#limit-form button")
@@ -419,6 +425,31 @@ def test_in_process_errors_are_4xx_that_say_why(asgi: Any) -> None:
         "/score", content=b"client_id=C1", headers=_auth() | {"content-type": "text/plain"}
     )
     assert r.status_code == 415
+
+
+def test_a_client_in_dunning_gets_its_letter_in_the_view(asgi: Any, small_ledger: Ledger) -> None:
+    """A client 1-30 days past due on undisputed invoices and not in default: the reminder, in
+    its country's language, listing every overdue invoice of the dunning queue."""
+    from scoring.collections import letter_language
+    from scoring.receivables import open_invoices, with_stage
+
+    day = small_ledger.extracted_on + pd.Timedelta(days=1)
+    inv = with_stage(open_invoices(small_ledger, day), day)
+    inv = inv[~inv["disputed"]]
+    worst = inv.groupby("client_id")["days_past_due"].max()
+    for client_id in worst[(worst >= 1) & (worst <= 30)].index[:30]:
+        view = asgi.post("/client_view", json={"client_id": client_id}, headers=_auth()).json()
+        if [w["queue"] for w in view["worklist"]] == ["dunning"]:
+            break
+    else:
+        pytest.fail("no client 1-30 days past due in the dunning queue alone")
+    letter = view["letter"]
+    assert (letter["client_id"], letter["template"]) == (client_id, "reminder")
+    country = small_ledger.clients.set_index("client_id").at[client_id, "country"]
+    assert letter["language"] == letter_language(np.array([country], dtype=object))[0]
+    overdue = inv[(inv["client_id"] == client_id) & (inv["days_past_due"] > 0)]
+    assert all(i in letter["html"] for i in overdue["invoice_id"])
+    assert "{{" not in letter["html"]
 
 
 def test_in_process_client_view_and_search(asgi: Any) -> None:

@@ -206,6 +206,8 @@ def test_a_client_has_one_worklist_row_per_queue_ranked_by_avoidable_loss() -> N
             "days_past_due": [20, 71, 5, 180, 0],
             "escalation_stage": np.array([1, 3, 1, 4, 0], dtype="int8"),
             "disputed": [False, False, True, False, False],
+            "late_interest": [4.5, 60.0, 0.5, 310.0, 0.0],
+            "late_compensation": [40.0, 40.0, 40.0, np.nan, 0.0],
         }
     )
     status = np.array(["active", "active", "active", "in_default", "active"], dtype=object)
@@ -228,6 +230,7 @@ def test_a_client_has_one_worklist_row_per_queue_ranked_by_avoidable_loss() -> N
     }  # Z's invoice is not yet due
     x = rows.set_index(["client_id", "queue"]).loc[("X", "dunning")]
     assert x["stage"] == 3 and x["overdue_amount"] == 4000.0 and x["invoices"] == 2
+    assert (x["late_interest"], x["late_compensation"]) == (64.5, 80.0)
     assert x["action"] == "send the final notice and stop deliveries"
     assert x["next_step"] == "start legal action or claim from the insurer"
     assert pd.Timestamp(x["next_step_on"]) == pd.Timestamp("2025-04-20") + pd.Timedelta(days=91)

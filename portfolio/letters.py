@@ -1,0 +1,196 @@
+"""Dunning letters: one per client whose collections stage calls for one, rendered from the
+templates under `models/letters/` (Jinja2, one file per stage and language, plain HTML that a
+credit manager edits).
+
+A client in the dunning queue gets the letter of its stage: a friendly reminder (stage 1, 1-30
+days past due), a formal demand (stage 2), a final notice before legal action (stages 3 and 4);
+a client in default that is not insolvent (the recovery queue) gets the final notice. Disputed
+invoices get no letter (the dispute is resolved first) and neither do insolvent clients (the
+claim goes to the administrator or the insurer). The language follows the client's country
+(`scoring.collections.letter_language`, English where none of the letters' languages is spoken).
+Each letter lists the overdue invoices in their own currency with the late-payment interest and
+fixed compensation they carry (`scoring.interest`), the totals, where to pay, by when, and the
+next step with its date. A template reading a name the letter does not provide stops the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from scoring.collections import LETTER_LANGUAGES
+from scoring.paths import MODELS_DIR
+
+LETTERS_DIR = MODELS_DIR / "letters"
+TEMPLATES = ("reminder", "dunning", "final_notice")
+QUEUES = ("dunning", "recovery")  # the queues whose clients are written to
+PAY_WITHIN_DAYS = {"reminder": 10, "dunning": 10, "final_notice": 7}
+SENDER_KEYS = ("name", "address", "contact", "bank_details", "signatory")
+LETTER_COLUMNS = {"client_id": "str", "language": "str", "template": "str", "html": "str"}
+
+
+def template_of(queue: str, stage: int) -> str | None:
+    """The letter a worklist row calls for, or None."""
+    if queue == "recovery":
+        return "final_notice"
+    if queue != "dunning" or stage < 1:
+        return None
+    return TEMPLATES[min(stage, 3) - 1]
+
+
+def _money(value: float, currency: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.2f} {currency}"
+
+
+@functools.cache
+def environment(folder: Path = LETTERS_DIR) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(folder),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["money"] = _money
+    return env
+
+
+@functools.cache
+def sender(folder: Path = LETTERS_DIR) -> dict[str, Any]:
+    """Who the letters come from (`sender.yaml`), every key there."""
+    from scoring.policy import PolicyError
+
+    path = folder / "sender.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{path}: cannot read the letters' sender ({exc})") from None
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{path}: must be a mapping of {', '.join(SENDER_KEYS)}")
+    missing = [k for k in SENDER_KEYS if not raw.get(k)]
+    if missing:
+        raise PolicyError(f"{path}: {missing[0]} is missing")
+    if not isinstance(raw["address"], list):
+        raise PolicyError(f"{path}: address must be a list of lines")
+    return raw
+
+
+def render(
+    template: str,
+    language: str,
+    client: dict[str, str],
+    invoices: pd.DataFrame,
+    as_of: pd.Timestamp,
+    next_step_on: pd.Timestamp,
+) -> str:
+    """One letter. `invoices`: the client's overdue invoices of the queue written about, with
+    invoice_id, issued_on, due_on, days_past_due, currency, outstanding_in_currency, fx_rate,
+    late_interest, late_compensation (reporting currency) and late_charges_rule."""
+    if language not in LETTER_LANGUAGES:
+        language = "en"
+    rate = invoices["fx_rate"].to_numpy(dtype="float64")
+    rows = invoices.assign(
+        outstanding=invoices["outstanding_in_currency"].to_numpy(dtype="float64"),
+        interest=invoices["late_interest"].to_numpy(dtype="float64") / rate,
+        compensation=invoices["late_compensation"].to_numpy(dtype="float64") / rate,
+    ).sort_values(["due_on", "invoice_id"])
+    items = [
+        {
+            "invoice_id": str(r.invoice_id),
+            "issued_on": _day(r.issued_on),
+            "due_on": _day(r.due_on),
+            "days_past_due": int(r.days_past_due),
+            "currency": str(r.currency),
+            "outstanding": float(r.outstanding),
+            "interest": float(r.interest),
+            "compensation": float(r.compensation),
+        }
+        for r in rows.itertuples()
+    ]
+    totals = []
+    for currency, group in rows.groupby("currency", sort=True):
+        outstanding = float(group["outstanding"].sum())
+        interest = float(group["interest"].sum())
+        compensation = float(np.nansum(group["compensation"].to_numpy()))
+        totals.append(
+            {
+                "currency": str(currency),
+                "outstanding": outstanding,
+                "interest": interest,
+                "compensation": compensation,
+                "total": outstanding + interest + compensation,
+            }
+        )
+    pay_by = as_of + pd.Timedelta(days=PAY_WITHIN_DAYS[template])
+    after = max(pd.Timestamp(next_step_on), pay_by + pd.Timedelta(days=1))
+    legal = sorted({str(r) for r in rows["late_charges_rule"] if str(r)})
+    return (
+        environment()
+        .get_template(f"{language}/{template}.html")
+        .render(
+            language=language,
+            client=client,
+            sender=sender(),
+            date=_day(as_of),
+            reference=f"{client['id']}-{as_of:%Y%m%d}",
+            invoices=items,
+            totals=totals,
+            max_days=int(rows["days_past_due"].max()) if len(rows) else 0,
+            pay_by=_day(pay_by),
+            next_step_on=_day(after),
+            legal_basis=legal,
+        )
+    )
+
+
+def _day(value: object) -> str:
+    return pd.Timestamp(value).date().isoformat()
+
+
+def client_letters(
+    worklist: pd.DataFrame,
+    invoices: pd.DataFrame,
+    clients: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """The letters of a chunk: one per client with a worklist row that calls for one (a client
+    in both queues gets the recovery one). `clients`: the ledger's clients table (names,
+    countries); `invoices`: the chunk's open invoices (`portfolio.batch.invoice_rows`)."""
+    rows = []
+    names = clients.set_index("client_id")
+    wanted = worklist[worklist["queue"].isin(QUEUES)]
+    # recovery before dunning: a client in default is written the final notice once
+    wanted = wanted.sort_values(["client_id", "queue"], ascending=[True, False])
+    for w in wanted.drop_duplicates("client_id").itertuples():
+        template = template_of(str(w.queue), int(w.stage))
+        if template is None:
+            continue
+        mine = invoices[
+            (invoices["client_id"] == w.client_id)
+            & (invoices["collection_queue"] == w.queue)
+            & (invoices["days_past_due"] > 0)
+        ]
+        if mine.empty:
+            continue
+        client = {
+            "id": str(w.client_id),
+            "name": str(names.at[w.client_id, "name"]),
+            "country": str(names.at[w.client_id, "country"]),
+        }
+        html = render(template, str(w.language), client, mine, as_of, w.next_step_on)
+        rows.append((str(w.client_id), str(w.language), template, html))
+    if not rows:
+        return empty_letters()
+    return pd.DataFrame(rows, columns=list(LETTER_COLUMNS)).astype(LETTER_COLUMNS)
+
+
+def empty_letters() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in LETTER_COLUMNS.items()})
