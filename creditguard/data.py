@@ -192,3 +192,34 @@ def features(
     console.print(
         f"wrote {out}: {stats['rows']:,} rows; {stats['uncensored']:,} uncensored with a {label} rate of {stats['rate']:.2%}"
     )
+
+
+@app.command("record-action")
+def record_action_command(
+    ledger: Annotated[Path, typer.Option(help="Ledger folder whose action log it joins.")],
+    client: Annotated[str, typer.Option(help="Client id.")],
+    action: Annotated[
+        str,
+        typer.Option(help="What was done: letter_sent, promise_to_pay, insurer_notified, ..."),
+    ],
+    on: Annotated[str, typer.Option(help="When (YYYY-MM-DD).")],
+    invoice: Annotated[str | None, typer.Option(help="The invoice, when it is about one.")] = None,
+    amount: Annotated[
+        float | None, typer.Option(help="An amount it names (days for an extension).")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+) -> None:
+    """Record an action in the ledger's action log (checked against the contract first)."""
+    from features.actions import record_action
+
+    row = record_action(
+        ledger,
+        client_id=client,
+        action=action,
+        on=on,
+        invoice_id=invoice,
+        amount=amount,
+        note=note,
+    )
+    shown = {k: ("" if pd.isna(v) else v) for k, v in row.items()}
+    print_mapping("action recorded", shown)

@@ -135,6 +135,21 @@ def print_report(figures: dict[str, Any], out: Path) -> None:
             + (f" ({c['fx_change']:+,.0f} {cur} since issue)" if c["currency"] != cur else "")
             for c in currencies
         )
+    ins = figures.get("insurance")
+    if ins:
+        pipeline = ins["pipeline"]
+        at_risk = pipeline.get("cover at risk", {}).get("invoices", 0)
+        share = f"{ins['insured_share']:.0%}" if ins["insured_share"] is not None else "–"
+        summary["credit insurance"] = (
+            f"{share} of the book insured; expected loss net of the indemnity "
+            f"{ins['expected_loss_net']:,.0f} {cur}; {at_risk:,} invoices with cover at risk, "
+            f"{pipeline.get('claim due', {}).get('invoices', 0):,} claims due"
+        )
+    letters = figures.get("letters")
+    if letters is not None:
+        summary["dunning letters written"] = f"{sum(letters.values()):,}" + (
+            " (" + ", ".join(f"{k} {v}" for k, v in letters.items()) + ")" if letters else ""
+        )
     if "downgraded" in figures:
         summary["grades kept / down / up"] = (
             f"{figures['grades_kept']:.0%} / {figures['downgraded']} / {figures['upgraded']}"

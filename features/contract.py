@@ -17,7 +17,31 @@ from features.iso import COUNTRIES, CURRENCIES
 
 Kind = Literal["str", "date", "float", "bool"]
 DATE_DTYPE = "datetime64[us]"
-TABLE_NAMES = ("clients", "invoices", "payments", "financials", "insolvencies")  # per client
+TABLE_NAMES = (
+    "clients",
+    "invoices",
+    "payments",
+    "financials",
+    "insolvencies",
+    "insurer_limits",
+    "actions",
+)  # per client
+# what the action log records (`actions.action`)
+ACTIONS = (
+    "letter_sent",
+    "call",
+    "promise_to_pay",
+    "payment_plan",
+    "dispute_opened",
+    "dispute_resolved",
+    "deliveries_stopped",
+    "deliveries_resumed",
+    "due_date_extended",  # amount: the days the due date moved
+    "insurer_notified",
+    "claim_filed",
+    "legal_action",
+)
+INSURER_DECISIONS = ("granted", "reduced", "cancelled")
 RATES = "fx_rates"  # not a client's: every part of a ledger holds all of it
 LEDGER_TABLES = (*TABLE_NAMES, RATES)
 VIOLATION_COLUMNS = ["table", "row", "key", "column", "rule", "value"]
@@ -141,6 +165,44 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("declared_on", "date", "Date insolvency was declared."),
         ),
     ),
+    "insurer_limits": TableSchema(
+        "insurer_limits",
+        key=("client_id", "decided_on"),
+        optional=True,
+        columns=(
+            _c("client_id", "str", "The insured buyer."),
+            _c("limit", "float", "The insurer's limit for the buyer.", minimum=0.0),
+            _c("currency", "str", "ISO 4217 currency of the limit."),
+            _c("decided_on", "date", "Date of the insurer's decision (it counts from then)."),
+            _c(
+                "valid_until",
+                "date",
+                "Last day the decision holds; empty: until the next one.",
+                nullable=True,
+                future_allowed=True,
+            ),
+            _c("status", "str", "granted, reduced or cancelled."),
+        ),
+    ),
+    "actions": TableSchema(
+        "actions",
+        key=("client_id", "invoice_id", "action", "on"),
+        optional=True,
+        columns=(
+            _c("client_id", "str", "The client acted on."),
+            _c("invoice_id", "str", "The invoice, when the action is about one.", nullable=True),
+            _c("action", "str", "What was done: " + ", ".join(ACTIONS) + "."),
+            _c("on", "date", "When."),
+            _c(
+                "amount",
+                "float",
+                "An amount it names (promised, claimed; days for an extension).",
+                nullable=True,
+                minimum=0.0,
+            ),
+            _c("note", "str", "Free text.", nullable=True),
+        ),
+    ),
     RATES: TableSchema(
         RATES,
         key=("currency", "date"),
@@ -178,6 +240,8 @@ class Ledger:
     payments: pd.DataFrame = field(default_factory=lambda: empty_table("payments"))
     financials: pd.DataFrame = field(default_factory=lambda: empty_table("financials"))
     insolvencies: pd.DataFrame = field(default_factory=lambda: empty_table("insolvencies"))
+    insurer_limits: pd.DataFrame = field(default_factory=lambda: empty_table("insurer_limits"))
+    actions: pd.DataFrame = field(default_factory=lambda: empty_table("actions"))
     fx_rates: pd.DataFrame = field(default_factory=lambda: empty_table(RATES))
     reporting_currency: str | None = None
 
@@ -352,7 +416,9 @@ def coerce_table(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
             text = before.where(present).astype("str")
             after = text.str.strip()
             if col.name.endswith("_id"):  # an id is exact: " C1" is not "C1", wherever it is
-                padded = (after != text).to_numpy(dtype=bool, na_value=False)
+                padded = (after != text).to_numpy(dtype=bool, na_value=False) & present.to_numpy(
+                    dtype=bool
+                )
                 found.append(flag(name, frame, padded, col.name, "has spaces before or after it"))
         elif col.kind == "float":
             after = pd.to_numeric(before.where(present), errors="coerce").astype("float64")
@@ -451,6 +517,16 @@ def _payments_disagree(t: Ledger, cfg: ContractConfig) -> np.ndarray:
     return isin(t.invoices["invoice_id"], bad)
 
 
+def _action_invoice(t: Ledger, _: ContractConfig) -> np.ndarray:
+    """Actions naming an invoice that is not one of their client's."""
+    act = t.actions
+    inv = _invoices_once(t)
+    at = index_in(act["invoice_id"], inv["invoice_id"])
+    owner = take(inv["client_id"].to_numpy(dtype=object), at, None)
+    named = act["invoice_id"].notna().to_numpy()
+    return named & ((at < 0) | (owner != act["client_id"].to_numpy(dtype=object)))
+
+
 def _no_rate(t: Ledger, _: ContractConfig) -> np.ndarray:
     """Invoices in a currency with no rate to the reporting currency on or before their issue
     date (and so none on or before any date they are scored at)."""
@@ -474,7 +550,32 @@ RULES: tuple[Rule, ...] = (
         lambda t, _: t.clients["country"].notna() & ~isin(t.clients["country"], COUNTRIES),
     ),
     _before("clients", "onboarded_on", "founded_on"),
-    *(_unknown_client(name) for name in ("invoices", "financials", "insolvencies")),
+    *(
+        _unknown_client(name)
+        for name in ("invoices", "financials", "insolvencies", "insurer_limits", "actions")
+    ),
+    Rule(
+        "insurer_limits",
+        "status",
+        "is not one of " + ", ".join(INSURER_DECISIONS),
+        lambda t, _: ~t.insurer_limits["status"].isin(INSURER_DECISIONS).to_numpy(),
+    ),
+    Rule(
+        "insurer_limits",
+        "currency",
+        "is not an ISO 4217 code",
+        lambda t, _: (
+            t.insurer_limits["currency"].notna() & ~isin(t.insurer_limits["currency"], CURRENCIES)
+        ),
+    ),
+    _before("insurer_limits", "valid_until", "decided_on"),
+    Rule(
+        "actions",
+        "action",
+        "is not one of " + ", ".join(ACTIONS),
+        lambda t, _: ~t.actions["action"].isin(ACTIONS).to_numpy(),
+    ),
+    Rule("actions", "invoice_id", "refers to no invoice of its client", _action_invoice),
     Rule(
         "invoices",
         "currency",

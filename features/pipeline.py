@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.arrays import index_in, isin, no_repeats, take
-from features.contract import Ledger
+from features.contract import TABLE_NAMES, Ledger
 from features.io import atomic_file
 from features.labels import label_default, label_late, label_timing
 from features.payment_behaviour import build_client_features, build_invoice_features
@@ -25,18 +25,15 @@ INVOICES_PER_PARTITION = 2_000_000
 def client_ledger(ledger: Ledger, client_ids: Sequence[str] | pd.Series | np.ndarray) -> Ledger:
     """The part of a ledger that belongs to some clients: what the online path loads for one client."""
     ids = pd.Index(np.asarray(client_ids, dtype=object))
-    invoices = ledger.invoices[isin(ledger.invoices["client_id"], ids)]
-    return ledger.with_tables(
-        {
-            "clients": ledger.clients[isin(ledger.clients["client_id"], ids)],
-            "invoices": invoices,
-            "payments": ledger.payments[
-                isin(ledger.payments["invoice_id"], invoices["invoice_id"])
-            ],
-            "financials": ledger.financials[isin(ledger.financials["client_id"], ids)],
-            "insolvencies": ledger.insolvencies[isin(ledger.insolvencies["client_id"], ids)],
-        }
-    )
+    tables = {
+        name: frame[isin(frame["client_id"], ids)]
+        for name, frame in ledger.tables().items()
+        if name != "payments"
+    }
+    tables["payments"] = ledger.payments[
+        isin(ledger.payments["invoice_id"], tables["invoices"]["invoice_id"])
+    ]
+    return ledger.with_tables(tables)
 
 
 def client_ledgers(ledger: Ledger, groups: Sequence[np.ndarray]) -> Iterator[Ledger]:
@@ -55,9 +52,7 @@ def client_ledgers(ledger: Ledger, groups: Sequence[np.ndarray]) -> Iterator[Led
     def by_client(name: str) -> np.ndarray:
         return take(group_of, index_in(getattr(ledger, name)["client_id"], ids), none)
 
-    labels = {
-        name: by_client(name) for name in ("clients", "invoices", "financials", "insolvencies")
-    }
+    labels = {name: by_client(name) for name in TABLE_NAMES if name != "payments"}
     # a payment goes with its invoice
     labels["payments"] = take(
         labels["invoices"], index_in(ledger.payments["invoice_id"], invoice_ids), none

@@ -48,7 +48,7 @@ from features.io import (
 PART_CLIENTS = 2048  # clients read, typed and validated together
 BATCH_ROWS = 262_144  # rows of a file held at once while spilling
 ROW = "__row"  # a spilled row's 0-based position in its original file
-CLIENT_TABLES = ("clients", "invoices", "financials", "insolvencies")
+CLIENT_TABLES = ("clients", "invoices", "financials", "insolvencies", "insurer_limits", "actions")
 
 
 @dataclass

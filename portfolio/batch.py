@@ -50,6 +50,12 @@ from scoring.collections import (
     rank_worklist,
 )
 from scoring.dso import MEASURES, POSITION_COLUMNS, dso_measures, monthly_positions
+from scoring.insurance import (
+    client_insurance,
+    insurance_worklist,
+    insurer_limits_at,
+    invoice_cover,
+)
 from scoring.interest import late_charges
 from scoring.receivables import STAGES, days_past_due, escalation_stage, open_invoices
 from scoring.scorer import Scorer, client_table
@@ -85,9 +91,8 @@ def score_chunk(
     invoices = invoices[invoices["client_id"].isin(clients["client_id"])].reset_index(drop=True)
     at_issue = issue_features(ledger, invoices)
     invoices = invoice_rows(invoices, clients, ledger, scorer, as_of, at_issue=at_issue)
-    over = clients.set_index("client_id")["over_limit_amount"]
-    countries = ledger.clients.set_index("client_id")["country"]
-    worklist = client_worklist(invoices, as_of, scorer.policy, over, countries)
+    invoices, clients = with_insurance(invoices, clients, ledger, scorer, as_of)
+    worklist = worklist_rows(invoices, clients, ledger, scorer, as_of)
     positions = monthly_positions(ledger, as_of)
     clients = with_client_dso(with_firmographics(clients, ledger), positions)
     invoices, cash = with_cash_forecast(invoices, at_issue, scorer, as_of)
@@ -98,9 +103,72 @@ def score_chunk(
         worklist,
         segment_positions(positions, clients),
         cash,
-        client_letters(worklist, invoices, ledger.clients, as_of),
+        client_letters(worklist, invoices, ledger.clients, as_of, ledger.actions),
         ledger.reporting_currency,
     )
+
+
+def worklist_rows(
+    invoices: pd.DataFrame,
+    clients: pd.DataFrame,
+    ledger: Ledger,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """The collections worklist of some clients (`scoring.collections`, with their latest
+    actions) and the insurer's deadlines (`scoring.insurance`), unranked."""
+    countries = ledger.clients.set_index("client_id")["country"]
+    return pd.concat(
+        [
+            client_worklist(
+                invoices,
+                as_of,
+                scorer.policy,
+                clients.set_index("client_id")["over_limit_amount"],
+                countries,
+                ledger.actions,
+            ),
+            insurance_worklist(invoices, as_of, scorer.insurance, countries),
+        ],
+        ignore_index=True,
+    )
+
+
+def with_insurance(
+    invoices: pd.DataFrame,
+    clients: pd.DataFrame,
+    ledger: Ledger,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The open invoices with their insurer deadlines and cover, the clients with the insurer's
+    limit beside ours, insured and uninsured exposure and expected loss net of the indemnity
+    (`scoring.insurance`)."""
+    limits = insurer_limits_at(ledger.insurer_limits, clients["client_id"], as_of, ledger.rates)
+    of_client = invoices["client_id"]
+    ins = ledger.insolvencies[ledger.insolvencies["declared_on"] < as_of]
+    insolvent_on = of_client.map(ins.groupby("client_id")["declared_on"].min())
+    cover = invoice_cover(
+        invoices,
+        scorer.insurance,
+        (of_client.map(limits.limit).fillna(0.0) > 0).to_numpy(),
+        insolvent_on.to_numpy(dtype="datetime64[us]"),
+        ledger.actions,
+        as_of,
+    )
+    invoices = invoices.assign(
+        insurer_notify_by=cover["notify_by"].to_numpy(),
+        insurer_claim_from=cover["claim_from"].to_numpy(),
+        insurance_cover=cover["cover"].to_numpy(),
+    )
+    insured = client_insurance(
+        clients,
+        invoices.rename(columns={"insurance_cover": "cover"}),
+        limits,
+        scorer.insurance,
+        scorer.policy.limits.lgd,
+    )
+    return invoices, clients.assign(**{c: insured[c].to_numpy() for c in insured.columns[1:]})
 
 
 def issue_features(ledger: Ledger, invoices: pd.DataFrame) -> pd.DataFrame:

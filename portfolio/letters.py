@@ -32,6 +32,7 @@ LETTERS_DIR = MODELS_DIR / "letters"
 TEMPLATES = ("reminder", "dunning", "final_notice")
 QUEUES = ("dunning", "recovery")  # the queues whose clients are written to
 PAY_WITHIN_DAYS = {"reminder": 10, "dunning": 10, "final_notice": 7}
+RESEND_DAYS = 14  # no new letter to a client sent one this recently
 SENDER_KEYS = ("name", "address", "contact", "bank_details", "signatory")
 LETTER_COLUMNS = {"client_id": "str", "language": "str", "template": "str", "html": "str"}
 
@@ -160,13 +161,22 @@ def client_letters(
     invoices: pd.DataFrame,
     clients: pd.DataFrame,
     as_of: pd.Timestamp,
+    actions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The letters of a chunk: one per client with a worklist row that calls for one (a client
-    in both queues gets the recovery one). `clients`: the ledger's clients table (names,
-    countries); `invoices`: the chunk's open invoices (`portfolio.batch.invoice_rows`)."""
+    in both queues gets the recovery one), except a client sent a letter in the last
+    `RESEND_DAYS` days (the action log's letter_sent). `clients`: the ledger's clients table
+    (names, countries); `invoices`: the chunk's open invoices (`portfolio.batch.invoice_rows`)."""
     rows = []
     names = clients.set_index("client_id")
     wanted = worklist[worklist["queue"].isin(QUEUES)]
+    if actions is not None and len(actions):
+        recent = actions[
+            (actions["action"] == "letter_sent")
+            & (actions["on"] < as_of)
+            & (actions["on"] >= as_of - pd.Timedelta(days=RESEND_DAYS))
+        ]
+        wanted = wanted[~wanted["client_id"].isin(recent["client_id"])]
     # recovery before dunning: a client in default is written the final notice once
     wanted = wanted.sort_values(["client_id", "queue"], ascending=[True, False])
     for w in wanted.drop_duplicates("client_id").itertuples():

@@ -84,6 +84,8 @@ class InvoiceFigures:
     # and its change in reporting-currency value since issue (`scoring.receivables`)
     by_currency: dict[str, dict[str, float]] = field(default_factory=dict)
     reporting: str = ""
+    # per insurance cover (`scoring.insurance.COVER`): open invoices and what they owe
+    by_cover: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add(self, invoices: pd.DataFrame) -> None:
         self.count += len(invoices)
@@ -97,6 +99,12 @@ class InvoiceFigures:
             mine = self.by_currency.setdefault(str(code), dict.fromkeys(sums.columns, 0.0))
             for name, value in row.items():
                 mine[str(name)] += float(value)
+        if "insurance_cover" in invoices:
+            cover = invoices.groupby("insurance_cover")["outstanding"].agg(["size", "sum"])
+            for name, row in cover.iterrows():
+                mine = self.by_cover.setdefault(str(name), {"invoices": 0.0, "outstanding": 0.0})
+                mine["invoices"] += float(row["size"])
+                mine["outstanding"] += float(row["sum"])
         for stage, n in invoices["escalation_stage"].value_counts().items():
             self.stages[int(stage)] = self.stages.get(int(stage), 0) + int(n)
         overdue = invoices["days_past_due"].to_numpy() > 0

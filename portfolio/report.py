@@ -23,6 +23,7 @@ import pandas as pd
 from portfolio.outputs import TOTAL, InvoiceFigures
 from scoring.dso import dso_record
 from scoring.early_warnings import SEVERITIES, early_warnings
+from scoring.insurance import COVER, InsurancePolicy
 from scoring.policy import CreditPolicy
 from scoring.status import Status
 
@@ -45,6 +46,7 @@ class RunResult:
     versions: dict[str, str]
     dso: pd.DataFrame | None = None  # `scoring.dso` measures by level, segment and month
     cash: pd.DataFrame | None = None  # the cash forecast (`portfolio.run.cash_forecast`)
+    insurance: InsurancePolicy | None = None  # the credit insurance policy, if any
 
 
 def _grade_labels(clients: pd.DataFrame) -> pd.Series:
@@ -106,6 +108,8 @@ def build_report(
         figures["dso"] = dso_figures(result.dso)
     figures["countries"] = country_figures(c, result.dso)
     figures["currencies"] = currency_figures(inv)
+    if result.insurance is not None and "insured_exposure" in c:
+        figures["insurance"] = insurance_figures(c, inv, grade, result.insurance)
     if result.cash is not None and len(result.cash):
         figures["cash_forecast"] = cash_figures(result.cash, inv)
     if prev_clients is not None:
@@ -195,6 +199,40 @@ def cash_figures(cash: pd.DataFrame, inv: InvoiceFigures) -> dict[str, Any]:
             ],
         }
     return out
+
+
+def insurance_figures(
+    clients: pd.DataFrame, inv: InvoiceFigures, grade: pd.Series, policy: InsurancePolicy
+) -> dict[str, Any]:
+    """The insured share of the book, uninsured exposure by grade, expected loss gross and net of
+    the indemnity (with the policy's annual first loss borne across the portfolio), the claims
+    pipeline by cover, and the clients whose cover needs an action."""
+    book = float(clients["open_balance"].sum())
+    insured = float(clients["insured_exposure"].sum())
+    gross = float(clients["expected_loss"].sum())
+    net_of_indemnity = float(clients["expected_loss_net"].sum())
+    retained = min(policy.annual_first_loss, gross - net_of_indemnity)
+    notes = clients["insurance_note"].value_counts()
+    return {
+        "insurer": policy.insurer,
+        "indemnity": policy.indemnity,
+        "annual_first_loss": policy.annual_first_loss,
+        "book": book,
+        "insured_exposure": insured,
+        "insured_share": insured / book if book else None,
+        "clients_with_insurer_limit": int(np.isfinite(clients["insurer_limit"]).sum()),
+        "uninsured_by_grade": {
+            g: float(clients.loc[grade == g, "uninsured_exposure"].sum()) for g in GRADES
+        },
+        "expected_loss_gross": gross,
+        "expected_loss_net": net_of_indemnity + retained,
+        "first_loss_retained": retained,
+        "pipeline": {
+            k: {"invoices": int(v["invoices"]), "outstanding": v["outstanding"]}
+            for k, v in sorted(inv.by_cover.items(), key=lambda kv: COVER.index(kv[0]))
+        },
+        "clients_to_act_on": {str(k): int(v) for k, v in notes.items() if k},
+    }
 
 
 def currency_figures(inv: InvoiceFigures) -> list[dict[str, Any]]:
@@ -382,6 +420,7 @@ def render_html(
     parts.append(_dso(figures.get("dso"), f))
     parts.append(_countries(figures.get("countries", []), f))
     parts.append(_currencies(figures.get("currencies", []), f))
+    parts.append(_insurance(figures.get("insurance"), f))
     if "migration_matrix" in figures:
         m = figures["migration_matrix"]
         rows = [[f"<b>{g}</b>", *(str(m[g][h]) if m[g][h] else "" for h in GRADES)] for g in GRADES]
@@ -637,6 +676,39 @@ def _cash(cash: dict[str, Any] | None, f: _Format) -> str:
                     for code, b in own.items()
                 ],
             )
+        )
+    return "".join(out)
+
+
+def _insurance(ins: dict[str, Any] | None, f: _Format) -> str:
+    """Insured share, expected loss gross and net, uninsured exposure by grade, the pipeline."""
+    if not ins:
+        return ""
+    share = ins["insured_share"]
+    out = [
+        "<h2>Credit insurance</h2>",
+        f"<p>{html.escape(ins['insurer'])}: {f.money(ins['insured_exposure'])} of the "
+        f"{f.money(ins['book'])} book is insured ({f.pct(share) if share is not None else '–'}; "
+        f"{ins['clients_with_insurer_limit']:,} clients with an insurer limit). Expected loss "
+        f"{f.money(ins['expected_loss_gross'])} gross, <b>{f.money(ins['expected_loss_net'])} net"
+        f"</b> of the {f.pct(ins['indemnity'], 0)} indemnity, of which "
+        f"{f.money(ins['first_loss_retained'])} is the annual first loss the policy leaves to us "
+        f"(at most {f.money(ins['annual_first_loss'])} a year across the portfolio).</p>",
+        _bars("Uninsured exposure by grade", ins["uninsured_by_grade"], "uninsured", "#a64"),
+        "<h3>Claims pipeline (open invoices by cover)</h3>",
+        _table(
+            ["cover", "invoices", "outstanding"],
+            [
+                [html.escape(k), f"{v['invoices']:,}", f.money(v["outstanding"])]
+                for k, v in ins["pipeline"].items()
+            ],
+        ),
+    ]
+    if ins["clients_to_act_on"]:
+        out.append(
+            "<p>Clients whose cover needs an action: "
+            + ", ".join(f"{html.escape(k)} {v:,}" for k, v in ins["clients_to_act_on"].items())
+            + " (clients.parquet: insurance_note).</p>"
         )
     return "".join(out)
 

@@ -195,7 +195,9 @@ def write_run(
         shutil.copytree(tables.letters, tmp / "letters")
     cash.to_parquet(tmp / "cash_forecast.parquet", index=False)
     first = first_invoices(tmp)
-    result = RunResult(clients, tables.invoices, worklist, rejects, as_of, versions, dso, cash)
+    result = RunResult(
+        clients, tables.invoices, worklist, rejects, as_of, versions, dso, cash, scorer.insurance
+    )
     figures = build_report(result, previous_clients, scorer.policy)
     figures["letters"] = tables.letters_written()
     run = {

@@ -47,6 +47,7 @@ WORKLIST_COLUMNS = {
     "late_interest": "float64",  # what the overdue invoices carry (`scoring.interest`)
     "late_compensation": "float64",
     "over_limit_amount": "float64",  # the client's balance over its limit (a flag, not a queue)
+    "last_action": "str",  # the client's latest recorded action (`last_actions`)
     "jurisdiction": "str",  # the client's country (ISO 3166 alpha-2): where a claim is brought
     "language": "str",  # of the client's letters: one the letters are written in, else English
 }
@@ -67,6 +68,26 @@ def letter_language(countries: np.ndarray) -> np.ndarray:
 
 
 SHOWN_INVOICES = 20  # invoice ids listed on a worklist row
+PROMISE_DAYS = 14  # a promise to pay is followed up this many days after it was made
+
+
+def last_actions(actions: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each client's latest action before `as_of` (`features.contract` action log): action, on,
+    and the words the worklist shows ("promise_to_pay on 2025-06-29 (1,200)")."""
+    if actions is None or actions.empty:
+        return pd.DataFrame(columns=["action", "on", "text"], index=pd.Index([], name="client_id"))
+    done = actions[actions["on"] < as_of].sort_values(["client_id", "on"], kind="stable")
+    last = done.drop_duplicates("client_id", keep="last").set_index("client_id")
+    amount = last["amount"].to_numpy(dtype="float64")
+    text = (
+        last["action"].str.replace("_", " ")
+        + " on "
+        + last["on"].dt.strftime("%Y-%m-%d")
+        + pd.Series(
+            np.where(np.isfinite(amount), [f" ({a:,.0f})" for a in amount], ""), index=last.index
+        )
+    )
+    return last[["action", "on"]].assign(text=text)
 
 
 def queue_of(status: np.ndarray, insolvent: np.ndarray, disputed: np.ndarray) -> np.ndarray:
@@ -93,6 +114,7 @@ def client_worklist(
     policy: CreditPolicy,
     over_limit: pd.Series | None = None,
     countries: pd.Series | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per client and queue with overdue invoices (every open invoice of a client in
     default). `invoices`: open invoices with client_id, invoice_id, due_on, outstanding,
@@ -148,6 +170,15 @@ def client_worklist(
     )
     rows["jurisdiction"] = country
     rows["language"] = letter_language(country)
+    last = last_actions(actions, as_of)
+    text = rows["client_id"].map(last["text"]).astype(object)
+    rows["last_action"] = text.where(text.notna(), "").astype(str)
+    promised = rows["client_id"].map(last["on"].where(last["action"] == "promise_to_pay"))
+    follow = pd.to_datetime(promised) + pd.Timedelta(days=PROMISE_DAYS)
+    keep = (rows["queue"] == "dunning").to_numpy() & (follow >= as_of).to_numpy()
+    if keep.any():
+        rows.loc[keep, "next_step"] = "follow up the promise to pay"
+        rows.loc[keep, "next_step_on"] = follow[keep].to_numpy()
     return rows[list(WORKLIST_COLUMNS)].astype({"oldest_days_past_due": "int64"})
 
 

@@ -39,6 +39,10 @@ class _Pair:
     def t(self, name: str) -> np.ndarray:
         return pd.to_numeric(self.then[name], errors="coerce").to_numpy(dtype="float64")
 
+    def has(self, name: str) -> bool:
+        """Whether both runs carry the column (a run from before it was added does not)."""
+        return name in self.now and name in self.then
+
 
 @dataclass(frozen=True)
 class WarningRule:
@@ -95,6 +99,23 @@ def _over_limit(p: _Pair, w: WarningPolicy) -> np.ndarray:
     return _meaningful(p, w) & material & grew
 
 
+def _insurer(p: _Pair, w: WarningPolicy) -> np.ndarray:
+    """The insurer cancelled or reduced its limit on a live client since the previous run."""
+    if not p.has("insurer_limit"):
+        return np.zeros(len(p.now), dtype=bool)
+    now, then = p.n("insurer_limit"), p.t("insurer_limit")
+    with np.errstate(invalid="ignore"):
+        cut = np.isfinite(then) & (then > 0) & (np.nan_to_num(now, nan=0.0) < then)
+    return _live(p) & cut
+
+
+def _says_insurer(p: _Pair, i: int) -> str:
+    now, then = p.n("insurer_limit")[i], p.t("insurer_limit")[i]
+    if not np.isfinite(now) or now == 0:
+        return f"the insurer cancelled its limit of {then:,.0f}"
+    return f"the insurer reduced its limit from {then:,.0f} to {now:,.0f}"
+
+
 def _new_statement(p: _Pair) -> np.ndarray:
     age = p.n("statement_age_days")
     return np.isfinite(age) & (age < p.days)
@@ -142,6 +163,13 @@ RULES: tuple[WarningRule, ...] = (
             f"newly {p.n('max_days_past_due')[i]:.0f} days past due, "
             f"{p.n('overdue_balance')[i]:,.0f} overdue"
         ),
+    ),
+    WarningRule(
+        "insurer",
+        "high",
+        "stop uninsured deliveries: reduce the exposure to the insurer's limit or secure it",
+        _insurer,
+        _says_insurer,
     ),
     WarningRule(
         "rating",

@@ -19,6 +19,7 @@ import pandas as pd
 from scoring.bundle import ModelBundle, empty_matrix
 from scoring.country import country_cap, country_risk_label, transfer_risk
 from scoring.grades import decision_grade, decision_pd
+from scoring.insurance import INSURANCE_FILE, InsurancePolicy
 from scoring.limits import (
     ClientExposure,
     LimitDecision,
@@ -144,6 +145,8 @@ class Scorer:
     # the payment-timing model (`scoring.timing`), for the cash forecast; None: not registered
     timing: ModelBundle | None = None
     terms: TermsPolicy = field(default_factory=TermsPolicy.load)  # payment terms by risk
+    # the trade credit insurance policy (`scoring.insurance`); None: the receivables are not insured
+    insurance: InsurancePolicy | None = None
 
     @classmethod
     def from_registry(cls, *, default: str = CHAMPION, late: str = CHAMPION) -> Scorer:
@@ -168,6 +171,7 @@ class Scorer:
             versions=versions,
             timing=timing,
             terms=TermsPolicy.load(),
+            insurance=InsurancePolicy.load() if INSURANCE_FILE.exists() else None,
         )
 
     def to_plain(self) -> dict[str, Any]:
@@ -182,6 +186,7 @@ class Scorer:
             ),
             "policy": self.policy.to_dict(),
             "terms": self.terms.to_dict(),
+            "insurance": self.insurance.to_dict() if self.insurance is not None else None,
             "versions": dict(self.versions),
         }
 
@@ -197,6 +202,9 @@ class Scorer:
             versions=dict(data["versions"]),
             timing=bundle(data["timing"]) if data.get("timing") else None,
             terms=TermsPolicy.from_dict(data["terms"]),
+            insurance=(
+                InsurancePolicy.from_dict(data["insurance"]) if data.get("insurance") else None
+            ),
         )
 
     def typical_invoices(self, clients: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -38,6 +38,10 @@ class AuditLog:
                 "create table if not exists decisions (at text, key_id text, endpoint text, client_id text, "
                 "model_versions text, pd real, grade text, decision text, reasons text)"
             )
+            self.db.execute(
+                "create table if not exists actions (at text, key_id text, client_id text, "
+                "invoice_id text, action text, on_date text, amount real, note text)"
+            )
 
     def append(self, *, key_id: str, endpoint: str, doc: dict[str, Any]) -> None:
         decision = doc.get("limit_decision") or {}
@@ -57,6 +61,27 @@ class AuditLog:
             try:
                 with self.db:
                     self.db.execute("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            finally:
+                fcntl.flock(self.writers, fcntl.LOCK_UN)
+
+    def append_action(self, *, key_id: str, row: dict[str, Any]) -> None:
+        """An action recorded through the service, with who recorded it (the key's id)."""
+        amount = row.get("amount")
+        values = (
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            key_id,
+            str(row["client_id"]),
+            None if pd.isna(row.get("invoice_id")) else str(row["invoice_id"]),
+            str(row["action"]),
+            str(row["on"]),
+            None if amount is None or pd.isna(amount) else float(amount),
+            None if pd.isna(row.get("note")) else str(row["note"]),
+        )
+        with self.lock:
+            fcntl.flock(self.writers, fcntl.LOCK_EX)
+            try:
+                with self.db:
+                    self.db.execute("insert into actions values (?, ?, ?, ?, ?, ?, ?, ?)", values)
             finally:
                 fcntl.flock(self.writers, fcntl.LOCK_UN)
 

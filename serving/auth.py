@@ -21,9 +21,9 @@ from pathlib import Path
 from features.errors import InputError
 
 ROLES = {
-    "officer": {"score"},
+    "officer": {"score", "act"},
     "batch": {"score", "score_batch"},
-    "admin": {"score", "score_batch", "reload"},
+    "admin": {"score", "score_batch", "reload", "act"},
 }
 MIN_KEY_LENGTH = 16
 

@@ -14,10 +14,10 @@ import pandas as pd
 from features.catalog import FeatureSpec
 from features.contract import STATEMENT_AMOUNTS, Ledger
 from features.payment_behaviour import build_client_features
-from portfolio.batch import invoice_rows
+from portfolio.batch import invoice_rows, with_insurance, worklist_rows
 from portfolio.letters import client_letters
 from portfolio.runs import RunHistory
-from scoring.collections import client_worklist
+from scoring.collections import rank_worklist
 from scoring.dso import dso_measures, dso_record, monthly_positions
 from scoring.early_warnings import early_warnings
 from scoring.receivables import STAGES, open_invoices
@@ -93,6 +93,41 @@ def _payment_history(ledger: Ledger, as_of: pd.Timestamp) -> list[dict[str, Any]
     ]
 
 
+def _insurance(client: pd.Series, scorer: Scorer) -> dict[str, Any] | None:
+    """The insurer's limit beside ours, what of the balance it covers, and what to do."""
+    if scorer.insurance is None:
+        return None
+    return {
+        "insurer": scorer.insurance.insurer,
+        "insurer_limit": _finite(client["insurer_limit"]),
+        "insurer_status": str(client["insurer_status"]),
+        "insured_exposure": float(client["insured_exposure"]),
+        "uninsured_exposure": float(client["uninsured_exposure"]),
+        "expected_loss_net": float(client["expected_loss_net"]),
+        "note": str(client["insurance_note"]),
+    }
+
+
+def _actions(ledger: Ledger, as_of: pd.Timestamp, shown: int = 10) -> list[dict[str, Any]]:
+    """The client's latest recorded actions before `as_of`, newest first."""
+    done = ledger.actions[ledger.actions["on"] < as_of].sort_values("on", ascending=False)
+    return [
+        {
+            "client_id": str(r.client_id),
+            "on": _date(r.on),
+            "action": str(r.action),
+            "invoice_id": None if pd.isna(r.invoice_id) else str(r.invoice_id),
+            "amount": _finite(r.amount),
+            "note": None if pd.isna(r.note) else str(r.note),
+        }
+        for r in done.head(shown).itertuples()
+    ]
+
+
+def _date(value: object) -> str:
+    return "" if pd.isna(value) else str(pd.Timestamp(value).date())
+
+
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
@@ -166,15 +201,10 @@ def client_view(
     then = tables[0] if len(tables) == 2 else None
     found = early_warnings(now, then, scorer.policy.warnings)
     invoices = invoice_rows(open_invoices(ledger, as_of), now, ledger, scorer, as_of)
+    invoices, now = with_insurance(invoices, now, ledger, scorer, as_of)
     worst = invoices.sort_values(["days_past_due", "outstanding"], ascending=False).head(10)
-    worklist = client_worklist(
-        invoices,
-        as_of,
-        scorer.policy,
-        now.set_index("client_id")["over_limit_amount"],
-        ledger.clients.set_index("client_id")["country"],
-    )
-    letters = client_letters(worklist, invoices, ledger.clients, as_of)
+    worklist = rank_worklist(worklist_rows(invoices, now, ledger, scorer, as_of))
+    letters = client_letters(worklist, invoices, ledger.clients, as_of, ledger.actions)
     bars = waterfall(scores, 0, scorer.default.catalog)
     # the document shows the largest reasons; the waterfall carries the rest
     scores.risk_reasons[0] = scores.risk_reasons[0][:WATERFALL_STEPS]
@@ -214,11 +244,14 @@ def client_view(
                 "over_limit_amount": float(r.over_limit_amount),
                 "late_interest": float(r.late_interest),
                 "late_compensation": _finite(r.late_compensation),
+                "last_action": str(r.last_action),
                 "jurisdiction": str(r.jurisdiction),
                 "language": str(r.language),
             }
             for r in worklist.itertuples()
         ],
+        "insurance": _insurance(now.iloc[0], scorer),
+        "actions": _actions(ledger, as_of),
         "letter": (
             {k: str(letters[k].iloc[0]) for k in ("client_id", "template", "language", "html")}
             if len(letters)
@@ -237,6 +270,8 @@ def client_view(
                 "late_interest": float(r.late_interest),
                 "late_compensation": _finite(r.late_compensation),
                 "late_charges_rule": str(r.late_charges_rule),
+                "insurance_cover": str(r.insurance_cover),
+                "insurer_notify_by": _date(r.insurer_notify_by),
                 "days_past_due": int(r.days_past_due),
                 "queue": str(r.collection_queue),
                 "action": str(r.action),

@@ -23,6 +23,7 @@ class OnlineLedger:
     """The ledger the service scores against; one client's history is cut out per request."""
 
     def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.ledger: Ledger = load_ledger(folder)
         self.clients = set(self.ledger.clients["client_id"])
         inv = self.ledger.invoices
@@ -73,6 +74,16 @@ class OnlineLedger:
                 for name, frame in self.ledger.tables().items()
             }
         )
+
+    def add_action(self, row: pd.DataFrame) -> None:
+        """An action just recorded in the ledger's log (`features.actions`), seen at once by this
+        worker's next view of its client (other workers: at their next /reload)."""
+        actions = pd.concat([self.ledger.actions, row], ignore_index=True)
+        self.ledger = self.ledger.with_tables({"actions": actions})
+        self.rows["actions"] = (
+            pd.Series(np.arange(len(actions))).groupby(actions["client_id"].to_numpy()).indices
+        )
+        self.client.cache_clear()
 
     def onboarded_before(self, client_id: str, day: pd.Timestamp) -> bool:
         """Whether the client was onboarded before `day` (so it has a row that day)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.contract import ACTIONS
 
 MAX_BATCH = 500
 
@@ -230,6 +232,10 @@ class OpenInvoice(BaseModel):
         default=None, description="Fixed recovery compensation (none: not convertible)."
     )
     late_charges_rule: str = Field(default="", description="The statute or contract applied.")
+    insurance_cover: str = Field(
+        default="", description="covered, notify soon, notified, claim due, cover at risk, ..."
+    )
+    insurer_notify_by: str = Field(default="", description="Notify the insurer by, once overdue.")
     days_past_due: int
     queue: str = Field(description="claim, recovery, dispute or dunning.")
     action: str = Field(description="What to do about it now (its client's stage).")
@@ -268,6 +274,7 @@ class WorkItem(BaseModel):
     late_compensation: float | None = Field(
         default=None, description="Fixed recovery compensation (none: not convertible)."
     )
+    last_action: str = Field(default="", description="The client's latest recorded action.")
     jurisdiction: str = Field(description="The client's country, where a claim is brought.")
     language: str = Field(description="Language of the client's letters (en, zh, de, fr, es).")
 
@@ -283,6 +290,19 @@ class DsoMonth(BaseModel):
     countback_dso: float | None
     best_possible_dso: float | None
     average_days_delinquent: float | None
+
+
+class InsuranceView(BaseModel):
+    insurer: str
+    insurer_limit: float | None = Field(default=None, description="None: no insurer limit.")
+    insurer_status: str = Field(description="granted, reduced, cancelled or empty.")
+    insured_exposure: float
+    uninsured_exposure: float
+    expected_loss_net: float = Field(description="Expected loss net of the indemnity.")
+    note: str = Field(
+        description="'exposure above cover', 'request a higher insurer limit', "
+        "'request an insurer limit' or empty."
+    )
 
 
 class Letter(BaseModel):
@@ -308,6 +328,12 @@ class ClientView(BaseModel):
         description="The nightly report's rules, against the client a month earlier."
     )
     worklist: list[WorkItem] = Field(description="The client's rows of the collections worklist.")
+    actions: list[ActionOut] = Field(
+        default_factory=list, description="The client's latest recorded actions, newest first."
+    )
+    insurance: InsuranceView | None = Field(
+        default=None, description="The credit insurance of the client (none: not insured)."
+    )
     letter: Letter | None = Field(
         default=None,
         description="The dunning letter its stage calls for (models/letters/), or none.",
@@ -368,6 +394,30 @@ class SearchIn(Request):
 class ViewIn(Request):
     client_id: str = CLIENT_ID
     as_of: dt.date | None = AS_OF
+
+
+class ActionIn(Request):
+    client_id: str = CLIENT_ID
+    action: Literal[ACTIONS] = Field(  # type: ignore[valid-type]
+        description="What was done.", examples=["promise_to_pay"]
+    )
+    on: dt.date = Field(description="When (on or before the ledger's extraction date).")
+    invoice_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="The invoice, when about one."
+    )
+    amount: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="An amount it names (promised, ...)."
+    )
+    note: str | None = Field(default=None, max_length=500, description="Free text.")
+
+
+class ActionOut(BaseModel):
+    client_id: str
+    invoice_id: str | None = None
+    action: str
+    on: str
+    amount: float | None = None
+    note: str | None = None
 
 
 class ReloadIn(Request):

@@ -30,7 +30,9 @@ from bentoml.exceptions import BentoMLException
 from pydantic import ValidationError
 from starlette.staticfiles import StaticFiles
 
+from features.actions import record_action
 from features.contract import LedgerValidationError
+from features.errors import InputError
 from features.payment_behaviour import build_client_features
 from portfolio.runs import RunHistory
 from scoring.applicant import TradeReference, applicant_ledger, apply_trade_references
@@ -44,6 +46,8 @@ from serving.officer import client_view, search
 from serving.online import DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger
 from serving.openapi import ConformingResponses
 from serving.schemas import (
+    ActionIn,
+    ActionOut,
     ApplicantDocument,
     ApplicantIn,
     ApplicantProfile,
@@ -73,6 +77,7 @@ ACTIONS = {
     "/search_clients": "score",
     "/client_view": "score",
     "/reload": "reload",
+    "/record_action": "act",
 }
 KNOWN_PATHS = ("/", "/docs.json", "/livez", "/readyz", "/healthz", "/metrics", "/ui")
 KEYS = KeyRing()  # this worker's keys: read at start, again on /reload
@@ -451,6 +456,46 @@ class CreditGuard:
         scores: Scores = view.pop("scores")
         rows: ClientRows = view.pop("rows")
         return ClientView(score=_document(loaded.scorer, rows, scores, 0), **view)
+
+    @bentoml.api(input_spec=ActionIn)
+    def record_action(
+        self,
+        ctx: bentoml.Context,
+        client_id: str,
+        action: str,
+        on: dt.date,
+        invoice_id: str | None = None,
+        amount: float | None = None,
+        note: str | None = None,
+    ) -> ActionOut:
+        """Record what was done (a letter sent, a promise to pay, the insurer notified, ...) in
+        the ledger's action log, checked against the contract, and in the audit log with the key
+        that recorded it. The deadlines, the worklist and the letters read it."""
+        key_id = self._authorize(ctx, "act")
+        if client_id not in self.ledger.clients:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"client_id {client_id!r} is not in the ledger")
+        try:
+            row = record_action(
+                self.ledger.folder,
+                client_id=client_id,
+                action=action,
+                on=on.isoformat(),
+                invoice_id=invoice_id,
+                amount=amount,
+                note=note,
+            )
+        except InputError as exc:
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
+        self.ledger.add_action(pd.DataFrame([row]).astype(self.ledger.ledger.actions.dtypes))
+        self.audit.append_action(key_id=key_id, row=row)
+        return ActionOut(
+            client_id=client_id,
+            invoice_id=invoice_id,
+            action=action,
+            on=row["on"],
+            amount=amount,
+            note=note,
+        )
 
     @bentoml.api(input_spec=ReloadIn)
     def reload(self, ctx: bentoml.Context) -> dict[str, dict[str, str]]:

@@ -15,6 +15,8 @@ def make_ledger(
     financials: list[dict[str, object]] | None = None,
     insolvencies: list[dict[str, object]] | None = None,
     fx_rates: list[dict[str, object]] | None = None,
+    insurer_limits: list[dict[str, object]] | None = None,
+    actions: list[dict[str, object]] | None = None,
     reporting_currency: str | None = None,
     extracted_on: str = "2025-12-31",
 ) -> Ledger:
@@ -46,6 +48,11 @@ def make_ledger(
         raw["insolvencies"] = pd.DataFrame(insolvencies)
     if fx_rates:
         raw["fx_rates"] = pd.DataFrame(fx_rates)
+    if insurer_limits:
+        raw["insurer_limits"] = pd.DataFrame([{"valid_until": None, **r} for r in insurer_limits])
+    if actions:
+        base = {"invoice_id": None, "amount": None, "note": None}
+        raw["actions"] = pd.DataFrame([{**base, **r} for r in actions])
     raw = {
         n: f.astype(object).where(f.notna(), None).map(lambda v: "" if v is None else str(v))
         for n, f in raw.items()

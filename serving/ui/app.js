@@ -180,6 +180,23 @@ function showLetter(letter) {
   link.textContent = `Save the ${letter.template.replace("_", " ")} letter (${letter.language}, HTML)`;
 }
 
+// The insurer's limit beside ours: what it covers, and what to ask for.
+function showInsurance(ins) {
+  const cell = $("#insurer-limit");
+  if (!ins) {
+    cell.textContent = "not insured";
+    return;
+  }
+  const limit = ins.insurer_limit === null ? "none" : `${fmtMoney(ins.insurer_limit)} (${ins.insurer_status})`;
+  cell.replaceChildren(
+    document.createTextNode(`${limit}; insured ${fmtMoney(ins.insured_exposure)}, uninsured ${fmtMoney(ins.uninsured_exposure)}`),
+    Object.assign(document.createElement("div"), {
+      className: ins.note === "exposure above cover" ? "meta flag" : "meta",
+      textContent: [ins.note, `expected loss net of insurance ${fmtMoney(ins.expected_loss_net)}`].filter(Boolean).join(" · "),
+    }),
+  );
+}
+
 // In the reporting currency; an invoice in another currency shows its own amount beside it.
 function outstanding(i, reporting) {
   const own = i.currency && i.currency !== reporting ? ` (${fmtMoney(i.outstanding_in_currency)} ${i.currency})` : "";
@@ -289,6 +306,15 @@ function renderClient(v) {
     "nothing to collect",
   );
   showLetter(v.letter);
+  listItems(
+    $("#actions"),
+    v.actions.map((a) => [
+      `${a.on}: ${a.action.replaceAll("_", " ")}${a.invoice_id ? ` (${a.invoice_id})` : ""}${a.amount !== null ? `, ${fmtMoney(a.amount)}` : ""}${a.note ? ` — ${a.note}` : ""}`,
+      "",
+    ]),
+    "none recorded",
+  );
+  showInsurance(v.insurance);
   drawWaterfall(v.waterfall, s.pd_12m);
   drawHistory(v.payment_history);
   const aging = $("#aging tbody");

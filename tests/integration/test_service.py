@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -42,10 +43,12 @@ def server(
     champion_store: str, small_ledger_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     home = tmp_path_factory.mktemp("service")
+    ledger = home / "ledger"  # its own copy: /record_action writes to the ledger's action log
+    shutil.copytree(small_ledger_dir, ledger)
     env = dict(os.environ)
     env |= {
         "MLFLOW_TRACKING_URI": champion_store,
-        "CREDITGUARD_LEDGER": str(small_ledger_dir),
+        "CREDITGUARD_LEDGER": str(ledger),
         "CREDITGUARD_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items())
         + f",officer:{EXPIRED_KEY}:2020-01-01",
         "CREDITGUARD_AUDIT_DB": str(home / "audit.db"),
@@ -387,14 +390,18 @@ def test_an_applicant_is_scored_from_the_form(page: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def asgi(server: str, small_ledger_dir: Path) -> Iterator[Any]:
+def asgi(
+    server: str, small_ledger_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """The service built in-process from the same registry and ledger as the real server."""
     from starlette.testclient import TestClient
 
     from serving.service import CreditGuard
 
+    ledger = tmp_path_factory.mktemp("asgi") / "ledger"
+    shutil.copytree(small_ledger_dir, ledger)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CREDITGUARD_LEDGER", str(small_ledger_dir))
+        mp.setenv("CREDITGUARD_LEDGER", str(ledger))
         mp.setenv("CREDITGUARD_API_KEYS", ",".join(f"{r}:{k}" for r, k in KEYS.items()))
         with TestClient(CreditGuard.to_asgi()) as client:  # type: ignore[attr-defined]
             yield client
@@ -425,6 +432,59 @@ def test_in_process_errors_are_4xx_that_say_why(asgi: Any) -> None:
         "/score", content=b"client_id=C1", headers=_auth() | {"content-type": "text/plain"}
     )
     assert r.status_code == 415
+
+
+def test_an_officer_records_an_action_audited_and_seen_by_the_deadlines(asgi: Any) -> None:
+    """/record_action: checked against the contract (4xx naming the field), refused to a role
+    without it, appended to the ledger's log and the audit log; the view reads it at once."""
+    view = asgi.post("/client_view", json={"client_id": LIVE}, headers=_auth()).json()
+    r = asgi.post(
+        "/record_action",
+        json={"client_id": LIVE, "action": "promise_to_pay", "on": "2099-01-01"},
+        headers=_auth(),
+    )
+    assert r.status_code == 422 and "after the extraction date" in r.text
+    r = asgi.post(
+        "/record_action",
+        json={
+            "client_id": LIVE,
+            "action": "promise_to_pay",
+            "on": "2024-06-01",
+            "invoice_id": "NOPE",
+        },
+        headers=_auth(),
+    )
+    assert r.status_code == 422 and "invoice_id refers to no invoice of its client" in r.text
+    r = asgi.post(
+        "/record_action",
+        json={"client_id": LIVE, "action": "letter_sent", "on": "2024-06-01"},
+        headers=_auth("batch"),
+    )
+    assert r.status_code == 403
+    body = {"client_id": LIVE, "action": "promise_to_pay", "on": "2025-06-29", "amount": 1200.0}
+    r = asgi.post("/record_action", json={**body, "note": "by phone"}, headers=_auth())
+    assert r.status_code == 200, r.text
+    assert r.json()["action"] == "promise_to_pay" and r.json()["on"] == "2025-06-29"
+    again = asgi.post("/client_view", json={"client_id": LIVE}, headers=_auth()).json()
+    assert again["actions"][0] == {
+        "client_id": LIVE,
+        "invoice_id": None,
+        "action": "promise_to_pay",
+        "on": "2025-06-29",
+        "amount": 1200.0,
+        "note": "by phone",
+    }
+    assert all(
+        w["last_action"] == "promise to pay on 2025-06-29 (1,200)"
+        for w in again["worklist"]
+        if w["queue"] != "insurer"
+    )
+    assert view["score"]["pd_12m"] == again["score"]["pd_12m"]  # recorded, not scored
+    with sqlite3.connect(os.environ["CREDITGUARD_AUDIT_DB"]) as db:
+        last = db.execute(
+            "select client_id, action, amount from actions order by rowid desc"
+        ).fetchone()
+    assert last == (LIVE, "promise_to_pay", 1200.0)
 
 
 def test_a_client_in_dunning_gets_its_letter_in_the_view(asgi: Any, small_ledger: Ledger) -> None:

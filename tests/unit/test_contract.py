@@ -66,6 +66,26 @@ def raw_tables() -> dict[str, pd.DataFrame]:
             }
         ),
         "insolvencies": pd.DataFrame({"client_id": ["C2"], "declared_on": ["2024-05-01"]}),
+        "insurer_limits": pd.DataFrame(
+            {
+                "client_id": ["C1", "C1"],
+                "limit": ["50000", "20000"],
+                "currency": ["EUR", "EUR"],
+                "decided_on": ["2023-01-10", "2024-05-02"],
+                "valid_until": ["", "2025-05-01"],
+                "status": ["granted", "reduced"],
+            }
+        ),
+        "actions": pd.DataFrame(
+            {
+                "client_id": ["C1", "C1"],
+                "invoice_id": ["I2", ""],
+                "action": ["letter_sent", "promise_to_pay"],
+                "on": ["2024-03-20", "2024-04-02"],
+                "amount": ["", "150.5"],
+                "note": ["reminder", ""],
+            }
+        ),
         "fx_rates": pd.DataFrame(
             {
                 "date": ["2024-02-29", "2024-03-01", "2024-06-28"],
@@ -302,6 +322,78 @@ RULES: list[tuple[str, Mutation, str, str, int, str]] = [
         "has no rate to the reporting currency on or before issued_on",
     ),
     ("rate positive", _set("fx_rates", 0, "rate", "0"), "fx_rates", "rate", 1, "must be > 0"),
+    (
+        "insurer limit of a known client",
+        _set("insurer_limits", 0, "client_id", "C8"),
+        "insurer_limits",
+        "client_id",
+        1,
+        "refers to no client",
+    ),
+    (
+        "insurer decision",
+        _set("insurer_limits", 1, "status", "approved"),
+        "insurer_limits",
+        "status",
+        2,
+        "is not one of granted, reduced, cancelled",
+    ),
+    (
+        "insurer limit not negative",
+        _set("insurer_limits", 0, "limit", "-1"),
+        "insurer_limits",
+        "limit",
+        1,
+        "must be >= 0",
+    ),
+    (
+        "insurer limit currency",
+        _set("insurer_limits", 0, "currency", "EURO"),
+        "insurer_limits",
+        "currency",
+        1,
+        "ISO 4217",
+    ),
+    (
+        "valid after decided",
+        _set("insurer_limits", 1, "valid_until", "2024-01-01"),
+        "insurer_limits",
+        "valid_until",
+        2,
+        "is before decided_on",
+    ),
+    (
+        "a known action",
+        _set("actions", 0, "action", "shouted"),
+        "actions",
+        "action",
+        1,
+        "is not one of letter_sent",
+    ),
+    (
+        "an action on its client's invoice",
+        _set("actions", 0, "invoice_id", "I3"),
+        "actions",
+        "invoice_id",
+        1,
+        "refers to no invoice of its client",
+    ),
+    (
+        "an action of a known client",
+        _set("actions", 1, "client_id", "C7"),
+        "actions",
+        "client_id",
+        2,
+        "refers to no client",
+    ),
+    (
+        "no action after extraction",
+        _set("actions", 1, "on", "2024-07-02"),
+        "actions",
+        "on",
+        2,
+        "after the extraction date",
+    ),
     ("rate readable", _set("fx_rates", 1, "rate", "n/a"), "fx_rates", "rate", 2, "not a number"),
     (
         "rate of an ISO 4217 currency",
