@@ -160,6 +160,8 @@ class GeneratorConfig:
     history_months: int = 24
     # of the clients registered outside the euro area, the share invoiced in their currency
     foreign_currency_share: float = 0.6
+    # credit insurance: the share of clients the insurer grants a limit, and the action log
+    insured_share: float = 0.75
     # Current limits: the usual purchases over the terms plus a month, times a headroom drawn
     # in [1.5, 2.2]; a share of clients keep a limit set long ago at a fraction of what they
     # now buy (0.5-0.9), and are the ones over their limit.
@@ -396,6 +398,61 @@ def _invoice_currency(cfg: GeneratorConfig, chunk_no: int, c: _Clients) -> np.nd
     return np.where(chosen, foreign, cfg.currency).astype(object)
 
 
+def _insurer_limits(
+    cfg: GeneratorConfig, rng: np.random.Generator, c: _Clients
+) -> tuple[pa.Table, np.ndarray]:
+    """The insurer's decisions on each client (its own random stream): a limit granted soon after
+    onboarding for `insured_share` of them, sized like a credit limit; reduced by half when the
+    client's distress first builds up, cancelled when it deepens or a month before insolvency
+    (insurers watch the same signals, a little late). Returns the table and who is insured."""
+    starts = _month_starts(cfg)
+    end = np.datetime64(cfg.extracted_on.date(), "D")
+    n = len(c.terms)
+    insured = rng.random(n) < cfg.insured_share
+    need = np.exp(c.log_volume) * (c.terms + 30) / 30.44
+    granted = np.maximum(np.round(need * rng.uniform(0.6, 1.3, n), -3), 5000.0)
+    first = np.maximum(c.onboarded, starts[0]) + rng.integers(0, 30, n).astype("timedelta64[D]")
+    rows: list[tuple[int, float, np.datetime64, str]] = []
+    day = rng.integers(0, 28, n).astype("timedelta64[D]")
+
+    def month_of(mask: np.ndarray) -> np.ndarray:
+        hit = mask.any(axis=1)
+        return np.where(hit, mask.argmax(axis=1), -1)
+
+    reduce_at = month_of(c.distress > 1.0)
+    cancel_at = month_of(c.distress > 2.2)
+    for i in np.flatnonzero(insured & (first <= end)).tolist():
+        rows.append((i, granted[i], first[i], "granted"))
+        when = [first[i]]
+        if reduce_at[i] >= 0 and rng.random() < 0.7:
+            on = max(starts[reduce_at[i]] + day[i], when[-1] + np.timedelta64(1, "D"))
+            if on <= end:
+                rows.append((i, round(granted[i] * 0.5, -3), on, "reduced"))
+                when.append(on)
+        cancel = None
+        if cancel_at[i] >= 0 and rng.random() < 0.8:
+            cancel = starts[cancel_at[i]] + day[i]
+        if not np.isnat(c.insolvent_on[i]):
+            before = c.insolvent_on[i] - np.timedelta64(int(rng.integers(0, 45)), "D")
+            cancel = before if cancel is None else min(cancel, before)
+        if cancel is not None:
+            on = max(cancel, when[-1] + np.timedelta64(1, "D"))
+            if on <= end:
+                rows.append((i, 0.0, on, "cancelled"))
+    idx = np.array([r[0] for r in rows], dtype=np.int64)
+    table = pa.table(
+        {
+            "client_id": pc.take(c.ids, pa.array(idx)),
+            "limit": pa.array([r[1] for r in rows], pa.float64()),
+            "currency": pa.array(np.full(len(rows), cfg.currency), pa.string()),
+            "decided_on": pa.array(np.array([r[2] for r in rows], "datetime64[D]"), pa.date32()),
+            "valid_until": pa.nulls(len(rows), pa.date32()),
+            "status": pa.array([r[3] for r in rows], pa.string()),
+        }
+    )
+    return table, insured
+
+
 def _current_limits(
     cfg: GeneratorConfig, rng: np.random.Generator, log_volume: np.ndarray, terms: np.ndarray
 ) -> np.ndarray:
@@ -415,7 +472,8 @@ def _simulate_invoices(
     c: _Clients,
     first_invoice: int,
     fx: _Rates | None = None,
-) -> tuple[pa.Table, pa.Table]:
+    log: tuple[np.random.Generator, np.ndarray] | None = None,
+) -> tuple[pa.Table, pa.Table, pa.Table | None]:
     months = _simulated_months(cfg)
     starts = _month_starts(cfg)
     end = np.datetime64(cfg.extracted_on.date(), "D")
@@ -551,7 +609,92 @@ def _simulate_invoices(
             "amount": pa.array(pay_amount[ok], pa.float64()),
         }
     )
-    return invoices, payments
+    actions = None
+    if log is not None:
+        open_until = np.where(
+            pay_last, settle, np.where(np.isnat(written_off), end + 1, written_off)
+        ).astype("datetime64[D]")
+        actions = _action_log(
+            log[0],
+            log[1][client_idx],
+            c,
+            client_idx,
+            invoice_ids,
+            due,
+            late,
+            days_late,
+            amount,
+            open_until,
+            insolvent,
+            end,
+        )
+    return invoices, payments, actions
+
+
+def _action_log(
+    rng: np.random.Generator,
+    insured: np.ndarray,
+    c: _Clients,
+    client_idx: np.ndarray,
+    invoice_ids: pa.Array,
+    due: np.ndarray,
+    late: np.ndarray,
+    days_late: np.ndarray,
+    amount: np.ndarray,
+    open_until: np.ndarray,
+    insolvent: np.ndarray,
+    end: np.datetime64,
+) -> pa.Table:
+    """What a credit team did about the invoices (its own random stream): a reminder for half of
+    those still open 15 days after their due date, a promise to pay for some very late ones, the
+    insurer notified of 85 % of the insured invoices still open 30 days after their due date (the
+    rest lose their cover), a claim filed once an insured client is insolvent."""
+    k = len(due)
+
+    def days(lo: int, hi: int) -> np.ndarray:
+        return rng.integers(lo, hi, k).astype("timedelta64[D]")
+
+    nothing = np.full(k, np.nan)
+    parts: list[tuple[np.ndarray, str, np.ndarray, np.ndarray, str]] = []
+    letter_on = due + days(15, 21)
+    pick = late & (letter_on < open_until) & (letter_on <= end) & (rng.random(k) < 0.5)
+    parts.append((pick, "letter_sent", letter_on, nothing, "reminder"))
+    promise_on = due + days(10, 21)
+    pick = late & (days_late > 20) & (promise_on < open_until) & (promise_on <= end)
+    pick &= rng.random(k) < 0.1
+    parts.append((pick, "promise_to_pay", promise_on, amount, ""))
+    notify_on = due + days(30, 56)
+    notified = insured & (notify_on < open_until) & (notify_on <= end) & (rng.random(k) < 0.85)
+    parts.append((notified, "insurer_notified", notify_on, nothing, ""))
+    claim_on = np.maximum(insolvent + days(10, 41), notify_on + np.timedelta64(1, "D"))
+    pick = notified & ~np.isnat(insolvent) & (claim_on <= end)
+    parts.append((pick, "claim_filed", claim_on, amount, ""))
+    rows = [np.flatnonzero(p[0]) for p in parts]
+    idx = np.concatenate(rows)
+    on = np.concatenate([p[2][r] for p, r in zip(parts, rows, strict=True)])
+    amounts = np.concatenate(
+        [
+            np.broadcast_to(np.asarray(p[3], dtype="float64"), (k,))[r]
+            for p, r in zip(parts, rows, strict=True)
+        ]
+    )
+    names = np.concatenate(
+        [np.full(len(r), p[1], dtype=object) for p, r in zip(parts, rows, strict=True)]
+    )
+    notes = np.concatenate(
+        [np.full(len(r), p[4], dtype=object) for p, r in zip(parts, rows, strict=True)]
+    )
+    order = np.lexsort((on, idx))
+    return pa.table(
+        {
+            "client_id": pc.take(c.ids, pa.array(client_idx[idx][order])),
+            "invoice_id": pc.take(invoice_ids, pa.array(idx[order])),
+            "action": pa.array(names[order], pa.string()),
+            "on": pa.array(on[order], pa.date32()),
+            "amount": pa.array(amounts[order], pa.float64(), mask=np.isnan(amounts[order])),
+            "note": pa.array(list(notes[order]), pa.string(), mask=notes[order] == ""),
+        }
+    )
 
 
 def _simulate_financials(
@@ -630,7 +773,15 @@ def generate_ledger(
     cfg: GeneratorConfig, out: Path | str, *, progress: bool = True
 ) -> dict[str, int]:
     """Simulate the ledger chunk by chunk and write it to `out` atomically; returns row counts."""
-    counts = {"clients": 0, "invoices": 0, "payments": 0, "financials": 0, "insolvencies": 0}
+    counts = {
+        "clients": 0,
+        "invoices": 0,
+        "payments": 0,
+        "financials": 0,
+        "insolvencies": 0,
+        "insurer_limits": 0,
+        "actions": 0,
+    }
     chunks = range(0, cfg.clients, CHUNK_CLIENTS)
     fx = _rate_series(cfg) if cfg.foreign_currency_share > 0 else None
     with atomic_directory(out) as tmp:
@@ -644,7 +795,18 @@ def generate_ledger(
                 clients = _simulate_clients(cfg, rng, first, n)
                 if fx is not None:
                     clients.currency = _invoice_currency(cfg, chunk_no, clients)
-                invoices, payments = _simulate_invoices(cfg, rng, clients, counts["invoices"], fx)
+                log = None
+                tables = []
+                if cfg.insured_share > 0:  # the insurer and the action log: a stream of their own
+                    log_rng = np.random.default_rng([cfg.seed, chunk_no, 2])
+                    limits, insured = _insurer_limits(cfg, log_rng, clients)
+                    tables.append(("insurer_limits", limits))
+                    log = (log_rng, insured)
+                invoices, payments, actions = _simulate_invoices(
+                    cfg, rng, clients, counts["invoices"], fx, log
+                )
+                if actions is not None:
+                    tables.append(("actions", actions))
                 financials, insolvencies = _simulate_financials(cfg, rng, clients)
                 for name, table in (
                     ("clients", clients.table),
@@ -652,6 +814,7 @@ def generate_ledger(
                     ("payments", payments),
                     ("financials", financials),
                     ("insolvencies", insolvencies),
+                    *tables,
                 ):
                     if name not in writers:
                         writers[name] = pq.ParquetWriter(
