@@ -57,6 +57,13 @@ def score(
             "(readable by every executor)."
         ),
     ] = None,
+    insurance: Annotated[
+        Path | None,
+        typer.Option(
+            help="Credit insurance policy (YAML; default models/insurance_policy.yaml when "
+            "there is one)."
+        ),
+    ] = None,
 ) -> None:
     """Score the whole portfolio into a run: clients, invoices, collections, rejects, report."""
     if engine not in ("local", "spark"):
@@ -79,6 +86,7 @@ def score(
         history=history,
         max_reject_share=max_reject_share,
         scratch=scratch,
+        insurance=insurance,
     )
     print_report(figures, run)
 

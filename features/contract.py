@@ -21,6 +21,7 @@ TABLE_NAMES = (
     "clients",
     "invoices",
     "payments",
+    "instalments",
     "financials",
     "insolvencies",
     "insurer_limits",
@@ -42,6 +43,7 @@ ACTIONS = (
     "legal_action",
 )
 INSURER_DECISIONS = ("granted", "reduced", "cancelled")
+BY_INVOICE = ("payments", "instalments")  # tables whose rows belong to an invoice (its client's)
 RATES = "fx_rates"  # not a client's: every part of a ledger holds all of it
 LEDGER_TABLES = (*TABLE_NAMES, RATES)
 VIOLATION_COLUMNS = ["table", "row", "key", "column", "rule", "value"]
@@ -136,6 +138,21 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("invoice_id", "str", "The invoice paid."),
             _c("paid_on", "date", "Date of the payment."),
             _c("amount", "float", "Amount received.", strictly_positive=True),
+        ),
+    ),
+    "instalments": TableSchema(
+        "instalments",
+        key=("invoice_id", "due_on"),
+        optional=True,
+        columns=(
+            _c("invoice_id", "str", "The invoice payable in instalments."),
+            _c("due_on", "date", "When this instalment is due.", future_allowed=True),
+            _c(
+                "amount",
+                "float",
+                "The instalment, in the invoice's currency.",
+                strictly_positive=True,
+            ),
         ),
     ),
     "financials": TableSchema(
@@ -238,6 +255,7 @@ class Ledger:
     invoices: pd.DataFrame
     extracted_on: pd.Timestamp
     payments: pd.DataFrame = field(default_factory=lambda: empty_table("payments"))
+    instalments: pd.DataFrame = field(default_factory=lambda: empty_table("instalments"))
     financials: pd.DataFrame = field(default_factory=lambda: empty_table("financials"))
     insolvencies: pd.DataFrame = field(default_factory=lambda: empty_table("insolvencies"))
     insurer_limits: pd.DataFrame = field(default_factory=lambda: empty_table("insurer_limits"))
@@ -535,6 +553,29 @@ def _no_rate(t: Ledger, _: ContractConfig) -> np.ndarray:
     return known & np.isnan(t.rates.on(inv["currency"], inv["issued_on"]))
 
 
+def _scheduled_invoice(t: Ledger) -> np.ndarray:
+    """Each instalment's row in `_invoices_once`, -1 for none."""
+    return index_in(t.instalments["invoice_id"], _invoices_once(t)["invoice_id"])
+
+
+def _instalments_disagree(t: Ledger, cfg: ContractConfig) -> np.ndarray:
+    """Invoices whose instalments do not add up to their amount, or whose last instalment does
+    not fall on their due date."""
+    if not len(t.instalments):
+        return np.zeros(len(t.invoices), dtype=bool)
+    by_invoice = t.instalments.groupby("invoice_id").agg(
+        total=("amount", "sum"), last=("due_on", "max")
+    )
+    inv = t.invoices
+    total = inv["invoice_id"].map(by_invoice["total"]).to_numpy(dtype="float64")
+    last = inv["invoice_id"].map(by_invoice["last"])
+    amount = inv["amount"].to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        off = np.abs(total - amount) > cfg.payment_sum_tolerance * amount + 0.01
+    moved = last.notna().to_numpy() & (last != inv["due_on"]).to_numpy()
+    return np.isfinite(total) & (off | moved)
+
+
 def _payment_issued(t: Ledger) -> pd.Series:
     inv = _invoices_once(t)
     issued = take(inv["issued_on"].to_numpy(), _paid_invoice(t), np.datetime64("NaT"))
@@ -644,6 +685,39 @@ RULES: tuple[Rule, ...] = (
             t.invoices["invoice_id"]
             .map(_payment_totals(t))
             .map(lambda v: f"payments sum to {v:.2f}")
+        ),
+    ),
+    Rule(
+        "instalments",
+        "invoice_id",
+        "refers to no invoice in invoices",
+        lambda t, _: t.instalments["invoice_id"].notna().to_numpy() & (_scheduled_invoice(t) < 0),
+    ),
+    Rule(
+        "instalments",
+        "due_on",
+        "is before the invoice's issued_on",
+        lambda t, _: (
+            t.instalments["due_on"]
+            < pd.Series(
+                take(
+                    _invoices_once(t)["issued_on"].to_numpy(),
+                    _scheduled_invoice(t),
+                    np.datetime64("NaT"),
+                ),
+                index=t.instalments.index,
+            )
+        ),
+    ),
+    Rule(
+        "invoices",
+        "amount",
+        "differs from the sum of its instalments, or due_on from the last one's",
+        _instalments_disagree,
+        shown=lambda t: (
+            t.invoices["invoice_id"]
+            .map(t.instalments.groupby("invoice_id")["amount"].sum())
+            .map(lambda v: f"instalments sum to {v:.2f}")
         ),
     ),
     _before("financials", "published_on", "period_end"),

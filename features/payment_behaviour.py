@@ -26,6 +26,7 @@ from features.catalog import AGING, WINDOWS, client_feature_specs
 from features.contract import STATEMENT_AMOUNTS, Ledger, is_open
 from features.country_risk import country_risk_class
 from features.fx import Rates
+from features.instalments import Schedules
 
 EPOCH = np.datetime64("1970-01-01", "D")
 PAYDEX_DAYS = np.array([-20.0, -10.0, 0.0, 15.0, 22.0, 30.0, 60.0, 90.0, 120.0, 180.0])
@@ -80,6 +81,7 @@ class _History:
     disputed: np.ndarray
     currency: np.ndarray  # each invoice's code in `rates` (-1: the reporting currency)
     rates: Rates | None  # None: nothing to convert
+    schedules: Schedules  # instalment schedules, by invoice position (`features.instalments`)
     # payments, sorted by client; pay_inv points into the invoice arrays
     pay_start: np.ndarray
     pay_end: np.ndarray
@@ -159,6 +161,13 @@ def _history(ledger: Ledger) -> _History:
         disputed=inv["disputed"].to_numpy(dtype=bool)[order],
         currency=currency,
         rates=rates,
+        schedules=Schedules.of(
+            index_in(ledger.instalments["invoice_id"], invoice_ids),
+            _days(ledger.instalments["due_on"]),
+            ledger.instalments["amount"].to_numpy(dtype="float64"),
+        )
+        if len(ledger.instalments)
+        else Schedules.none(),
         pay_start=pay_end - pay_counts,
         pay_end=pay_end,
         pay_inv=pay_inv[pay_order],
@@ -351,14 +360,22 @@ def _exposure(h: _History, at: _At, f: dict[str, np.ndarray]) -> None:
     o_rows = at.rows[open_]
     o_received = _sum_by_key(h.pay_inv[before], h.pay_amount[before], o_rows)
     o_lc = at.lc[open_]
-    outstanding = np.clip(h.amount[o_rows] - o_received, 0.0, None) * at.fx[open_]
-    o_dpd = day - at.due[open_]
+    owed = np.clip(h.amount[o_rows] - o_received, 0.0, None)
+    # past due since the first unpaid instalment (`features.instalments`), or the due date
+    since, past_due, _ = h.schedules.overdue(o_rows, at.due[open_], owed, o_received, day)
+    fx = at.fx[open_]
+    outstanding, past = owed * fx, past_due * fx
+    o_dpd = day - since
     f["open_count"] = at.count(o_lc)
     balance = at.count(o_lc, outstanding)
     f["open_balance"] = balance
-    f["overdue_balance"] = at.count(o_lc, outstanding * (o_dpd > 0))
+    f["overdue_balance"] = at.count(o_lc, past)
+    # the past-due part in its bucket, the rest (not due, instalments to come) current
     for name, lo, hi in AGING:
-        f[f"aging_{name}"] = at.count(o_lc, outstanding * ((o_dpd >= lo) & (o_dpd <= hi)))
+        part = np.where(o_dpd > 0, past, outstanding) if lo > 0 else outstanding - past
+        f[f"aging_{name}"] = at.count(
+            o_lc, part * ((o_dpd >= lo) & (o_dpd <= hi)) if lo > 0 else part
+        )
     for name, _, _ in AGING:
         f[f"aging_{name}_share"] = _div(f[f"aging_{name}"], balance)
     f["oldest_open_age_days"] = day - _min(o_lc, k, at.issued[open_])

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.arrays import index_in, isin, no_repeats, take
-from features.contract import TABLE_NAMES, Ledger
+from features.contract import BY_INVOICE, TABLE_NAMES, Ledger
 from features.io import atomic_file
 from features.labels import label_default, label_late, label_timing
 from features.payment_behaviour import build_client_features, build_invoice_features
@@ -28,11 +28,11 @@ def client_ledger(ledger: Ledger, client_ids: Sequence[str] | pd.Series | np.nda
     tables = {
         name: frame[isin(frame["client_id"], ids)]
         for name, frame in ledger.tables().items()
-        if name != "payments"
+        if name not in BY_INVOICE
     }
-    tables["payments"] = ledger.payments[
-        isin(ledger.payments["invoice_id"], tables["invoices"]["invoice_id"])
-    ]
+    for name in BY_INVOICE:  # a payment or an instalment goes with its invoice
+        frame = ledger.table(name)
+        tables[name] = frame[isin(frame["invoice_id"], tables["invoices"]["invoice_id"])]
     return ledger.with_tables(tables)
 
 
@@ -52,11 +52,11 @@ def client_ledgers(ledger: Ledger, groups: Sequence[np.ndarray]) -> Iterator[Led
     def by_client(name: str) -> np.ndarray:
         return take(group_of, index_in(getattr(ledger, name)["client_id"], ids), none)
 
-    labels = {name: by_client(name) for name in TABLE_NAMES if name != "payments"}
-    # a payment goes with its invoice
-    labels["payments"] = take(
-        labels["invoices"], index_in(ledger.payments["invoice_id"], invoice_ids), none
-    )
+    labels = {name: by_client(name) for name in TABLE_NAMES if name not in BY_INVOICE}
+    for name in BY_INVOICE:  # a payment or an instalment goes with its invoice
+        labels[name] = take(
+            labels["invoices"], index_in(ledger.table(name)["invoice_id"], invoice_ids), none
+        )
     grouped = {}
     for name, label in labels.items():
         order = np.argsort(label, kind="stable")  # stable: table order within a group

@@ -4,7 +4,7 @@
 19.5 million invoices. `ledger_parts` instead makes one streaming pass over each file and spills
 its rows to scratch files, one per part of the clients (every row of a client lands in its part);
 the parts are then read, typed, validated and quarantined one at a time. What the whole-ledger
-check finds across clients is found here too: payments go to the part of the invoice they pay
+check finds across clients is found here too: payments and instalments go to the part of the invoice they belong to
 (matched in shards of invoice ids, so that no table of every id is ever held), an invoice id used
 by two clients in different parts is flagged on its later row, and rows that belong to no client
 (or pay no invoice) form a last part in which the contract rejects them. Row numbers in violations
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.contract import (
+    BY_INVOICE,
     RATES,
     TABLE_NAMES,
     ContractConfig,
@@ -243,11 +244,13 @@ def _spill_ledger(
                     }
                 )
                 id_spill.write("ids", index, _shard(index["invoice_id"], shards))
-    if paths["payments"] is not None:
-        pay_spill = _Spill(work / "payments")
-        pay_spill.folder.mkdir()
+    # payments and instalments go with their invoice: spilled by shard of invoice id first
+    by_invoice = [name for name in BY_INVOICE if paths[name] is not None]
+    pay_spill = _Spill(work / "payments")
+    pay_spill.folder.mkdir()
+    for name in by_invoice:
         offset = 0
-        for table in _batches(paths["payments"]):
+        for table in _batches(paths[name]):  # type: ignore[arg-type]
             table = table.append_column(ROW, pa.array(np.arange(offset, offset + len(table))))
             offset += len(table)
             keys = (
@@ -255,8 +258,8 @@ def _spill_ledger(
                 if "invoice_id" in table.column_names
                 else pa.nulls(len(table), pa.string())
             )
-            pay_spill.write("payments", table, _shard(keys, shards))
-        pay_spill.close()
+            pay_spill.write(name, table, _shard(keys, shards))
+    pay_spill.close()
     id_spill.close()
 
     # Per shard of invoice ids: each id's first row (in file order) decides where its payments
@@ -280,22 +283,21 @@ def _spill_ledger(
             for part, row in zip(later["part"].tolist(), later[ROW].tolist(), strict=True):
                 duplicates.setdefault(int(part), set()).add(int(row))
             index = pa.Table.from_pandas(frame[~repeat], preserve_index=False)
-        if paths["payments"] is None:
-            continue
-        payments = pay_spill.read("payments", shard)
-        if payments is None or not len(payments):
-            continue
-        keys = (
-            _ids(payments["invoice_id"])
-            if "invoice_id" in payments.column_names
-            else pa.nulls(len(payments), pa.string())
-        )
-        owners = np.full(len(payments), orphan, dtype=np.int64)
-        if len(index):
-            first = index["invoice_id"].combine_chunks()
-            at = pc.fill_null(pc.index_in(keys, value_set=first), -1).to_numpy()
-            owners[at >= 0] = index["part"].to_numpy()[at[at >= 0]]
-        spill.write("payments", payments, owners)
+        for name in by_invoice:
+            rows = pay_spill.read(name, shard)
+            if rows is None or not len(rows):
+                continue
+            keys = (
+                _ids(rows["invoice_id"])
+                if "invoice_id" in rows.column_names
+                else pa.nulls(len(rows), pa.string())
+            )
+            owners = np.full(len(rows), orphan, dtype=np.int64)
+            if len(index):
+                first = index["invoice_id"].combine_chunks()
+                at = pc.fill_null(pc.index_in(keys, value_set=first), -1).to_numpy()
+                owners[at >= 0] = index["part"].to_numpy()[at[at >= 0]]
+            spill.write(name, rows, owners)
     spill.close()
     shutil.rmtree(work / "ids", ignore_errors=True)
     shutil.rmtree(work / "payments", ignore_errors=True)

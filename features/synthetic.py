@@ -473,7 +473,7 @@ def _simulate_invoices(
     first_invoice: int,
     fx: _Rates | None = None,
     log: tuple[np.random.Generator, np.ndarray] | None = None,
-) -> tuple[pa.Table, pa.Table, pa.Table | None]:
+) -> tuple[pa.Table, pa.Table, tuple[pa.Table, pa.Table] | None]:
     months = _simulated_months(cfg)
     starts = _month_starts(cfg)
     end = np.datetime64(cfg.extracted_on.date(), "D")
@@ -609,7 +609,7 @@ def _simulate_invoices(
             "amount": pa.array(pay_amount[ok], pa.float64()),
         }
     )
-    actions = None
+    extra = None
     if log is not None:
         open_until = np.where(
             pay_last, settle, np.where(np.isnat(written_off), end + 1, written_off)
@@ -628,7 +628,39 @@ def _simulate_invoices(
             insolvent,
             end,
         )
-    return invoices, payments, actions
+        extra = (actions, _instalments(log[0], invoice_ids, issued, terms, amount))
+    return invoices, payments, extra
+
+
+def _instalments(
+    rng: np.random.Generator,
+    invoice_ids: pa.Array,
+    issued: np.ndarray,
+    terms: np.ndarray,
+    amount: np.ndarray,
+) -> pa.Table:
+    """A tenth of the invoices on 60 or 90 days are payable in instalments every 30 days (two or
+    three equal parts, the last on the due date), as a seller agrees with a buyer that needs
+    time; its own random stream."""
+    k = len(terms)
+    pick = np.flatnonzero((terms >= 60) & (rng.random(k) < 0.1))
+    parts = (terms[pick] // 30).astype(np.int64)  # 60 days: 2, 90: 3
+    row = np.repeat(pick, parts)
+    step = np.concatenate([np.arange(1, p + 1) for p in parts]) if len(parts) else np.zeros(0, int)
+    count = np.repeat(parts, parts)
+    share = np.round(amount[row] / count, 2)
+    last = step == count
+    # the last instalment takes what rounding left, so the parts add up to the invoice
+    totals = np.bincount(np.repeat(np.arange(len(pick)), parts), share, minlength=len(pick))
+    share[last] = np.round(share[last] + (amount[pick] - totals), 2)
+    due = issued[row] + np.where(last, terms[row], 30 * step).astype("timedelta64[D]")
+    return pa.table(
+        {
+            "invoice_id": pc.take(invoice_ids, pa.array(row)),
+            "due_on": pa.array(due, pa.date32()),
+            "amount": pa.array(share, pa.float64()),
+        }
+    )
 
 
 def _action_log(
@@ -781,6 +813,7 @@ def generate_ledger(
         "insolvencies": 0,
         "insurer_limits": 0,
         "actions": 0,
+        "instalments": 0,
     }
     chunks = range(0, cfg.clients, CHUNK_CLIENTS)
     fx = _rate_series(cfg) if cfg.foreign_currency_share > 0 else None
@@ -802,11 +835,11 @@ def generate_ledger(
                     limits, insured = _insurer_limits(cfg, log_rng, clients)
                     tables.append(("insurer_limits", limits))
                     log = (log_rng, insured)
-                invoices, payments, actions = _simulate_invoices(
+                invoices, payments, extra = _simulate_invoices(
                     cfg, rng, clients, counts["invoices"], fx, log
                 )
-                if actions is not None:
-                    tables.append(("actions", actions))
+                if extra is not None:
+                    tables += [("actions", extra[0]), ("instalments", extra[1])]
                 financials, insolvencies = _simulate_financials(cfg, rng, clients)
                 for name, table in (
                     ("clients", clients.table),

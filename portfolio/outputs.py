@@ -107,8 +107,7 @@ class InvoiceFigures:
                 mine["outstanding"] += float(row["sum"])
         for stage, n in invoices["escalation_stage"].value_counts().items():
             self.stages[int(stage)] = self.stages.get(int(stage), 0) + int(n)
-        overdue = invoices["days_past_due"].to_numpy() > 0
-        self.overdue_balance += float(invoices["outstanding"].to_numpy()[overdue].sum())
+        self.overdue_balance += float(invoices["overdue"].sum())
         self.max_dpd.append(max_days_past_due(invoices))
 
     def currency(self) -> str:

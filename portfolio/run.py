@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, TOTAL, RunTables
 from portfolio.report import RunResult, build_report, render_html
 from portfolio.spark import score_spark
 from scoring.dso import dso_measures
+from scoring.insurance import InsurancePolicy
+from scoring.policy import PolicyError
 from scoring.scorer import Scorer
 from scoring.timing import forecast_frame
 
@@ -53,6 +56,7 @@ def run_scoring(
     scratch: Path | None = None,
     progress: bool = True,
     scorer: Scorer | None = None,
+    insurance: Path | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Score every client and open invoice of a ledger folder and publish the run under the runs
     root `out` (`portfolio.layout`); returns the run's folder and the report's figures.
@@ -62,11 +66,18 @@ def run_scoring(
     (`features.io.check_files`). A table with more than `max_reject_share` of its rows breaking
     the contract stops the run before anything is published. `previous`: the run to continue
     (default, with `history`: the latest earlier run under `out`). `scorer`: the champions, when
-    the caller has them loaded already."""
+    the caller has them loaded already; `insurance`: a credit insurance policy file instead of
+    the shipped one (`scoring.insurance`)."""
     try:
         check_root(out)
     except RunsRootError as exc:
         raise RunInputError("--out", str(exc)) from None
+    policy = None
+    if insurance is not None:
+        try:
+            policy = InsurancePolicy.load(insurance)
+        except PolicyError as exc:
+            raise RunInputError("--insurance", str(exc)) from None
     if previous is not None and not (previous / RUN_MARKER).exists():
         raise RunInputError("--previous", f"{previous} is not a scoring run")
     files = check_files(ledger_dir)
@@ -85,6 +96,8 @@ def run_scoring(
         if previous is None and history:
             previous = root.before(day)
         scorer = scorer or Scorer.from_registry()
+        if policy is not None:
+            scorer = replace(scorer, insurance=policy)
         before = read_clients(previous) if previous is not None else None
         # Chunk results are spilled here as they come, and merged into the run when it is written.
         with (

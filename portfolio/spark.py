@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.contract import RATES, TABLE_NAMES, Ledger
+from features.contract import BY_INVOICE, RATES, TABLE_NAMES, Ledger
 from portfolio.batch import finish, score_chunk
 from portfolio.outputs import ChunkResult
 from scoring.scorer import HISTORY_COLUMNS, Scorer
@@ -75,7 +75,7 @@ def write_buckets(ledger: Ledger, folder: Path, buckets: int) -> None:
         frame = ledger.table(name)
         key = (
             frame["invoice_id"].map(by_invoice)
-            if name == "payments"
+            if name in BY_INVOICE
             else frame["client_id"].map(by_client)
         )
         (folder / name).mkdir(parents=True)

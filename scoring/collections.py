@@ -127,7 +127,8 @@ def client_worklist(
         return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in WORKLIST_COLUMNS.items()})
     work = work.sort_values(["client_id", "days_past_due"], ascending=[True, False])
     overdue = work["escalation_stage"].to_numpy() > 0
-    work = work.assign(overdue=np.where(overdue, work["outstanding"].to_numpy(), 0.0))
+    past = work["overdue"].to_numpy() if "overdue" in work else work["outstanding"].to_numpy()
+    work = work.assign(overdue=np.where(overdue, past, 0.0))
     groups = work.groupby(["client_id", "collection_queue"], sort=True)
     rows = groups.agg(
         stage=("client_stage", "max"),

@@ -73,16 +73,17 @@ def late_charges(
     policy: LateInterestPolicy,
     rates: Rates,
 ) -> LateCharges:
-    """`invoices`: open invoices with currency, amount, outstanding_in_currency, fx_rate and
-    due_on; `countries`: each invoice's client's country."""
+    """`invoices`: open invoices with currency, amount, fx_rate and late_amount_days
+    (`scoring.receivables.open_invoices`); `countries`: each invoice's client's country."""
     table = late_interest_rules()
     n = len(invoices)
     interest = np.zeros(n)
     compensation = np.zeros(n)
     rule = np.full(n, "", dtype=object)
-    late_days = np.maximum((as_of - invoices["due_on"]).dt.days.to_numpy() - 1, 0)
-    overdue = late_days > 0
-    left = invoices["outstanding_in_currency"].to_numpy(dtype="float64")
+    # the late amount-days of each invoice (`features.instalments`: with a schedule, each
+    # instalment from its own due date)
+    base = invoices["late_amount_days"].to_numpy(dtype="float64")
+    overdue = base > 0
     known = np.isin(countries, table.index.to_numpy())
     country = np.where(known, countries, ANY)
     for code in np.unique(country[overdue]):
@@ -90,7 +91,7 @@ def late_charges(
         rows = overdue & (country == code)
         if r["rule"] == "statute":
             annual = (float(r["reference_rate_pct"]) + float(r["margin_pct"])) / 100
-            interest[rows] = left[rows] * annual * late_days[rows] / 365
+            interest[rows] = base[rows] * annual / 365
             compensation[rows] = _compensation(invoices.loc[rows], r, as_of, rates)
             rule[rows] = (
                 f"{code}: {r['reference_rate_name']} {float(r['reference_rate_pct']):g} % + "
@@ -98,13 +99,13 @@ def late_charges(
                 f"{r['compensation'].replace(';', '/')} fixed ({r['source']})"
             )
         elif r["rule"] == "daily_penalty":
-            interest[rows] = left[rows] * policy.daily_penalty_rate * late_days[rows]
+            interest[rows] = base[rows] * policy.daily_penalty_rate
             rule[rows] = (
                 f"{code}: contractual penalty {policy.daily_penalty_rate * 100:.2f} % a day "
                 f"({r['source']})"
             )
         else:
-            interest[rows] = left[rows] * policy.contractual_rate * late_days[rows] / 365
+            interest[rows] = base[rows] * policy.contractual_rate / 365
             rule[rows] = (
                 f"contractual rate {policy.contractual_rate * 100:.1f} % a year (no statutory "
                 "rate for the country in the table)"

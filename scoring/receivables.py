@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.arrays import index_in
 from features.contract import Ledger, is_open
+from features.instalments import Schedules
 
 STAGES = (
     (0, "not yet due"),
@@ -33,7 +35,9 @@ def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
     that day (dated payments before `as_of` deducted): `outstanding_in_currency` in the invoice's
     own currency, `outstanding` in the reporting currency at the rate known on `as_of`
     (`fx_rate`, `features.fx`), and `fx_change`, what that amount gained (or lost, negative) in
-    the reporting currency since the invoice was issued."""
+    the reporting currency since the invoice was issued; what is past due (`overdue_in_currency`,
+    `overdue`), since when and its late amount-days (`features.instalments`: an instalment
+    schedule counts each instalment from its own due date)."""
     inv = ledger.invoices
     is_open_now = is_open(inv["issued_on"], inv["paid_on"], inv["written_off_on"], as_of)
     out = inv.loc[
@@ -48,6 +52,15 @@ def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
     )
     paid = out["invoice_id"].map(received).fillna(0.0).to_numpy()
     left = np.maximum(out["amount"].to_numpy() - paid, 0.0)
+    day = float((as_of - EPOCH).days)
+    schedules = Schedules.of(
+        index_in(ledger.instalments["invoice_id"], out["invoice_id"]),
+        _days(ledger.instalments["due_on"]),
+        ledger.instalments["amount"].to_numpy(dtype="float64"),
+    )
+    since, past, amount_days = schedules.overdue(
+        np.arange(len(out)), _days(out["due_on"]), left, paid, day
+    )
     rate = ledger.rates.on(out["currency"], as_of) if ledger.rates.converts else 1.0
     at_issue = ledger.rates.on(out["currency"], out["issued_on"]) if ledger.rates.converts else 1.0
     out = out.assign(
@@ -55,13 +68,28 @@ def open_invoices(ledger: Ledger, as_of: pd.Timestamp) -> pd.DataFrame:
         fx_rate=np.broadcast_to(rate, left.shape).astype("float64"),
         outstanding=left * rate,
         fx_change=left * (np.asarray(rate) - at_issue),
+        overdue_since=(EPOCH + since.astype("int64").astype("timedelta64[D]")).astype(
+            "datetime64[us]"
+        ),
+        overdue_in_currency=past,
+        overdue=past * rate,
+        late_amount_days=amount_days,
     )
     return out.reset_index(drop=True)
 
 
+EPOCH = pd.Timestamp("1970-01-01")
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    return ((dates - EPOCH).dt.days).to_numpy(dtype="float64")
+
+
 def days_past_due(invoices: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
-    """Signed days from each invoice's due date to `as_of` (negative: not yet due)."""
-    return (as_of - invoices["due_on"]).dt.days.to_numpy()
+    """Signed days from each invoice's due date (with instalments: the first one not yet paid,
+    `overdue_since`) to `as_of` (negative: not yet due)."""
+    due = invoices["overdue_since"] if "overdue_since" in invoices else invoices["due_on"]
+    return (as_of - due).dt.days.to_numpy()
 
 
 def with_stage(invoices: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

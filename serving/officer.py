@@ -133,13 +133,19 @@ def _finite(value: float) -> float | None:
 
 
 def _aging(open_: pd.DataFrame) -> list[dict[str, Any]]:
+    """The open balance by days past due: each invoice's past-due part in its stage's bucket,
+    the rest (not yet due, and instalments to come) in the first."""
     buckets = [STAGES[0][1]] + [s[1].split("(")[-1].rstrip(")") for s in STAGES[1:]]
     stage = open_["escalation_stage"].to_numpy() if len(open_) else np.zeros(0, int)
-    amounts = open_["outstanding"].to_numpy() if len(open_) else np.zeros(0)
+    total = open_["outstanding"].to_numpy() if len(open_) else np.zeros(0)
+    past = open_["overdue"].to_numpy() if len(open_) else np.zeros(0)
+    amounts = np.where(stage > 0, past, total)
     return [
         {
             "bucket": b,
-            "amount": float(amounts[stage == i].sum()),
+            "amount": float(
+                amounts[stage == i].sum() + ((total - past)[stage > 0].sum() if i == 0 else 0)
+            ),
             "invoices": int((stage == i).sum()),
         }
         for i, b in enumerate(buckets)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import Ledger
+from features.contract import BY_INVOICE, Ledger
 from features.io import load_ledger
 from features.payment_behaviour import build_client_features
 from features.pipeline import client_ledger
@@ -36,7 +36,7 @@ class OnlineLedger:
         for name, frame in self.ledger.tables().items():
             owner = (
                 frame["invoice_id"].map(client_of_invoice)
-                if name == "payments"
+                if name in BY_INVOICE
                 else frame["client_id"]
             )
             self.rows[name] = (

@@ -73,17 +73,20 @@ def test_the_ibm_adapter_output_validates(ibm_csv: Path, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
 
 
-def test_generate_writes_the_five_tables_and_the_rates(tmp_path: Path) -> None:
+def test_generate_writes_every_table_of_the_contract(tmp_path: Path) -> None:
     out = tmp_path / "gen"
     result = runner.invoke(
         app, ["generate", "--clients", "60", "--months", "6", "--seed", "3", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("*.parquet")) == [
+        "actions.parquet",
         "clients.parquet",
         "financials.parquet",
         "fx_rates.parquet",
         "insolvencies.parquet",
+        "instalments.parquet",
+        "insurer_limits.parquet",
         "invoices.parquet",
         "payments.parquet",
     ]
