@@ -292,6 +292,15 @@ class DsoMonth(BaseModel):
     average_days_delinquent: float | None
 
 
+class ActionOut(BaseModel):
+    client_id: str
+    invoice_id: str | None = None
+    action: str
+    on: str
+    amount: float | None = None
+    note: str | None = None
+
+
 class InsuranceView(BaseModel):
     insurer: str
     insurer_limit: float | None = Field(default=None, description="None: no insurer limit.")
@@ -409,15 +418,6 @@ class ActionIn(Request):
         default=None, ge=0, allow_inf_nan=False, description="An amount it names (promised, ...)."
     )
     note: str | None = Field(default=None, max_length=500, description="Free text.")
-
-
-class ActionOut(BaseModel):
-    client_id: str
-    invoice_id: str | None = None
-    action: str
-    on: str
-    amount: float | None = None
-    note: str | None = None
 
 
 class ReloadIn(Request):
