@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.arrays import index_in, take
 from features.contract import LEDGER_TABLES, Ledger, split_quarantine
 from features.io import inspect_ledger
 from features.payment_behaviour import build_client_features, build_invoice_features
@@ -147,12 +148,17 @@ def with_insurance(
     limits = insurer_limits_at(ledger.insurer_limits, clients["client_id"], as_of, ledger.rates)
     of_client = invoices["client_id"]
     ins = ledger.insolvencies[ledger.insolvencies["declared_on"] < as_of]
-    insolvent_on = of_client.map(ins.groupby("client_id")["declared_on"].min())
+    first = ins.groupby("client_id")["declared_on"].min()
+    insolvent_on = take(
+        first.to_numpy(dtype="datetime64[us]"),
+        index_in(of_client, first.index.to_numpy(dtype=object)),
+        np.datetime64("NaT"),
+    )
     cover = invoice_cover(
         invoices,
         scorer.insurance,
         (of_client.map(limits.limit).fillna(0.0) > 0).to_numpy(),
-        insolvent_on.to_numpy(dtype="datetime64[us]"),
+        insolvent_on,
         ledger.actions,
         as_of,
     )

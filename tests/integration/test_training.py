@@ -74,14 +74,14 @@ def test_censored_and_defaulted_rows_never_train(client_table: pd.DataFrame, tra
 def test_a_model_lightgbm_leaves_non_monotone_is_refitted_with_the_basic_method(
     small_feature_tables: dict[str, pd.DataFrame],
 ) -> None:
-    """On the small ledger's invoices at issue (the late model, the fast configuration, seed 3),
+    """On the small ledger's invoices at issue (the late model, the fast configuration, seed 7),
     LightGBM's intermediate method grows a tree whose leaves break a constraint: the run refits
     with the basic method instead of failing, and the model it keeps passes the check. Which
     seed shows it moves with the features (seed 0 before issue 22 and with the country risk
-    class, seed 2 between, seed 3 since the cross-border clients; the IBM sample with seed 0
-    too): when none does, scan seeds with `train_model(..., replace(FAST, seed=s))` and pin one
-    that does."""
-    late = train_model(small_feature_tables["late"], ledger_spec("late"), replace(FAST, seed=3))
+    class, seed 2 between, seed 3 with the cross-border clients, seed 7 since the instalment
+    schedules; the IBM sample with seed 0 too): when none does, scan seeds with
+    `train_model(..., replace(FAST, seed=s))` and pin one that does."""
+    late = train_model(small_feature_tables["late"], ledger_spec("late"), replace(FAST, seed=7))
     assert late.bundle.metadata["monotone_method"] == "basic"
     assert late.fit.params["monotone_constraints_method"] == "basic"
     spec = late.spec
