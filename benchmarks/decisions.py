@@ -247,7 +247,7 @@ def main() -> None:
     new_w, old_w = warning_figures(flagged_new), warning_figures(flagged_old)
 
     # ---- exposure at default within limits: the last run before each default
-    ead_rec = ead_cur = ead_all = 0.0
+    ead_rec = ead_cur = ead_all = ead_secured = ead_insured = 0.0
     for cid, on in first_default.items():
         before = [
             (d, t)
@@ -264,6 +264,19 @@ def main() -> None:
         ead_all += balance
         ead_rec += min(balance, float(row["recommended_limit"].iloc[0]))
         ead_cur += min(balance, float(np.nan_to_num(row["current_limit"].iloc[0], nan=balance)))
+        # the terms recommended then: anything but an open account secures new sales
+        if row["terms_kind"].iloc[0] != "open_account":
+            ead_secured += balance
+        ead_insured += float(row["insured_exposure"].iloc[0])
+
+    # ---- payment terms by risk: the 12-month default rate of live clients by the terms
+    # recommended (pooled over the months), against everyone kept on open account
+    by_terms: dict[str, list[int]] = {}
+    for day, c in zip(dates, tables, strict=True):
+        live = (c["status"] != "in_default").to_numpy()
+        y = _outcomes(ledger, c, day)[live]
+        for kind, hit in zip(c["terms_kind"].to_numpy()[live], y, strict=True):
+            by_terms.setdefault(str(kind), []).append(int(hit))
 
     print("\nfigure                                          this change      before (naive)")
     print(
@@ -299,6 +312,17 @@ def main() -> None:
     print(
         f"exposure at default within recommended limits   {ead_rec / max(ead_all, 1):6.1%}   within current limits {ead_cur / max(ead_all, 1):6.1%}  ({ead_all:,.0f} in all)"
     )
+    print(
+        f"exposure at default on secured terms            {ead_secured / max(ead_all, 1):6.1%}          {0:6.1%}   (advance, L/C or instalments recommended; naive: all on open account)"
+    )
+    print(f"exposure at default insured                     {ead_insured / max(ead_all, 1):6.1%}")
+    print("12-month default rate of live clients by the terms recommended (client-months):")
+    order = ["advance_payment", "letter_of_credit", "bank_guarantee", "instalments", "open_account"]
+    for kind in [k for k in order if k in by_terms]:
+        hits = by_terms[kind]
+        print(f"  {kind:<18} {np.mean(hits):6.1%}  of {len(hits):,}")
+    everyone = np.concatenate([np.asarray(v) for v in by_terms.values()])
+    print(f"  {'all (naive)':<18} {everyone.mean():6.1%}  of {len(everyone):,}")
 
 
 if __name__ == "__main__":

@@ -125,3 +125,18 @@ def test_a_chunk_writes_one_letter_per_client_in_its_language() -> None:
         ["C1", "de", "final_notice"]
     ]
     assert re.search(r"<title>[^<]+ – Müller", letters["html"].iloc[0])
+
+
+def test_a_bad_sender_file_is_refused_naming_the_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from portfolio.letters import sender
+    from scoring.policy import PolicyError
+
+    (tmp_path / "sender.yaml").write_text("name: Us\naddress: [x]\ncontact: c\nsignatory: s\n")
+    with pytest.raises(PolicyError, match="bank_details is missing"):
+        sender(tmp_path)
+    (tmp_path / "sender.yaml").write_text(
+        "name: Us\naddress: one line\ncontact: c\nbank_details: b\nsignatory: s\n"
+    )
+    sender.cache_clear()
+    with pytest.raises(PolicyError, match="address must be a list of lines"):
+        sender(tmp_path)
