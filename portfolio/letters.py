@@ -97,42 +97,47 @@ def render(
     late_interest, late_compensation (reporting currency) and late_charges_rule."""
     if language not in LETTER_LANGUAGES:
         language = "en"
+    # plain arrays: a letter is rendered for thousands of clients a run
     rate = invoices["fx_rate"].to_numpy(dtype="float64")
-    rows = invoices.assign(
-        outstanding=invoices["outstanding_in_currency"].to_numpy(dtype="float64"),
-        interest=invoices["late_interest"].to_numpy(dtype="float64") / rate,
-        compensation=invoices["late_compensation"].to_numpy(dtype="float64") / rate,
-    ).sort_values(["due_on", "invoice_id"])
+    due = invoices["due_on"].to_numpy(dtype="datetime64[D]")
+    ids = invoices["invoice_id"].to_numpy(dtype=object)
+    order = np.lexsort((ids.astype(str), due))
+    issued = invoices["issued_on"].to_numpy(dtype="datetime64[D]")[order]
+    currency = invoices["currency"].to_numpy(dtype=object)[order]
+    outstanding = invoices["outstanding_in_currency"].to_numpy(dtype="float64")[order]
+    interest = (invoices["late_interest"].to_numpy(dtype="float64") / rate)[order]
+    compensation = (invoices["late_compensation"].to_numpy(dtype="float64") / rate)[order]
+    days = invoices["days_past_due"].to_numpy()[order]
     items = [
         {
-            "invoice_id": str(r.invoice_id),
-            "issued_on": _day(r.issued_on),
-            "due_on": _day(r.due_on),
-            "days_past_due": int(r.days_past_due),
-            "currency": str(r.currency),
-            "outstanding": float(r.outstanding),
-            "interest": float(r.interest),
-            "compensation": float(r.compensation),
+            "invoice_id": str(ids[order][j]),
+            "issued_on": str(issued[j]),
+            "due_on": str(due[order][j]),
+            "days_past_due": int(days[j]),
+            "currency": str(currency[j]),
+            "outstanding": float(outstanding[j]),
+            "interest": float(interest[j]),
+            "compensation": float(compensation[j]),
         }
-        for r in rows.itertuples()
+        for j in range(len(order))
     ]
     totals = []
-    for currency, group in rows.groupby("currency", sort=True):
-        outstanding = float(group["outstanding"].sum())
-        interest = float(group["interest"].sum())
-        compensation = float(np.nansum(group["compensation"].to_numpy()))
+    for code in sorted(set(currency.tolist())):
+        mine = currency == code
+        owed, late = float(outstanding[mine].sum()), float(interest[mine].sum())
+        fixed = float(np.nansum(compensation[mine]))
         totals.append(
             {
-                "currency": str(currency),
-                "outstanding": outstanding,
-                "interest": interest,
-                "compensation": compensation,
-                "total": outstanding + interest + compensation,
+                "currency": str(code),
+                "outstanding": owed,
+                "interest": late,
+                "compensation": fixed,
+                "total": owed + late + fixed,
             }
         )
     pay_by = as_of + pd.Timedelta(days=PAY_WITHIN_DAYS[template])
     after = max(pd.Timestamp(next_step_on), pay_by + pd.Timedelta(days=1))
-    legal = sorted({str(r) for r in rows["late_charges_rule"] if str(r)})
+    legal = sorted({str(r) for r in invoices["late_charges_rule"].tolist() if str(r)})
     return (
         environment()
         .get_template(f"{language}/{template}.html")
@@ -144,7 +149,7 @@ def render(
             reference=f"{client['id']}-{as_of:%Y%m%d}",
             invoices=items,
             totals=totals,
-            max_days=int(rows["days_past_due"].max()) if len(rows) else 0,
+            max_days=int(days.max()) if len(days) else 0,
             pay_by=_day(pay_by),
             next_step_on=_day(after),
             legal_basis=legal,
@@ -179,17 +184,14 @@ def client_letters(
         wanted = wanted[~wanted["client_id"].isin(recent["client_id"])]
     # recovery before dunning: a client in default is written the final notice once
     wanted = wanted.sort_values(["client_id", "queue"], ascending=[True, False])
+    overdue = invoices[invoices["days_past_due"].to_numpy() > 0]
+    groups = overdue.groupby(["client_id", "collection_queue"], sort=False).indices
     for w in wanted.drop_duplicates("client_id").itertuples():
         template = template_of(str(w.queue), int(w.stage))
-        if template is None:
+        at = groups.get((w.client_id, w.queue))
+        if template is None or at is None:
             continue
-        mine = invoices[
-            (invoices["client_id"] == w.client_id)
-            & (invoices["collection_queue"] == w.queue)
-            & (invoices["days_past_due"] > 0)
-        ]
-        if mine.empty:
-            continue
+        mine = overdue.iloc[at]
         client = {
             "id": str(w.client_id),
             "name": str(names.at[w.client_id, "name"]),

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from features.arrays import isin
 from features.fx import Rates
 from scoring.paths import MODELS_DIR
 from scoring.policy import GRADES, PolicyError
@@ -173,7 +174,9 @@ def invoice_cover(
     done = actions[actions["on"] < as_of]
 
     def did(action: str) -> np.ndarray:
-        return np.isin(ids, done.loc[done["action"] == action, "invoice_id"].dropna().to_numpy())
+        return isin(
+            invoices["invoice_id"], done.loc[done["action"] == action, "invoice_id"].dropna()
+        )
 
     notified, filed = did("insurer_notified"), did("claim_filed")
     extended = done[done["action"] == "due_date_extended"].groupby("invoice_id")["amount"].sum()
@@ -181,7 +184,7 @@ def invoice_cover(
     terms = (due - invoices["issued_on"].to_numpy(dtype="datetime64[us]")) / np.timedelta64(1, "D")
     day = np.datetime64(as_of.to_datetime64(), "us")
     overdue = due < day
-    excluded = np.isin(invoices["client_id"].to_numpy(dtype=object), list(policy.excluded_buyers))
+    excluded = isin(invoices["client_id"], list(policy.excluded_buyers))
     cover = np.select(
         [
             ~has_limit | excluded,
