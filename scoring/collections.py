@@ -164,13 +164,7 @@ def client_worklist(
         if over_limit is not None
         else 0.0
     )
-    country = (
-        rows["client_id"].map(countries).fillna("").astype(str).to_numpy(dtype=object)
-        if countries is not None
-        else np.full(len(rows), "", dtype=object)
-    )
-    rows["jurisdiction"] = country
-    rows["language"] = letter_language(country)
+    rows = with_jurisdiction(rows, countries)
     last = last_actions(actions, as_of)
     text = rows["client_id"].map(last["text"]).astype(object)
     rows["last_action"] = text.where(text.notna(), "").astype(str)
@@ -181,6 +175,17 @@ def client_worklist(
         rows.loc[keep, "next_step"] = "follow up the promise to pay"
         rows.loc[keep, "next_step_on"] = follow[keep].to_numpy()
     return rows[list(WORKLIST_COLUMNS)].astype({"oldest_days_past_due": "int64"})
+
+
+def with_jurisdiction(rows: pd.DataFrame, countries: pd.Series | None) -> pd.DataFrame:
+    """Worklist rows with their client's country (where a claim is brought) and the language of
+    its letters; `countries`: each client's country by client id (None: unknown)."""
+    country = (
+        rows["client_id"].map(countries).fillna("").astype(str).to_numpy(dtype=object)
+        if countries is not None
+        else np.full(len(rows), "", dtype=object)
+    )
+    return rows.assign(jurisdiction=country, language=letter_language(country))
 
 
 def rank_worklist(rows: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ import yaml
 
 from features.arrays import isin
 from features.fx import Rates
+from scoring.collections import WORKLIST_COLUMNS, with_jurisdiction
 from scoring.paths import MODELS_DIR
 from scoring.policy import GRADES, PolicyError
 
@@ -267,8 +268,6 @@ def insurance_worklist(
     whose notification deadline is near or passed unnotified, or whose claim is due. `invoices`:
     open invoices with `insurance_cover`, `insurer_notify_by`, `insurer_claim_from`, outstanding,
     pd_12m and days_past_due."""
-    from scoring.collections import WORKLIST_COLUMNS, letter_language
-
     urgent = ("cover at risk", "claim due", "notify soon")
     work = invoices[invoices["insurance_cover"].isin(urgent)]
     if policy is None or work.empty:
@@ -322,18 +321,9 @@ def insurance_worklist(
                 "late_compensation": 0.0,
                 "over_limit_amount": 0.0,
                 "last_action": "",
-                "jurisdiction": "",
-                "language": "",
             }
         )
-    out = pd.DataFrame(rows)
-    country = (
-        out["client_id"].map(countries).fillna("").astype(str).to_numpy(dtype=object)
-        if countries is not None
-        else np.full(len(out), "", dtype=object)
-    )
-    out["jurisdiction"] = country
-    out["language"] = letter_language(country)
+    out = with_jurisdiction(pd.DataFrame(rows), countries)
     return out[list(WORKLIST_COLUMNS)].astype(
         {"stage": "int8", "oldest_days_past_due": "int64", "next_step_on": "datetime64[us]"}
     )
