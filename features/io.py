@@ -41,6 +41,8 @@ from features.errors import InputError
 from features.iso import CURRENCIES
 
 MANIFEST = "manifest.json"
+LAYOUT = "layout"  # the manifest's description of a partitioned ledger (`features.partitioned`)
+SOURCE_ROW = "source_row"  # a partitioned row's 0-based position in the file it came from
 CSV_BLOCK_BYTES = 1 << 24  # a CSV is parsed this much at a time
 
 
@@ -293,6 +295,8 @@ def check_files(folder: Path | str) -> LedgerFiles:
             folder, "is not a ledger folder" if folder.exists() else "does not exist"
         )
     manifest = read_manifest(folder)
+    if LAYOUT in manifest:
+        return _check_partitioned(folder, manifest)
     paths: dict[str, Path] = {}
     rows: dict[str, int] = {}
     for name in LEDGER_TABLES:
@@ -321,6 +325,139 @@ def check_files(folder: Path | str) -> LedgerFiles:
         paths[name] = path
     if rows.get("clients") == 0:
         raise LedgerFileError(paths["clients"], "has a header and no rows: no client to score")
+    day = manifest.get("extracted_on")
+    return LedgerFiles(folder, paths, rows, pd.Timestamp(str(day)) if day else None)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A partitioned ledger (`features.partitioned`): every table a folder of hive-style client
+    buckets (`TABLE/bucket=K/*.parquet`), bucket K holding the clients whose ids, in sorted
+    order, run from `clients[K][0]` to `clients[K][1]` with all their rows (payments and
+    instalments with their invoice); bucket `buckets` holds the rows of no client; `fx_rates`
+    is one file beside them, every bucket's. `duplicates`: per bucket, the source rows of
+    invoices whose id an earlier row in another bucket uses (the key the contract checks)."""
+
+    buckets: int
+    clients: list[tuple[str | None, str | None]]
+    tables: list[str]
+    duplicates: dict[int, list[int]]
+
+    @property
+    def unowned(self) -> int:
+        """The bucket of the rows that belong to no client."""
+        return self.buckets
+
+    def bucket_of(self, client_id: str) -> int | None:
+        """The bucket a client's rows are in (None: no bucket's range holds it)."""
+        for k, (first, last) in enumerate(self.clients):
+            if first is not None and last is not None and first <= client_id <= last:
+                return k
+        return None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "buckets": self.buckets,
+            "clients": [list(r) for r in self.clients],
+            "tables": self.tables,
+            "duplicates": {str(k): v for k, v in self.duplicates.items()},
+        }
+
+
+def read_layout(folder: Path | str) -> Layout | None:
+    """A partitioned ledger's layout from its manifest (None: a folder of table files)."""
+    manifest = read_manifest(folder)
+    return _layout(Path(folder), manifest) if LAYOUT in manifest else None
+
+
+def _layout(folder: Path, manifest: dict[str, object]) -> Layout:
+    raw = manifest[LAYOUT]
+    path = folder / MANIFEST
+    try:
+        assert isinstance(raw, dict)
+        buckets = int(raw["buckets"])
+        clients = [(r[0], r[1]) for r in raw["clients"]]
+        tables = [str(t) for t in raw["tables"]]
+        duplicates = {int(k): [int(x) for x in v] for k, v in raw.get("duplicates", {}).items()}
+    except (AssertionError, KeyError, TypeError, ValueError, IndexError):
+        raise LedgerFileError(
+            path, f"{LAYOUT} must give buckets, clients (a first and last id per bucket) and tables"
+        ) from None
+    if buckets < 1 or len(clients) != buckets:
+        raise LedgerFileError(path, f"{LAYOUT}: {len(clients)} client ranges for {buckets} buckets")
+    unknown = [t for t in tables if t not in LEDGER_TABLES or t == RATES]
+    if unknown:
+        raise LedgerFileError(path, f"{LAYOUT}: unknown table {', '.join(unknown)}")
+    return Layout(buckets, clients, tables, duplicates)
+
+
+def bucket_folder(folder: Path, name: str, bucket: int) -> Path:
+    return folder / name / f"bucket={bucket}"
+
+
+def bucket_files(folder: Path, name: str, bucket: int) -> list[Path]:
+    """A table's files in one bucket, in name order; a missing bucket is a `LedgerFileError`."""
+    where = bucket_folder(folder, name, bucket)
+    files = sorted(where.glob("*.parquet")) if where.is_dir() else []
+    if not files:
+        raise LedgerFileError(
+            where, f"bucket {bucket} of table {name} is missing (every table has every bucket)"
+        )
+    return files
+
+
+def read_bucket_table(folder: Path, name: str, bucket: int) -> pa.Table:
+    """A table's rows in one bucket, as written (with their `SOURCE_ROW`)."""
+    parts = []
+    for path in bucket_files(folder, name, bucket):
+        try:
+            parts.append(pq.read_table(path))
+        except (pa.ArrowException, OSError) as exc:
+            raise LedgerFileError(path, f"is not a readable Parquet file ({exc})") from None
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _check_partitioned(folder: Path, manifest: dict[str, object]) -> LedgerFiles:
+    """`check_files` for a partitioned ledger: every table's every bucket there and readable by
+    its footer, with the required columns and its source rows."""
+    layout = _layout(folder, manifest)
+    paths: dict[str, Path] = {}
+    rows: dict[str, int] = {}
+    for name in LEDGER_TABLES:
+        if name == RATES:
+            path = find_table(folder, RATES)
+            if path is not None:
+                paths[name], rows[name] = path, _parquet_rows(path)
+            continue
+        if name not in layout.tables:
+            if not SCHEMAS[name].optional:
+                raise LedgerFileError(
+                    folder / name, f"the required table {name} is missing (a folder of buckets)"
+                )
+            if (folder / name).exists():
+                raise LedgerFileError(folder / name, f"is not among the manifest's {LAYOUT} tables")
+            continue
+        if not (folder / name).is_dir():
+            raise LedgerFileError(folder / name, f"table {name} is missing (the manifest lists it)")
+        rows[name] = 0
+        for bucket in range(layout.buckets + 1):
+            for path in bucket_files(folder, name, bucket):
+                columns = _schema(path).names
+                missing = [
+                    c.name
+                    for c in SCHEMAS[name].columns
+                    if not c.optional and c.name not in columns
+                ] + ([SOURCE_ROW] if SOURCE_ROW not in columns else [])
+                if missing:
+                    raise LedgerFileError(
+                        path,
+                        f"required column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)} missing (bucket {bucket} of {name})",
+                    )
+                rows[name] += _parquet_rows(path)
+        paths[name] = folder / name
+    if rows.get("clients") == 0:
+        raise LedgerFileError(folder / "clients", "has no rows: no client to score")
     day = manifest.get("extracted_on")
     return LedgerFiles(folder, paths, rows, pd.Timestamp(str(day)) if day else None)
 
@@ -371,7 +508,18 @@ def read_raw_ledger(folder: Path | str) -> dict[str, pd.DataFrame]:
     """The tables found in a ledger folder, as read, before any typing or validation (its files
     checked first: `check_files`)."""
     files = check_files(folder)
-    return {name: read_table_file(path) for name, path in files.paths.items()}
+    layout = read_layout(folder)
+    if layout is None:
+        return {name: read_table_file(path) for name, path in files.paths.items()}
+    tables = {RATES: read_table_file(files.paths[RATES])} if RATES in files.paths else {}
+    for name in layout.tables:  # every bucket's rows, back in the order of the source file
+        whole = pa.concat_tables(
+            [read_bucket_table(files.folder, name, b) for b in range(layout.buckets + 1)],
+            promote_options="permissive",
+        )
+        whole = whole.take(pc.sort_indices(whole[SOURCE_ROW]))
+        tables[name] = arrow_to_frame(whole.drop_columns([SOURCE_ROW]))
+    return tables
 
 
 def resolve_extracted_on(

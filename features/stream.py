@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +168,7 @@ def ledger_parts(
     spill: _Spill | None = None
     try:
         spill = _Spill(work)
-        n_parts, duplicates, currencies = _spill_ledger(paths, spill, part_clients, work)
+        n_parts, duplicates, currencies, _ = _spill_ledger(paths, spill, part_clients, work)
         reporting = resolve_reporting(reporting_currency(folder), currencies)
         rates_path = files.paths.get(RATES)
         rates, bad_rates = check_rates(
@@ -177,7 +177,7 @@ def ledger_parts(
             reporting_currency=reporting,
             config=config,
         )
-        shared = _Shared(day, reporting, rates, config, duplicates)
+        shared = Shared(day, reporting, rates, config, duplicates)
         for part in range(n_parts + 1):
             piece = _read_part(spill, part, paths, shared)
             if part == n_parts:
@@ -191,10 +191,11 @@ def ledger_parts(
 
 def _spill_ledger(
     paths: dict[str, Path | None], spill: _Spill, part_clients: int, work: Path
-) -> tuple[int, dict[int, set[int]], set[str]]:
+) -> tuple[int, dict[int, set[int]], set[str], pa.Array]:
     """Spill every table to its parts; returns the number of client parts (the orphan part is
     numbered after them), per part the invoice rows whose id an earlier row of another part
-    already uses, and the invoices' currencies (the reporting currency's default)."""
+    already uses, the invoices' currencies (the reporting currency's default) and the client
+    ids in sorted order (part k holds positions k * part_clients onwards)."""
     currencies: set[str] = set()
     ids = pa.array([], type=pa.string())
     if paths["clients"] is not None:
@@ -301,11 +302,11 @@ def _spill_ledger(
     spill.close()
     shutil.rmtree(work / "ids", ignore_errors=True)
     shutil.rmtree(work / "payments", ignore_errors=True)
-    return n_parts, duplicates, currencies
+    return n_parts, duplicates, currencies, ids
 
 
 @dataclass(frozen=True)
-class _Shared:
+class Shared:
     """What every part is checked with: the extraction date, the reporting currency, the clean
     rates, the contract's tolerances, and the invoice rows that repeat another part's id."""
 
@@ -317,7 +318,7 @@ class _Shared:
 
 
 def _read_part(
-    spill: _Spill, part: int, paths: dict[str, Path | None], shared: _Shared
+    spill: _Spill, part: int, paths: dict[str, Path | None], shared: Shared
 ) -> LedgerPart:
     raw: dict[str, pd.DataFrame] = {}
     rows: dict[str, np.ndarray] = {}
@@ -328,6 +329,19 @@ def _read_part(
         if table is None:
             continue
         raw[name], rows[name] = _to_frame(table)
+    return check_part(raw, rows, part, shared)
+
+
+def check_part(
+    raw: dict[str, pd.DataFrame],
+    rows: dict[str, np.ndarray],
+    part: int,
+    shared: Shared,
+    misplaced: Callable[[Ledger], pd.DataFrame] | None = None,
+) -> LedgerPart:
+    """One part's tables as read (`rows`: each row's position in its file) typed, checked
+    against the contract with what every part shares, and split into clean and rejected rows;
+    `misplaced`: violations of rows that belong to another part."""
     config = shared.config
     ledger, violations = check_ledger(
         raw,
@@ -353,6 +367,8 @@ def _read_part(
             ],
             ignore_index=True,
         )
+    if misplaced is not None:
+        violations = pd.concat([violations, misplaced(ledger)], ignore_index=True)
     clean, rejected = split_quarantine(ledger, violations, config=config)
     for name, frame in rejected.items():
         if name in rows and len(frame):

@@ -27,9 +27,10 @@ import pandas as pd
 from features.arrays import index_in, take
 from features.contract import LEDGER_TABLES, Ledger, split_quarantine
 from features.io import inspect_ledger
+from features.partitioned import read_parts
 from features.payment_behaviour import build_client_features, build_invoice_features
 from features.pipeline import client_ledgers
-from features.stream import PART_CLIENTS, ledger_parts
+from features.stream import PART_CLIENTS
 from portfolio.letters import client_letters
 from portfolio.outputs import (
     CASH_WEEKS,
@@ -407,16 +408,34 @@ def score_folder(
     `score_local` (tested)."""
     rejected: dict[str, list[pd.DataFrame]] = {}
     # closed at once on an interrupt, so that its spill files go with it
-    with closing(ledger_parts(folder, part_clients=part_clients, scratch=scratch)) as parts:
+    with closing(read_parts(folder, part_clients=part_clients, scratch=scratch)) as parts:
         for part in parts:
             for name, frame in part.rejected.items():
                 if len(frame):
                     rejected.setdefault(name, []).append(frame)
-            for chunk in chunks(part.ledger, chunk_clients):
-                tables.add(score_chunk(chunk, scorer, as_of, previous))
+            for result in score_part(part.ledger, scorer, as_of, previous, chunk_clients):
+                tables.add(result)
                 if progress:
-                    progress(len(chunk.clients))
+                    progress(len(result.clients))
+    return rejects_table(rejected)
+
+
+def rejects_table(rejected: dict[str, list[pd.DataFrame]]) -> pd.DataFrame:
+    """The run's rejects from each part's rejected rows per table."""
     return _rejects({n: pd.concat(rejected[n]) for n in LEDGER_TABLES if n in rejected})
+
+
+def score_part(
+    ledger: Ledger,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+    previous: pd.DataFrame | None,
+    chunk_clients: int = CHUNK_CLIENTS,
+) -> Iterator[ChunkResult]:
+    """One part's clients scored a chunk at a time (both engines add these to the run in the
+    same order)."""
+    for chunk in chunks(ledger, chunk_clients):
+        yield score_chunk(chunk, scorer, as_of, previous)
 
 
 def score_local(

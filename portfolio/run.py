@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from features.errors import InputError
 from features.io import check_files, resolve_extracted_on
-from portfolio.batch import load_for_scoring, score_folder
+from portfolio.batch import rejects_table, score_folder
 from portfolio.layout import RUN_MARKER, RunsRoot, RunsRootError, check_root
 from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, TOTAL, RunTables
 from portfolio.report import RunResult, build_report, render_html
@@ -111,20 +111,22 @@ def run_scoring(
         ):
             tables = RunTables(Path(spill))
             if engine == "spark":
-                ledger, rejects = load_for_scoring(ledger_dir)
-                result = score_spark(
-                    ledger,
-                    scorer,
-                    day,
-                    previous=before,
-                    master=master,
-                    scratch=scratch,
-                    progress=bar.update,  # type: ignore[arg-type]
+                # Executors read and validate their buckets; the driver never holds the ledger.
+                rejects = rejects_table(
+                    {
+                        name: [frame]
+                        for name, frame in score_spark(
+                            ledger_dir,
+                            scorer,
+                            day,
+                            tables,
+                            previous=before,
+                            master=master,
+                            scratch=scratch,
+                            progress=bar.update,  # type: ignore[arg-type]
+                        ).items()
+                    }
                 )
-                ranked = ["collection_priority_score", "collection_priority_rank"]
-                result.invoices = result.invoices.drop(columns=ranked)
-                result.worklist = result.worklist.drop(columns=["priority_rank"])
-                tables.add(result)
             else:
                 # The ledger is read and validated a part of the clients at a time, never whole.
                 rejects = score_folder(

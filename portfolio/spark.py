@@ -1,15 +1,21 @@
-"""The Spark engine of batch scoring: the same feature builder and scoring core, on executors.
+"""The Spark engine: executors read, validate and score their own buckets of a partitioned ledger.
 
-Clients are hashed into buckets; the driver writes each bucket's whole history (all five tables)
-to a scratch folder, and `mapInPandas` hands every bucket to `score_chunk`, the very function the
-local engine calls. The models travel to the executors as plain data (each bundle's JSON and
-model string), never pickled, and are rebuilt once per executor process. Each task returns its three result frames as Arrow IPC bytes; the driver
-concatenates them with `finish`, so both engines write identical runs. Nothing about features or
-scores is implemented twice.
+The ledger is a partitioned one (`features.partitioned`; a plain folder is partitioned first, a
+streaming pass into the scratch folder). Each Spark task takes one bucket: it reads the bucket's
+files from the shared path, validates them against the contract (`bucket_part`, its rejects), and
+scores its clients in chunks with `score_part`, the very function the local engine calls. The
+task writes each chunk's result tables and its rejects as Arrow files under the run's scratch
+folder and returns a one-line summary; the driver holds only those summaries, then streams the
+files into the run (`portfolio.outputs.RunTables`) bucket after bucket, chunk after chunk, in the
+order the local engine adds them, so both engines write identical runs. The driver never reads the
+ledger. The models travel to the executors as plain data (each bundle's JSON and model string),
+never pickled, and are rebuilt once per executor process. Nothing about features or scores is
+implemented twice.
 
-On a cluster, `--master` points at it, `--scratch` must be storage every executor can read (a
-shared mount), and the executors need this package installed (e.g. ship the wheel with
-`spark.submit.pyFiles` or bake it into the image).
+On a cluster, `--master` points at it, the ledger and `--scratch` must be storage every executor
+can read and write (HDFS through a mount, S3 through its Hadoop connector and a FUSE mount, NFS),
+and the executors need this package installed (ship the wheel with `spark.submit.pyFiles` or bake
+it into the image).
 """
 
 from __future__ import annotations
@@ -21,18 +27,19 @@ import sys
 import tempfile
 import uuid
 import warnings
-import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.contract import BY_INVOICE, RATES, TABLE_NAMES, Ledger
-from portfolio.batch import finish, score_chunk
-from portfolio.outputs import ChunkResult
+from features.contract import RATES
+from features.io import read_layout, reporting_currency
+from features.partitioned import bucket_part, partition_folder, shared_checks
+from features.stream import PART_CLIENTS, LedgerPart, Shared
+from portfolio.outputs import ChunkResult, RunTables
 from scoring.scorer import HISTORY_COLUMNS, Scorer
 
 PARTS = (
@@ -43,9 +50,10 @@ PARTS = (
     "positions",
     "cash",
     "letters",
-)  # a chunk's tables, as Arrow bytes
+)  # a chunk's tables, each an Arrow file
 
 _REBUILT: dict[str, Scorer] = {}  # on an executor: each run's scorer, rebuilt once
+_SHARED: dict[str, Shared] = {}  # on an executor: each ledger's shared checks, made once
 
 
 def _scorer(run: str, plain: dict[str, Any]) -> Scorer:
@@ -55,47 +63,22 @@ def _scorer(run: str, plain: dict[str, Any]) -> Scorer:
     return _REBUILT[run]
 
 
-def bucket_of(client_ids: pd.Series, buckets: int) -> np.ndarray:
-    """A stable bucket per client (CRC-32 of the id), the same on every machine and run."""
-    return np.fromiter(
-        (zlib.crc32(str(c).encode()) % buckets for c in client_ids),
-        dtype="int64",
-        count=len(client_ids),
-    )
+def _shared(folder: str) -> Shared:
+    if folder not in _SHARED:
+        _SHARED.clear()
+        _SHARED[folder] = shared_checks(Path(folder))[0]
+    return _SHARED[folder]
 
 
-def write_buckets(ledger: Ledger, folder: Path, buckets: int) -> None:
-    """One Parquet file per (table, bucket) with whole clients' histories."""
-    by_client = pd.Series(
-        bucket_of(ledger.clients["client_id"], buckets), index=ledger.clients["client_id"]
-    )
-    inv_bucket = ledger.invoices["client_id"].map(by_client)
-    by_invoice = pd.Series(inv_bucket.to_numpy(), index=ledger.invoices["invoice_id"])
-    for name in TABLE_NAMES:
-        frame = ledger.table(name)
-        key = (
-            frame["invoice_id"].map(by_invoice)
-            if name in BY_INVOICE
-            else frame["client_id"].map(by_client)
-        )
-        (folder / name).mkdir(parents=True)
-        groups = frame.groupby(key.to_numpy()).indices if len(frame) else {}
-        for b in range(buckets):
-            rows = groups.get(b, np.array([], dtype=int))
-            frame.iloc[rows].to_parquet(folder / name / f"{b}.parquet", index=False)
-    ledger.fx_rates.to_parquet(folder / f"{RATES}.parquet", index=False)  # every bucket's
+def _write_arrow(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
-def read_bucket(
-    folder: Path, bucket: int, extracted_on: pd.Timestamp, reporting_currency: str | None
-) -> Ledger:
-    tables = {n: pd.read_parquet(folder / n / f"{bucket}.parquet") for n in TABLE_NAMES}
-    return Ledger(
-        extracted_on=extracted_on,
-        fx_rates=pd.read_parquet(folder / f"{RATES}.parquet"),
-        reporting_currency=reporting_currency,
-        **tables,
-    )
+def _read_arrow(path: Path) -> pd.DataFrame:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all().to_pandas()
 
 
 def _ipc(frame: pd.DataFrame) -> bytes:
@@ -110,77 +93,148 @@ def _frame(data: bytes) -> pd.DataFrame:
     return pa.ipc.open_stream(io.BytesIO(data)).read_all().to_pandas()
 
 
-def score_spark(
-    ledger: Ledger,
-    scorer: Scorer,
-    as_of: pd.Timestamp,
-    *,
-    previous: pd.DataFrame | None = None,
-    master: str = "local[2]",
-    buckets: int | None = None,
-    scratch: Path | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ChunkResult:
-    """Score the ledger on Spark; the same tables as `score_local`. `previous`: the previous
-    run's clients table (its decision PDs, broadcast to the executors)."""
+POSITION = "__position"  # a rejected row's position in its original file
+
+
+def _write_rejects(part: LedgerPart, where: Path) -> None:
+    """A bucket's rejected rows, one Arrow file per table (`POSITION`: the row in its file)."""
+    for name, frame in part.rejected.items():
+        if len(frame):
+            _write_arrow(
+                frame.assign(**{POSITION: frame.index.to_numpy()}), where / f"rejects.{name}.arrow"
+            )
+
+
+def _read_rejects(where: Path) -> dict[str, pd.DataFrame]:
+    out = {}
+    for path in sorted(where.glob("rejects.*.arrow")):
+        frame = _read_arrow(path)
+        out[path.name.split(".")[1]] = frame.set_index(POSITION).rename_axis(None)
+    return out
+
+
+@contextmanager
+def spark_session(master: str, name: str, partitions: int) -> Iterator[Any]:
+    """A Spark session for one job, stopped at the end (this Python as the workers')."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    n = buckets or max(2, int(np.ceil(len(ledger.clients) / 2048)))
     spark = (
         SparkSession.builder.master(master)
-        .appName("creditguard-score")
+        .appName(name)
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.shuffle.partitions", str(n))
-        .config("spark.driver.memory", "2g")
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.driver.memory", "1g")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    folder = Path(tempfile.mkdtemp(prefix="creditguard-buckets-", dir=scratch))
     try:
-        write_buckets(ledger, folder, n)
-        shared = spark.sparkContext.broadcast(scorer.to_plain())
-        history = spark.sparkContext.broadcast(
-            _ipc(previous[list(HISTORY_COLUMNS)]) if previous is not None else b""
-        )
-        extracted_on, day, root, run_id = ledger.extracted_on, as_of, str(folder), uuid.uuid4().hex
-        reporting = ledger.reporting_currency
-
-        def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            for batch in batches:
-                for b in batch["bucket"].tolist():
-                    part = read_bucket(Path(root), int(b), extracted_on, reporting)
-                    scored_by = _scorer(run_id, shared.value)
-                    before = _frame(history.value) if history.value else None
-                    result = score_chunk(part, scored_by, day, before)
-                    yield pd.DataFrame(
-                        {"bucket": [int(b)]}
-                        | {
-                            name: [_ipc(frame)]
-                            for name, frame in zip(PARTS, result.frames(), strict=True)
-                        }
-                    )
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
-            ids = spark.createDataFrame(pd.DataFrame({"bucket": np.arange(n, dtype="int64")}))
-        schema = "bucket long, " + ", ".join(f"{name} binary" for name in PARTS)
-        with warnings.catch_warnings():
-            # pyspark 4.3 warns on pandas 3; only bucket ids and Arrow bytes cross its boundary
-            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
-            rows = list(ids.repartition(n, "bucket").mapInPandas(run, schema).collect())
-        parts = []
-        for row in rows:
-            parts.append(ChunkResult(*(_frame(row[name]) for name in PARTS)))
-            if progress:
-                progress(len(parts[-1].clients))
-        shared.unpersist()
-        history.unpersist()
+        yield spark
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
         spark.stop()
-    result = finish(parts)
-    result.reporting_currency = ledger.reporting_currency
-    return result
+
+
+@contextmanager
+def partitioned(folder: Path, scratch: Path | None) -> Iterator[Path]:
+    """The ledger as a partitioned one: itself, or a plain folder partitioned into scratch
+    (a streaming pass: the driver never holds it) and removed afterwards."""
+    if read_layout(folder) is not None:
+        yield folder
+        return
+    from features.io import check_files
+
+    work = Path(tempfile.mkdtemp(prefix="creditguard-partitioned-", dir=scratch))
+    try:
+        clients = check_files(folder).rows["clients"]
+        buckets = max(2, -(-clients // PART_CLIENTS))
+        partition_folder(folder, work / "ledger", buckets=buckets, scratch=work)
+        yield work / "ledger"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def map_buckets(
+    spark: Any, buckets: int, task: Callable[[int], dict[str, int]]
+) -> list[dict[str, int]]:
+    """`task(bucket)` for every bucket (one Spark task each); their summaries, in bucket order."""
+    rdd = spark.sparkContext.parallelize(range(buckets), buckets)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+        found = rdd.map(task).collect()
+    return sorted(found, key=lambda s: s["bucket"])
+
+
+def score_spark(
+    ledger_dir: Path,
+    scorer: Scorer,
+    as_of: pd.Timestamp,
+    tables: RunTables,
+    *,
+    previous: pd.DataFrame | None = None,
+    master: str = "local[2]",
+    scratch: Path | None = None,
+    chunk_clients: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Score a ledger folder on Spark into `tables`, as `portfolio.batch.score_folder` does
+    locally; returns the rejected rows per table (`previous`: the previous run's clients table,
+    its decision PDs, broadcast to the executors). `scratch` must be shared with the
+    executors."""
+    from portfolio.batch import CHUNK_CLIENTS, score_part
+
+    size = chunk_clients or CHUNK_CLIENTS
+    with partitioned(ledger_dir, scratch) as folder:
+        layout = read_layout(folder)
+        assert layout is not None
+        n = layout.buckets + 1  # and the bucket of rows that belong to no client
+        out = Path(tempfile.mkdtemp(prefix="creditguard-spark-", dir=scratch))
+        try:
+            with spark_session(master, "creditguard-score", n) as spark:
+                shared = spark.sparkContext.broadcast(scorer.to_plain())
+                history = spark.sparkContext.broadcast(
+                    _ipc(previous[list(HISTORY_COLUMNS)]) if previous is not None else b""
+                )
+                root, results, run_id = str(folder), str(out), uuid.uuid4().hex
+                day = as_of
+
+                def task(bucket: int) -> dict[str, int]:
+                    part = bucket_part(Path(root), bucket, _shared(root))
+                    where = Path(results) / f"bucket={bucket}"
+                    where.mkdir()
+                    _write_rejects(part, where)
+                    chunks = 0
+                    if len(part.ledger.clients):
+                        scored_by = _scorer(run_id, shared.value)
+                        before = _frame(history.value) if history.value else None
+                        for j, result in enumerate(
+                            score_part(part.ledger, scored_by, day, before, size)
+                        ):
+                            for name, frame in zip(PARTS, result.frames(), strict=True):
+                                _write_arrow(frame, where / f"{j}.{name}.arrow")
+                            chunks += 1
+                    return {"bucket": bucket, "chunks": chunks, "clients": len(part.ledger.clients)}
+
+                summaries = map_buckets(spark, n, task)
+                shared.unpersist()
+                history.unpersist()
+            rejected: dict[str, list[pd.DataFrame]] = {}
+            reporting = reporting_currency(folder)
+            for s in summaries:  # the executors' outputs, streamed into the run in order
+                where = out / f"bucket={s['bucket']}"
+                for j in range(s["chunks"]):
+                    frames = [_read_arrow(where / f"{j}.{name}.arrow") for name in PARTS]
+                    chunk = ChunkResult(*frames, reporting_currency=reporting)
+                    tables.add(chunk)
+                    if progress:
+                        progress(len(chunk.clients))
+                    for name in PARTS:
+                        (where / f"{j}.{name}.arrow").unlink()
+                for name, frame in _read_rejects(where).items():
+                    rejected.setdefault(name, []).append(frame)
+            bad_rates = shared_checks(folder)[1]  # checked by every executor, reported once
+            if len(bad_rates):
+                rejected[RATES] = [bad_rates]
+            return {name: pd.concat(frames) for name, frames in rejected.items()}
+        finally:
+            shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,257 @@
+"""A partitioned ledger: the layout a cluster reads from shared storage, one client bucket at a time.
+
+`partition_folder` writes any ledger folder as Parquet datasets partitioned hive-style by a client
+bucket (`invoices/bucket=3/part-0.parquet`): the clients in sorted id order, cut into `buckets`
+contiguous ranges, every row of a client in its bucket and every payment and instalment in its
+invoice's (the streaming reader's routing, `features.stream`), the rows of no client in a last
+bucket, `fx_rates.parquet` once beside them. Rows are written as read, not yet validated, each with
+its `source_row` (its position in the original file): whoever reads a bucket validates it against
+the contract and names rejected rows as the original files number them. The manifest records the
+buckets' client ranges (a reader checks its rows against them: a client split across buckets is
+rejected, naming the bucket and rows) and the invoice rows whose id another bucket already used.
+
+`bucket_part` reads, types and validates one bucket (what a Spark executor does with its own);
+`read_parts` gives any ledger folder, plain or partitioned, part by part, and is what the local
+engine reads.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.contract import (
+    RATES,
+    TABLE_NAMES,
+    VIOLATION_COLUMNS,
+    ContractConfig,
+    Ledger,
+    check_rates,
+    flag,
+)
+from features.errors import InputError
+from features.fx import resolve_reporting
+from features.io import (
+    LAYOUT,
+    MANIFEST,
+    SOURCE_ROW,
+    Layout,
+    _schema,
+    atomic_directory,
+    bucket_folder,
+    check_files,
+    read_bucket_table,
+    read_layout,
+    read_manifest,
+    read_table_file,
+    reporting_currency,
+    resolve_extracted_on,
+    table_batches,
+)
+from features.stream import (
+    CLIENT_TABLES,
+    PART_CLIENTS,
+    ROW,
+    LedgerPart,
+    Shared,
+    _Spill,
+    _spill_ledger,
+    _to_frame,
+    check_part,
+    ledger_parts,
+)
+
+PART_FILE = "part-0.parquet"
+
+
+def partition_folder(
+    source: Path | str,
+    out: Path | str,
+    *,
+    buckets: int,
+    scratch: Path | str | None = None,
+) -> Layout:
+    """Write the ledger folder `source` as a partitioned ledger `out` (replaced atomically: a
+    failure leaves nothing); memory stays that of the streaming reader's spill, whatever the
+    ledger's size. Returns the layout written."""
+    source, out = Path(source), Path(out)
+    if buckets < 1:
+        raise InputError(f"--buckets must be at least 1, not {buckets}")
+    if read_layout(source) is not None:
+        raise InputError(f"{source} is partitioned already")
+    files = check_files(source)
+    paths = {name: files.paths.get(name) for name in TABLE_NAMES}
+    part_clients = max(1, -(-files.rows["clients"] // buckets))
+    work = Path(tempfile.mkdtemp(prefix="creditguard-partition-", dir=scratch))
+    try:
+        spill = _Spill(work)
+        n_parts, duplicates, currencies, ids = _spill_ledger(paths, spill, part_clients, work)
+        sorted_ids = ids.to_pylist()
+        ranges: list[tuple[str | None, str | None]] = []
+        for b in range(buckets):
+            mine = sorted_ids[b * part_clients : (b + 1) * part_clients]
+            ranges.append((mine[0], mine[-1]) if mine else (None, None))
+        layout = Layout(
+            buckets,
+            ranges,
+            [name for name in TABLE_NAMES if paths[name] is not None],
+            {b: sorted(rows) for b, rows in duplicates.items() if b < n_parts},
+        )
+        with atomic_directory(out) as tmp:
+            for name in layout.tables:
+                for b in range(buckets + 1):
+                    # the unowned rows are the spill's orphan part; buckets past the clients: empty
+                    part = n_parts if b == layout.unowned else b if b < n_parts else None
+                    table = spill.read(name, part) if part is not None else None
+                    if table is None:
+                        table = _empty(paths[name])  # type: ignore[arg-type]
+                    folder = bucket_folder(tmp, name, b)
+                    folder.mkdir(parents=True)
+                    pq.write_table(
+                        table.rename_columns(
+                            [SOURCE_ROW if c == ROW else c for c in table.column_names]
+                        ),
+                        folder / PART_FILE,
+                        compression="zstd",
+                    )
+            rates = files.paths.get(RATES)
+            if rates is not None:
+                batches = list(table_batches(rates))
+                whole = pa.concat_tables(batches) if batches else _schema(rates).empty_table()
+                pq.write_table(whole, tmp / f"{RATES}.parquet")
+            manifest = read_manifest(source) | {
+                "extracted_on": str(resolve_extracted_on(source, None).date()),
+                LAYOUT: layout.to_json(),
+            }
+            reporting = resolve_reporting(reporting_currency(source), currencies)
+            if reporting:
+                manifest["reporting_currency"] = reporting
+            manifest["rows"] = files.rows
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        spill.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return layout
+
+
+def _empty(path: Path) -> pa.Table:
+    """No rows of a table, with its file's columns (and the source row)."""
+    table = _schema(path).empty_table()
+    return table.append_column(ROW, pa.array([], pa.int64()))
+
+
+def shared_checks(
+    folder: Path, *, config: ContractConfig | None = None
+) -> tuple[Shared, pd.DataFrame]:
+    """What every bucket of a partitioned ledger is checked with, and the rejected rate rows."""
+    layout = _layout_of(folder)
+    day = resolve_extracted_on(folder, None)
+    rates_path = check_rates_path(folder)
+    rates, bad_rates = check_rates(
+        read_table_file(rates_path) if rates_path is not None else None,
+        extracted_on=day,
+        reporting_currency=reporting_currency(folder),
+        config=config,
+    )
+    duplicates = {b: set(rows) for b, rows in layout.duplicates.items()}
+    return Shared(day, reporting_currency(folder), rates, config, duplicates), bad_rates
+
+
+def check_rates_path(folder: Path) -> Path | None:
+    path = folder / f"{RATES}.parquet"
+    return path if path.exists() else None
+
+
+def _layout_of(folder: Path) -> Layout:
+    layout = read_layout(folder)
+    if layout is None:
+        raise InputError(f"{folder} is not a partitioned ledger (no {LAYOUT} in its manifest)")
+    return layout
+
+
+def bucket_part(folder: Path | str, bucket: int, shared: Shared) -> LedgerPart:
+    """One bucket read, typed and validated: its clean ledger and rejected rows (numbered as in
+    the original files). A row of a client outside the bucket's range is rejected as split
+    across buckets."""
+    folder = Path(folder)
+    layout = _layout_of(folder)
+    raw: dict[str, pd.DataFrame] = {}
+    rows: dict[str, np.ndarray] = {}
+    for name in layout.tables:
+        table = read_bucket_table(folder, name, bucket)
+        if ROW in table.column_names:
+            raise InputError(f"{bucket_folder(folder, name, bucket)}: column {ROW} is reserved")
+        raw[name], rows[name] = _to_frame(
+            table.rename_columns([ROW if c == SOURCE_ROW else c for c in table.column_names])
+        )
+    first, last = layout.clients[bucket] if bucket < layout.buckets else (None, None)
+
+    def misplaced(ledger: Ledger) -> pd.DataFrame:
+        found = []
+        for name in CLIENT_TABLES:
+            if name not in raw:
+                continue
+            frame = ledger.table(name)
+            ids = frame["client_id"].astype("string")
+            if first is None or last is None:
+                # the unowned bucket's rows of a known client, or an empty bucket's rows
+                outside = ids.notna() & (bucket < layout.buckets)
+            else:
+                outside = ids.notna() & ((ids < first) | (ids > last))
+            outside = outside.fillna(False).to_numpy(dtype=bool)
+            if outside.any():
+                where = f"clients {first} to {last}" if first is not None else "no clients"
+                found.append(
+                    flag(
+                        name,
+                        frame,
+                        outside,
+                        "client_id",
+                        f"is outside bucket {bucket} ({where}): a client split across buckets",
+                    )
+                )
+        return (
+            pd.concat(found, ignore_index=True)
+            if found
+            else pd.DataFrame(columns=VIOLATION_COLUMNS)
+        )
+
+    return check_part(raw, rows, bucket, shared, misplaced)
+
+
+def bucket_parts(
+    folder: Path | str, *, config: ContractConfig | None = None
+) -> Generator[LedgerPart, None, None]:
+    """A partitioned ledger bucket by bucket (as `features.stream.ledger_parts` gives a plain
+    one), then the bucket of rows that belong to no client with the rejected rate rows."""
+    folder = Path(folder)
+    layout = _layout_of(folder)
+    shared, bad_rates = shared_checks(folder, config=config)
+    for bucket in range(layout.buckets + 1):
+        piece = bucket_part(folder, bucket, shared)
+        if bucket == layout.unowned:
+            piece.rejected[RATES] = bad_rates
+        yield piece
+
+
+def read_parts(
+    folder: Path | str,
+    *,
+    part_clients: int = PART_CLIENTS,
+    config: ContractConfig | None = None,
+    scratch: Path | str | None = None,
+) -> Generator[LedgerPart, None, None]:
+    """Any ledger folder part by part: a partitioned one by its buckets, a plain one through the
+    streaming reader's spill (`features.stream.ledger_parts`)."""
+    if read_layout(folder) is not None:
+        yield from bucket_parts(folder, config=config)
+    else:
+        yield from ledger_parts(folder, part_clients=part_clients, config=config, scratch=scratch)
