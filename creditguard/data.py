@@ -27,16 +27,54 @@ def generate(
     start: Annotated[
         str, typer.Option(help="First month of the ledger (YYYY-MM-DD).")
     ] = "2023-01-01",
+    buckets: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Write it partitioned in this many client buckets (see `partition`)."
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic receivables ledger (the embedded default data)."""
+    import tempfile
+
+    from features.partitioned import partition_folder
     from features.synthetic import GeneratorConfig, generate_ledger
 
     cfg = GeneratorConfig(clients=clients, months=months, seed=seed, start=start)
-    counts = generate_ledger(cfg, out)
+    if buckets is None:
+        counts = generate_ledger(cfg, out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="creditguard-generate-") as work:
+            counts = generate_ledger(cfg, Path(work) / "ledger")
+            partition_folder(Path(work) / "ledger", out, buckets=buckets, scratch=work)
     console.print(
         f"wrote {out}: "
         + ", ".join(f"{n:,} {name}" for name, n in counts.items())
         + f"; extracted on {cfg.extracted_on.date()}"
+        + (f"; in {buckets} client buckets" if buckets else "")
+    )
+
+
+@app.command()
+def partition(
+    ledger: Annotated[Path, typer.Argument(help="Ledger folder of CSV or Parquet tables.")],
+    out: Annotated[
+        Path, typer.Argument(help="Folder to write the partitioned ledger into (atomically).")
+    ],
+    buckets: Annotated[int, typer.Option(min=1, help="Client buckets.")] = 8,
+    scratch: Annotated[
+        Path | None, typer.Option(help="Scratch folder for the streaming pass.")
+    ] = None,
+) -> None:
+    """Write a ledger as Parquet datasets in client buckets (hive style), the layout Spark
+    executors and the service read a bucket or a client at a time."""
+    from features.partitioned import partition_folder
+
+    layout = partition_folder(ledger, out, buckets=buckets, scratch=scratch)
+    filled = sum(1 for first, _ in layout.clients if first is not None)
+    console.print(
+        f"wrote {out}: {', '.join(layout.tables)} in {layout.buckets} client buckets "
+        f"({filled} with clients) and one of rows that belong to no client"
     )
 
 
@@ -137,14 +175,33 @@ def features(
     partitions: Annotated[
         int | None, typer.Option(min=1, help="Client partitions (default: by ledger size).")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local, or spark: executors build each client bucket's rows (a plain ledger "
+            "is partitioned first)."
+        ),
+    ] = "local",
+    master: Annotated[
+        str, typer.Option(help="Spark master URL (with --engine spark).")
+    ] = "local[2]",
+    scratch: Annotated[
+        Path | None,
+        typer.Option(help="Scratch folder (with --engine spark: readable by every executor)."),
+    ] = None,
     list_: Annotated[
         bool, typer.Option("--list", help="Print the feature catalog and exit.")
     ] = False,
 ) -> None:
     """Build point-in-time features with labels, or list the feature catalog."""
     from features.catalog import catalog_frame, feature_specs
-    from features.io import load_ledger
-    from features.pipeline import month_ends, write_feature_table
+    from features.io import load_ledger, read_layout
+    from features.pipeline import (
+        iter_bucket_features,
+        month_ends,
+        write_feature_table,
+        write_frames,
+    )
 
     if unit not in ("client", "invoice"):
         raise typer.BadParameter("must be client or invoice", param_hint="--unit")
@@ -173,21 +230,43 @@ def features(
         raise typer.BadParameter(
             "give --as-of DATE (repeatable) or --monthly FROM TO", param_hint="--as-of"
         )
-    loaded = load_ledger(ledger)
-    chosen = None
-    if issued_from is not None:
-        inv = loaded.invoices
-        chosen = inv.loc[inv["issued_on"] >= pd.Timestamp(issued_from), "invoice_id"]
-    stats = write_feature_table(
-        loaded,
-        out,
-        unit=unit,  # type: ignore[arg-type]
-        as_of_dates=dates,
-        invoices=chosen,
-        grace_days=grace_days,
-        partitions=partitions,
-        progress=True,
-    )
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("must be local or spark", param_hint="--engine")
+    since = pd.Timestamp(issued_from) if issued_from is not None else None
+    options = {"as_of_dates": dates, "grace_days": grace_days, "issued_from": since}
+    if engine == "spark":
+        from portfolio.spark import features_spark
+
+        stats = features_spark(
+            ledger,
+            out,
+            unit=unit,
+            master=master,
+            scratch=scratch,
+            **options,  # type: ignore[arg-type]
+        )
+    elif read_layout(ledger) is not None:  # bucket by bucket, as the Spark executors build it
+        stats = write_frames(
+            iter_bucket_features(ledger, unit=unit, progress=True, **options),  # type: ignore[arg-type]
+            out,
+            unit=unit,  # type: ignore[arg-type]
+        )
+    else:
+        loaded = load_ledger(ledger)
+        chosen = None
+        if since is not None:
+            inv = loaded.invoices
+            chosen = inv.loc[inv["issued_on"] >= since, "invoice_id"]
+        stats = write_feature_table(
+            loaded,
+            out,
+            unit=unit,  # type: ignore[arg-type]
+            as_of_dates=dates,
+            invoices=chosen,
+            grace_days=grace_days,
+            partitions=partitions,
+            progress=True,
+        )
     label = "default_12m" if unit == "client" else "late"
     console.print(
         f"wrote {out}: {stats['rows']:,} rows; {stats['uncensored']:,} uncensored with a {label} rate of {stats['rate']:.2%}"

@@ -255,3 +255,29 @@ def read_parts(
         yield from bucket_parts(folder, config=config)
     else:
         yield from ledger_parts(folder, part_clients=part_clients, config=config, scratch=scratch)
+
+
+class BucketRejectedError(InputError):
+    """A bucket of a partitioned ledger breaks the contract where a valid ledger is needed."""
+
+    def __init__(self, folder: Path, bucket: int, rejected: dict[str, pd.DataFrame]) -> None:
+        shown = []
+        for name, frame in rejected.items():
+            for position, reasons in frame["reasons"].head(3).items():
+                shown.append(f"{name} row {int(position) + 1:,}: {reasons}")  # type: ignore[call-overload]
+        n = sum(len(f) for f in rejected.values())
+        super().__init__(
+            f"{bucket_folder(folder, '*', bucket)}: {n:,} row{'s' if n > 1 else ''} of bucket "
+            f"{bucket} break the data contract ({'; '.join(shown)}); every violation: "
+            f"creditguard validate {folder}"
+        )
+
+
+def clean_bucket(folder: Path | str, bucket: int, shared: Shared) -> Ledger:
+    """One bucket's ledger, refused (`BucketRejectedError`) when any of its rows breaks the
+    contract: what training reads, as `load_ledger` refuses a plain ledger."""
+    part = bucket_part(folder, bucket, shared)
+    bad = {name: frame for name, frame in part.rejected.items() if len(frame)}
+    if bad:
+        raise BucketRejectedError(Path(folder), bucket, bad)
+    return part.ledger

@@ -36,8 +36,15 @@ import pandas as pd
 import pyarrow as pa
 
 from features.contract import RATES
+from features.errors import InputError
 from features.io import read_layout, reporting_currency
-from features.partitioned import bucket_part, partition_folder, shared_checks
+from features.partitioned import (
+    BucketRejectedError,
+    bucket_part,
+    partition_folder,
+    shared_checks,
+)
+from features.pipeline import Unit, bucket_features, write_frames
 from features.stream import PART_CLIENTS, LedgerPart, Shared
 from portfolio.outputs import ChunkResult, RunTables
 from scoring.scorer import HISTORY_COLUMNS, Scorer
@@ -154,15 +161,32 @@ def partitioned(folder: Path, scratch: Path | None) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _reported(task: Callable[[int], dict[str, Any]]) -> Callable[[int], dict[str, Any]]:
+    """A bucket's task whose wrong input (a missing file, a bucket refused by the contract) comes
+    back to the driver as its message, not as a Java stack trace."""
+
+    def run(bucket: int) -> dict[str, Any]:
+        try:
+            return task(bucket)
+        except InputError as exc:
+            return {"bucket": bucket, "error": str(exc)}
+
+    return run
+
+
 def map_buckets(
-    spark: Any, buckets: int, task: Callable[[int], dict[str, int]]
-) -> list[dict[str, int]]:
-    """`task(bucket)` for every bucket (one Spark task each); their summaries, in bucket order."""
+    spark: Any, buckets: int, task: Callable[[int], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`task(bucket)` for every bucket (one Spark task each); their summaries, in bucket order.
+    A bucket's wrong input is an `InputError` naming it (the first, by bucket)."""
     rdd = spark.sparkContext.parallelize(range(buckets), buckets)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
-        found = rdd.map(task).collect()
-    return sorted(found, key=lambda s: s["bucket"])
+        found = sorted(rdd.map(task).collect(), key=lambda s: s["bucket"])
+    for summary in found:
+        if "error" in summary:
+            raise InputError(summary["error"])
+    return found
 
 
 def score_spark(
@@ -198,7 +222,8 @@ def score_spark(
                 root, results, run_id = str(folder), str(out), uuid.uuid4().hex
                 day = as_of
 
-                def task(bucket: int) -> dict[str, int]:
+                @_reported
+                def task(bucket: int) -> dict[str, Any]:
                     part = bucket_part(Path(root), bucket, _shared(root))
                     where = Path(results) / f"bucket={bucket}"
                     where.mkdir()
@@ -238,3 +263,42 @@ def score_spark(
             return {name: pd.concat(frames) for name, frames in rejected.items()}
         finally:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def features_spark(
+    ledger_dir: Path,
+    out: Path,
+    *,
+    unit: Unit,
+    master: str = "local[2]",
+    scratch: Path | None = None,
+    **options: object,
+) -> dict[str, float]:
+    """`creditguard features --engine spark`: every bucket's feature table built by an executor
+    (`features.pipeline.bucket_features`, as the local engine builds it), streamed by the driver
+    into one Parquet file in bucket order; the same file as the local engine's."""
+    with partitioned(ledger_dir, scratch) as folder:
+        layout = read_layout(folder)
+        assert layout is not None
+        bad_rates = shared_checks(folder)[1]
+        if len(bad_rates):
+            raise BucketRejectedError(folder, layout.unowned, {RATES: bad_rates})
+        results = Path(tempfile.mkdtemp(prefix="creditguard-spark-", dir=scratch))
+        try:
+            with spark_session(master, "creditguard-features", layout.buckets + 1) as spark:
+                root, where = str(folder), str(results)
+
+                @_reported
+                def task(bucket: int) -> dict[str, Any]:
+                    frame = bucket_features(Path(root), bucket, _shared(root), unit=unit, **options)
+                    if frame is not None:
+                        _write_arrow(frame, Path(where) / f"{bucket}.arrow")
+                    return {"bucket": bucket, "built": frame is not None}
+
+                summaries = map_buckets(spark, layout.buckets + 1, task)
+            frames = (
+                _read_arrow(results / f"{s['bucket']}.arrow") for s in summaries if s["built"]
+            )
+            return write_frames(frames, out, unit=unit)
+        finally:
+            shutil.rmtree(results, ignore_errors=True)
