@@ -22,10 +22,12 @@ from features.errors import InputError
 from features.io import (
     atomic_file,
     find_table,
+    read_layout,
     read_table_file,
     reporting_currency,
     resolve_extracted_on,
 )
+from features.partitioned import append_action, client_rows
 
 
 @contextmanager
@@ -68,10 +70,22 @@ def record_action(
         "amount": "" if amount is None else str(amount),
         "note": note or "",
     }
-    clients = _rows_of(find_table(folder, "clients"), "client_id", client_id)
+    layout = read_layout(folder)
+    if layout is not None:  # a partitioned ledger: the client's bucket, read with a filter
+        bucket = layout.bucket_of(client_id)
+        clients, invoices = (
+            (pd.DataFrame(), pd.DataFrame())
+            if bucket is None
+            else (
+                client_rows(folder, "clients", bucket, client_id),
+                client_rows(folder, "invoices", bucket, client_id),
+            )
+        )
+    else:
+        clients = _rows_of(find_table(folder, "clients"), "client_id", client_id)
+        invoices = _rows_of(find_table(folder, "invoices"), "client_id", client_id)
     if clients.empty:
         raise InputError(f"client_id: {client_id!r} is not a client of the ledger {folder}")
-    invoices = _rows_of(find_table(folder, "invoices"), "client_id", client_id)
     raw = {
         "clients": clients.astype(str).replace({"NaT": "", "nan": "", "None": "", "<NA>": ""}),
         "invoices": invoices.astype(str).replace({"NaT": "", "nan": "", "None": "", "<NA>": ""}),
@@ -86,6 +100,18 @@ def record_action(
     if len(mine):
         raise LedgerValidationError(mine.assign(row=1))
     typed = ledger.actions
+    if layout is not None:
+        with _locked(folder):
+            append_action(folder, typed)
+    else:
+        _append(folder, row, typed)
+    written = typed.iloc[0].to_dict()
+    written["on"] = str(pd.Timestamp(written["on"]).date())
+    return written
+
+
+def _append(folder: Path, row: dict[str, str], typed: pd.DataFrame) -> None:
+    """The action appended to a plain ledger folder's action log, rewritten whole."""
     with _locked(folder):
         path = find_table(folder, "actions") or folder / "actions.parquet"
         before = read_table_file(path) if path.exists() else None
@@ -99,6 +125,3 @@ def record_action(
             out = typed if before is None else pd.concat([before, typed], ignore_index=True)
             with atomic_file(path) as tmp:
                 out.to_parquet(tmp, index=False)
-    written = typed.iloc[0].to_dict()
-    written["on"] = str(pd.Timestamp(written["on"]).date())
-    return written

@@ -17,6 +17,8 @@ engine reads.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import shutil
 import tempfile
@@ -26,15 +28,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from features.contract import (
+    BY_INVOICE,
     RATES,
     TABLE_NAMES,
     VIOLATION_COLUMNS,
     ContractConfig,
     Ledger,
     check_rates,
+    coerce_table,
     flag,
 )
 from features.errors import InputError
@@ -45,7 +51,10 @@ from features.io import (
     SOURCE_ROW,
     Layout,
     _schema,
+    arrow_to_frame,
     atomic_directory,
+    atomic_file,
+    bucket_files,
     bucket_folder,
     check_files,
     read_bucket_table,
@@ -62,6 +71,7 @@ from features.stream import (
     ROW,
     LedgerPart,
     Shared,
+    _ids,
     _Spill,
     _spill_ledger,
     _to_frame,
@@ -281,3 +291,162 @@ def clean_bucket(folder: Path | str, bucket: int, shared: Shared) -> Ledger:
     if bad:
         raise BucketRejectedError(Path(folder), bucket, bad)
     return part.ledger
+
+
+def partitioned_copy(
+    folder: Path | str, cache: Path | str, *, bucket_clients: int = PART_CLIENTS
+) -> Path:
+    """A partitioned ledger to read `folder` from: itself when it is one, else its partitioned
+    copy under `cache`, written once per version of its files (a lock keeps two processes from
+    writing it twice; a changed file makes a new copy)."""
+    folder, cache = Path(folder), Path(cache)
+    if read_layout(folder) is not None:
+        return folder
+    files = check_files(folder)
+    stamp = [str(folder.resolve())] + [
+        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(files.paths.values())
+    ]
+    manifest = folder / MANIFEST
+    if manifest.exists():
+        stamp.append(manifest.read_text(encoding="utf-8"))
+    key = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+    target = cache / f"ledger-{key}"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".ledger-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if read_layout(target) is None if target.exists() else True:
+                n = max(1, -(-files.rows["clients"] // bucket_clients))
+                partition_folder(folder, target, buckets=n, scratch=cache)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def _matching(folder: Path, name: str, bucket: int, column: str, values: pa.Array) -> pa.Table:
+    """A table's rows in one bucket whose `column` (as an id: text, trimmed) is one of
+    `values`: a filtered scan of the bucket's files, never the whole table."""
+    files = [str(p) for p in bucket_files(folder, name, bucket)]
+    key = pc.utf8_trim_whitespace(ds.field(column).cast(pa.string()))
+    return ds.dataset(files, format="parquet").to_table(filter=pc.is_in(key, value_set=values))
+
+
+def client_part(folder: Path | str, client_id: str, shared: Shared) -> LedgerPart | None:
+    """One client's rows read from its bucket with filtered scans, typed and checked against the
+    contract like its bucket (None: no bucket holds the client). What the service reads for a
+    client, instead of holding the ledger."""
+    folder = Path(folder)
+    layout = _layout_of(folder)
+    bucket = layout.bucket_of(client_id)
+    if bucket is None:
+        return None
+    tables: dict[str, pa.Table] = {}
+    one = pa.array([client_id], pa.string())
+    for name in layout.tables:
+        if name not in BY_INVOICE:
+            tables[name] = _matching(folder, name, bucket, "client_id", one)
+    invoices = tables.get("invoices")
+    ids = (
+        pc.unique(_ids(invoices["invoice_id"]).drop_null())
+        if invoices is not None
+        else pa.array([], pa.string())
+    )
+    for name in BY_INVOICE:
+        if name in layout.tables:
+            tables[name] = _matching(folder, name, bucket, "invoice_id", ids)
+    raw: dict[str, pd.DataFrame] = {}
+    rows: dict[str, np.ndarray] = {}
+    for name, table in tables.items():
+        raw[name], rows[name] = _to_frame(
+            table.rename_columns([ROW if c == SOURCE_ROW else c for c in table.column_names])
+        )
+    return check_part(raw, rows, bucket, shared)
+
+
+def read_clients(folder: Path | str, columns: list[str]) -> pd.DataFrame:
+    """The clients table of a partitioned ledger, typed (`columns` of it, those there), every
+    bucket's: a small table, one row per client."""
+    folder = Path(folder)
+    layout = _layout_of(folder)
+    parts = [read_bucket_table(folder, "clients", b) for b in range(layout.buckets)]
+    whole = pa.concat_tables(parts, promote_options="permissive")
+    raw = arrow_to_frame(whole.select([c for c in columns if c in whole.column_names]))
+    typed, _ = coerce_table("clients", raw)
+    return typed
+
+
+def earliest(folder: Path | str, name: str, column: str) -> pd.Timestamp | None:
+    """The earliest date in a column of a partitioned table: from the Parquet statistics when
+    the column is typed, else read (as the contract reads it)."""
+    folder = Path(folder)
+    layout = _layout_of(folder)
+    if name not in layout.tables:
+        return None
+    found: list[pd.Timestamp] = []
+    for bucket in range(layout.buckets):
+        for path in bucket_files(folder, name, bucket):
+            meta = pq.ParquetFile(path)
+            at = meta.schema_arrow.get_field_index(column)
+            kind = meta.schema_arrow.field(at).type if at >= 0 else None
+            stats = (
+                [
+                    meta.metadata.row_group(g).column(at).statistics
+                    for g in range(meta.metadata.num_row_groups)
+                ]
+                if at >= 0
+                else []
+            )
+            if (
+                kind is not None
+                and pa.types.is_temporal(kind)
+                and all(s is not None and s.has_min_max for s in stats)
+            ):
+                found += [pd.Timestamp(s.min) for s in stats]
+                continue
+            values = pq.read_table(path, columns=[column])[column].to_pandas()
+            dates = pd.to_datetime(values, errors="coerce", format="mixed")
+            if dates.notna().any():
+                found.append(dates.min())
+    return min(found) if found else None
+
+
+def client_rows(folder: Path | str, name: str, bucket: int, client_id: str) -> pd.DataFrame:
+    """One client's rows of a table in its bucket, as written (without the source row)."""
+    table = _matching(Path(folder), name, bucket, "client_id", pa.array([client_id], pa.string()))
+    return arrow_to_frame(table.drop_columns([SOURCE_ROW]))
+
+
+def append_action(folder: Path | str, typed: pd.DataFrame) -> None:
+    """One checked action row appended to a partitioned ledger: a new file in its client's
+    bucket of the actions table, numbered after every row the log had (the manifest counts
+    them). The caller holds the ledger's lock."""
+    folder = Path(folder)
+    layout = _layout_of(folder)
+    bucket = layout.bucket_of(str(typed["client_id"].iloc[0]))
+    assert bucket is not None  # the caller found the client
+    manifest = read_manifest(folder)
+    counts = dict(manifest.get("rows") or {})  # type: ignore[call-overload]
+    n = int(counts.get("actions", 0))
+    row = pa.Table.from_pandas(typed.assign(**{SOURCE_ROW: [n]}), preserve_index=False)
+    if "actions" not in layout.tables:  # the first action: every bucket gets the table
+        for b in range(layout.buckets + 1):
+            where = bucket_folder(folder, "actions", b)
+            where.mkdir(parents=True, exist_ok=True)
+            pq.write_table(row.schema.empty_table(), where / PART_FILE)
+        layout = Layout(
+            layout.buckets, layout.clients, [*layout.tables, "actions"], layout.duplicates
+        )
+    else:  # as the bucket's files have it (a ledger partitioned from CSV: text)
+        schema = pq.read_schema(bucket_files(folder, "actions", bucket)[0])
+        try:
+            row = row.select(schema.names).cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+            text = typed.astype(str).replace({"NaT": "", "nan": "", "None": "", "<NA>": ""})
+            row = pa.Table.from_pandas(text.assign(**{SOURCE_ROW: [n]}), preserve_index=False)
+            row = row.select(schema.names).cast(schema)
+    with atomic_file(bucket_folder(folder, "actions", bucket) / f"part-{n:012d}.parquet") as tmp:
+        pq.write_table(row, tmp)
+    counts["actions"] = n + 1
+    manifest = manifest | {"rows": counts, LAYOUT: layout.to_json()}
+    with atomic_file(folder / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.errors import InputError
-from features.io import check_files, resolve_extracted_on
+from features.io import LedgerFiles, check_files, resolve_extracted_on
 from portfolio.batch import rejects_table, score_folder
 from portfolio.layout import RUN_MARKER, RunsRoot, RunsRootError, check_root
 from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, TOTAL, RunTables
@@ -148,8 +148,35 @@ def run_scoring(
                     folder,
                     previous=previous,
                     previous_clients=before,
+                    ledger=ledger_stamp(files, extracted_on),
                 )
     return root.path(day), figures
+
+
+STAMPED = ("clients", "invoices", "payments", "instalments", "financials", "insolvencies")
+
+
+def ledger_stamp(files: LedgerFiles, extracted_on: pd.Timestamp) -> dict[str, Any]:
+    """What a run records of the ledger it scored: the extraction and its tables' row counts
+    (not the action log's, which grows between runs). The service takes a run's features for
+    its ledger only when they agree (`serving.offline`)."""
+    return {
+        "folder": str(files.folder.absolute()),
+        "extracted_on": str(extracted_on.date()),
+        "rows": {name: files.rows[name] for name in STAMPED if name in files.rows},
+    }
+
+
+def scored_ledger(run: Path, files: LedgerFiles, extracted_on: pd.Timestamp) -> bool:
+    """Whether `run` scored this ledger (the same extraction and tables, `ledger_stamp`)."""
+    recorded = json.loads((run / "run.json").read_text()).get("ledger")
+    if not recorded:
+        return False
+    mine = ledger_stamp(files, extracted_on)
+    return bool(
+        recorded.get("extracted_on") == mine["extracted_on"]
+        and recorded.get("rows") == mine["rows"]
+    )
 
 
 def check_rejects(
@@ -192,9 +219,11 @@ def write_run(
     *,
     previous: Path | None = None,
     previous_clients: pd.DataFrame | None = None,
+    ledger: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a run's files into the folder `tmp` (the caller publishes it), the invoices ranked
-    portfolio-wide a block at a time; returns the report's figures."""
+    portfolio-wide a block at a time; returns the report's figures. `ledger`: what the run
+    records of the ledger it scored (`ledger_stamp`)."""
     versions = dict(scorer.versions)
     clients = tables.client_table()
     clients.to_parquet(tmp / "clients.parquet", index=False)
@@ -222,6 +251,7 @@ def write_run(
         "open_invoices": tables.invoices.count,
         "rejected_rows": len(rejects),
         "previous": str(previous.absolute()) if previous else None,
+        "ledger": ledger,
     }
     (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")

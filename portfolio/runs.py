@@ -7,6 +7,7 @@ the runs under a runs root (one folder per run, each with its `clients.parquet`)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +20,13 @@ from scoring.scorer import HISTORY_COLUMNS
 
 def run_folders(root: Path) -> list[Path]:
     """The run folders under `root` (those with a clients table), oldest first by their as_of."""
+    return list(dated_runs(root).values())
+
+
+def dated_runs(root: Path) -> dict[pd.Timestamp, Path]:
+    """The run folders under `root` by their as_of, oldest first."""
     if not root.is_dir():
-        return []
+        return {}
     found = []
     for folder in root.iterdir():
         table = folder / "clients.parquet"
@@ -30,25 +36,38 @@ def run_folders(root: Path) -> list[Path]:
             as_of = pq.read_table(table, columns=["as_of"]).slice(0, 1).to_pylist()
             if as_of:
                 found.append((pd.Timestamp(as_of[0]["as_of"]), folder))
-    return [folder for _, folder in sorted(found)]
+    return dict(sorted(found))
 
 
 @dataclass
 class RunHistory:
-    """The history columns of every run under a root, by the run's as_of."""
+    """The runs under a root by their as_of; a run's history columns are read when asked for
+    (the latest two kept), so that a service holds no more of them than it uses."""
 
-    runs: dict[pd.Timestamp, pd.DataFrame] = field(default_factory=dict)
+    runs: dict[pd.Timestamp, Path] = field(default_factory=dict)
+    read: dict[pd.Timestamp, pd.DataFrame] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> RunHistory:
-        runs = {}
-        for folder in run_folders(root):
-            table = pd.read_parquet(folder / "clients.parquet", columns=list(HISTORY_COLUMNS))
-            if len(table):
-                runs[pd.Timestamp(table["as_of"].iloc[0])] = table
-        return cls(runs)
+        return cls(dated_runs(root))
 
     def before(self, day: pd.Timestamp) -> pd.DataFrame | None:
         """The clients table of the latest run strictly before `day` (None: no such run)."""
         earlier = [as_of for as_of in self.runs if as_of < day]
-        return self.runs[max(earlier)] if earlier else None
+        if not earlier:
+            return None
+        as_of = max(earlier)
+        with self.lock:
+            table = self.read.get(as_of)
+            if table is None:
+                path = self.runs[as_of] / "clients.parquet"
+                table = pd.read_parquet(path, columns=list(HISTORY_COLUMNS))
+                while len(self.read) >= 2:
+                    self.read.pop(next(iter(self.read)))
+                self.read[as_of] = table
+        return table
+
+    def latest(self) -> Path | None:
+        """The newest run's folder (None: no run)."""
+        return self.runs[max(self.runs)] if self.runs else None

@@ -1,5 +1,13 @@
-"""The ledger the service scores against: every client's default-day features built once, one
-client's history cut out per request for any other day."""
+"""The ledger the service scores against, read a client at a time, never held whole.
+
+The service reads the ledger in its partitioned form (`features.partitioned`): a partitioned
+ledger as it is, a plain folder through a partitioned copy written once into the cache (per
+version of its files). At start a worker holds only the clients table (ids, names, limits: one
+small row per client); a request that needs a client's history (another day than the nightly
+run's, the officer page, a client onboarded since the run) reads it from the client's bucket with
+filtered scans, typed and checked against the contract like its bucket, and keeps the latest few.
+The nightly run's features answer the run's day (`serving.offline`).
+"""
 
 from __future__ import annotations
 
@@ -9,80 +17,76 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import BY_INVOICE, Ledger
-from features.io import load_ledger
+from features.contract import Ledger, empty_table
+from features.io import check_files, read_layout
+from features.partitioned import (
+    client_part,
+    earliest,
+    partitioned_copy,
+    read_clients,
+    shared_checks,
+)
 from features.payment_behaviour import build_client_features
-from features.pipeline import client_ledger
 from scoring.paths import REPO
 
 DEFAULT_LEDGER = REPO / "data" / "demo" / "ledger"
-DEFAULT_RUNS = REPO / "data" / "demo" / "runs"  # the nightly runs: the decision PD's history
+DEFAULT_RUNS = REPO / "data" / "demo" / "runs"  # the nightly runs: the offline store, the history
+DEFAULT_CACHE = REPO / "data" / "cache"  # partitioned copies of plain ledgers, offline stores
+BUCKET_CLIENTS = 256  # clients per bucket of a partitioned copy: a client's read scans one
+CLIENT_COLUMNS = ["client_id", "name", "country", "industry", "onboarded_on", "credit_limit"]
+CLIENT_CACHE = 256  # clients whose history a worker keeps read
 
 
 class OnlineLedger:
-    """The ledger the service scores against; one client's history is cut out per request."""
+    """The ledger the service scores against; one client's history is read per request."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, cache: Path = DEFAULT_CACHE) -> None:
         self.folder = folder
-        self.ledger: Ledger = load_ledger(folder)
-        self.clients = set(self.ledger.clients["client_id"])
-        inv = self.ledger.invoices
-        # Row positions of every client's history in every table, found once: a request then
-        # takes its client's rows by position instead of scanning millions of rows.
-        client_of_invoice = pd.Series(
-            inv["client_id"].to_numpy(), index=inv["invoice_id"].to_numpy()
-        )
-        self.rows: dict[str, dict[str, np.ndarray]] = {}
-        for name, frame in self.ledger.tables().items():
-            owner = (
-                frame["invoice_id"].map(client_of_invoice)
-                if name in BY_INVOICE
-                else frame["client_id"]
-            )
-            self.rows[name] = (
-                pd.Series(np.arange(len(frame))).groupby(owner.to_numpy()).indices
-                if len(frame)
-                else {}
-            )
-        self.names = self.ledger.clients.set_index("client_id")["name"]
-        self.onboarded = self.ledger.clients.set_index("client_id")["onboarded_on"]
-        clients = self.ledger.clients.set_index("client_id")
+        self.partitioned = read_layout(folder) is not None
+        self.source = partitioned_copy(folder, cache / "ledgers", bucket_clients=BUCKET_CLIENTS)
+        self.shared, _ = shared_checks(self.source)
+        self.files = check_files(self.source)
+        self.table = read_clients(self.source, CLIENT_COLUMNS)
+        self.clients = set(self.table["client_id"])
+        clients = self.table.set_index("client_id")
+        self.onboarded = clients["onboarded_on"]
         self.limits = (
             clients["credit_limit"].astype("float64")
             if "credit_limit" in clients
             else pd.Series(np.nan, index=clients.index)
         )
-        # Every client's features on the default day (the day after the extraction), built once by
-        # the batch path of the same feature code: a request for that day takes its row instead
-        # of rebuilding the client's history (~12 ms). Other days go through the online path.
-        self.default_day = self.ledger.extracted_on + pd.Timedelta(days=1)
+        self.extracted_on = self.shared.day
+        self.default_day = self.extracted_on + pd.Timedelta(days=1)
         # The earliest day a score can be asked for: the ledger's first record
+        first_invoice = earliest(self.source, "invoices", "issued_on")
         self.first_day = min(
             pd.Timestamp(self.onboarded.min()) if len(self.onboarded) else self.default_day,
-            pd.Timestamp(inv["issued_on"].min()) if len(inv) else self.default_day,
+            first_invoice if first_invoice is not None else self.default_day,
         )
-        self.snapshot = build_client_features(self.ledger, as_of_dates=[self.default_day])
-        self.snapshot_row = {c: i for i, c in enumerate(self.snapshot["client_id"])}
+        # actions this worker recorded in a plain ledger folder (its partitioned copy predates
+        # them); a partitioned ledger takes them in its buckets, read with the client
+        self.recorded = empty_table("actions")
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019  (one ledger per service, lives as long)
+    @functools.lru_cache(maxsize=CLIENT_CACHE)  # noqa: B019  (one ledger per load, lives as long)
     def client(self, client_id: str) -> Ledger:
-        """One client's whole history as a ledger."""
-        empty = np.array([], dtype=int)
-        return self.ledger.with_tables(
-            {
-                name: frame.iloc[self.rows[name].get(client_id, empty)]
-                for name, frame in self.ledger.tables().items()
-            }
-        )
+        """One client's whole history as a ledger (its rows that break the contract set
+        aside, as a run sets them aside)."""
+        part = client_part(self.source, client_id, self.shared)
+        if part is None:
+            raise KeyError(client_id)
+        ledger = part.ledger
+        mine = self.recorded[self.recorded["client_id"] == client_id]
+        if len(mine):
+            actions = pd.concat([ledger.actions, mine], ignore_index=True)
+            ledger = ledger.with_tables({"actions": actions})
+        return ledger
 
     def add_action(self, row: pd.DataFrame) -> None:
-        """An action just recorded in the ledger's log (`features.actions`), seen at once by this
-        worker's next view of its client (other workers: at their next /reload)."""
-        actions = pd.concat([self.ledger.actions, row], ignore_index=True)
-        self.ledger = self.ledger.with_tables({"actions": actions})
-        self.rows["actions"] = (
-            pd.Series(np.arange(len(actions))).groupby(actions["client_id"].to_numpy()).indices
-        )
+        """An action just recorded in the ledger's action log (`features.actions`), seen at once
+        by this worker's next view of its client (other workers: at their next /reload, or at
+        once for a partitioned ledger, whose buckets they read)."""
+        if not self.partitioned:
+            self.recorded = pd.concat([self.recorded, row], ignore_index=True)
         self.client.cache_clear()
 
     def onboarded_before(self, client_id: str, day: pd.Timestamp) -> bool:
@@ -93,18 +97,14 @@ class OnlineLedger:
         """Each client's limit today (NaN: none granted)."""
         return self.limits.reindex(pd.Index(client_ids, dtype=object)).to_numpy(dtype="float64")
 
-    def snapshot_rows(self, client_ids: list[str], as_of: pd.Timestamp) -> list[int] | None:
-        """Positions in `snapshot` of these clients' rows (those onboarded by then, in table
-        order) when `as_of` is the default day; None for any other day."""
-        if as_of != self.default_day:
-            return None
-        return sorted(self.snapshot_row[c] for c in client_ids if c in self.snapshot_row)
-
     def batch_features(self, client_ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
-        """These clients' feature rows on `as_of` (none for a client not yet onboarded then)."""
-        rows = self.snapshot_rows(client_ids, as_of)
-        if rows is not None:
-            return self.snapshot.iloc[rows].reset_index(drop=True)
-        if len(client_ids) == 1:  # one client's history is cut out once and kept
+        """These clients' feature rows on `as_of` (none for a client not yet onboarded then),
+        built from their histories."""
+        if len(client_ids) == 1:
             return build_client_features(self.client(client_ids[0]), as_of_dates=[as_of])
-        return build_client_features(client_ledger(self.ledger, client_ids), as_of_dates=[as_of])
+        ledgers = [self.client(c) for c in sorted(client_ids)]
+        tables = {
+            name: pd.concat([lg.table(name) for lg in ledgers], ignore_index=True)
+            for name in ledgers[0].tables()
+        }
+        return build_client_features(ledgers[0].with_tables(tables), as_of_dates=[as_of])

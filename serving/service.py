@@ -31,9 +31,11 @@ from pydantic import ValidationError
 from starlette.staticfiles import StaticFiles
 
 from features.actions import record_action
-from features.contract import LedgerValidationError
+from features.contract import LedgerValidationError, empty_table
 from features.errors import InputError
 from features.payment_behaviour import build_client_features
+from portfolio.layout import LATEST
+from portfolio.run import scored_ledger
 from portfolio.runs import RunHistory
 from scoring.applicant import TradeReference, applicant_ledger, apply_trade_references
 from scoring.reasons import Reason as ScoredReason
@@ -43,7 +45,8 @@ from serving.auth import KeyConfigError, KeyRing
 from serving.guard import Guard
 from serving.metrics import RequestMetrics, exposition
 from serving.officer import client_view, search
-from serving.online import DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger
+from serving.offline import OfflineStore
+from serving.online import DEFAULT_CACHE, DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger
 from serving.openapi import ConformingResponses
 from serving.schemas import (
     ActionIn,
@@ -194,13 +197,14 @@ def _document(scorer: Scorer, rows: ClientRows, scores: Scores, i: int) -> Score
 
 @dataclass(frozen=True)
 class _Loaded:
-    """What a reload swaps at once: the champions, the nightly runs' history, and every
-    client's default-day row prepared for them with its history."""
+    """What a reload swaps at once: the champions, the nightly runs' history, the ledger (read
+    a client at a time) and the latest run's clients prepared for the champions."""
 
     scorer: Scorer
     history: RunHistory
-    prepared: ClientRows
-    prepared_history: History
+    ledger: OnlineLedger
+    store: OfflineStore | None  # the latest nightly run (None: no run yet)
+    run: Path | None  # its folder
     stamp: float  # when it was loaded (workers follow a newer reload, `_follow`)
 
 
@@ -227,8 +231,12 @@ class CreditGuard:
             logging.getLogger(name).addFilter(_OneLine())
         KEYS.reload()  # bad keys stop the start here, with the reason
         self.audit = AuditLog(audit_path())
-        self.ledger = OnlineLedger(Path(os.environ.get("CREDITGUARD_LEDGER", DEFAULT_LEDGER)))
+        self.ledger_dir = Path(os.environ.get("CREDITGUARD_LEDGER", DEFAULT_LEDGER))
         self.runs = Path(os.environ.get("CREDITGUARD_RUNS", DEFAULT_RUNS))
+        self.cache = Path(os.environ.get("CREDITGUARD_CACHE", DEFAULT_CACHE))
+        # CREDITGUARD_FOLLOW_LATEST=1: a new nightly run (the runs root's `latest` moved) is
+        # loaded as a reload would, without one
+        self.follow_latest = os.environ.get("CREDITGUARD_FOLLOW_LATEST", "0") == "1"
         # every worker follows a reload made by any of them (see `_follow`)
         self.reload_stamp = audit_path().parent / "reload.json"
         self.lock = threading.Lock()
@@ -237,17 +245,26 @@ class CreditGuard:
         _settle_heap()
 
     def _load(self) -> _Loaded:
-        """The champions, the runs' history, and every client's default-day row prepared for
-        them (a request then takes its row: no pandas per request)."""
+        """The champions, the runs' history, the ledger's clients and the latest nightly run
+        as the offline store (a request on its day takes its client's prepared row: no pandas
+        per request, no feature built at start)."""
         scorer = Scorer.from_registry()
         history = RunHistory.load(self.runs)
-        prepared = scorer.prepare(self.ledger.snapshot)
-        before = History.of(
-            history.before(self.ledger.default_day), prepared.client_id, prepared.as_of
-        )
-        if len(prepared):  # compile the trees and load the kernels now, not on a request
-            scorer.score_rows(prepared.take([0]), history=before.take(np.array([0])))
-        return _Loaded(scorer, history, prepared, before, time.time())
+        ledger = OnlineLedger(self.ledger_dir, self.cache)
+        run = history.latest()
+        store = None
+        if run is not None and scored_ledger(run, ledger.files, ledger.extracted_on):
+            store = OfflineStore.open(run, scorer, history, self.cache / "offline")
+        elif run is not None:
+            log.warning("the latest run %s scored another ledger: every request is built", run)
+        if store is not None and store.index:  # compile the trees now, not on a request
+            rows, before = store.take([0])
+            scorer.score_rows(rows, history=before)
+        return _Loaded(scorer, history, ledger, store, run, time.time())
+
+    @property
+    def ledger(self) -> OnlineLedger:
+        return self._current().ledger
 
     def _current(self) -> _Loaded:
         self._follow()
@@ -261,8 +278,9 @@ class CreditGuard:
         try:
             stamp = self.reload_stamp.stat().st_mtime
         except OSError:
-            return
-        if stamp <= self.loaded.stamp or not self.reloading.acquire(blocking=False):
+            stamp = 0.0
+        moved = self.follow_latest and self._latest() != self.loaded.run
+        if (stamp <= self.loaded.stamp and not moved) or not self.reloading.acquire(blocking=False):
             return
 
         def reload() -> None:
@@ -278,6 +296,11 @@ class CreditGuard:
                 self.reloading.release()
 
         threading.Thread(target=reload, name="creditguard-reload", daemon=True).start()
+
+    def _latest(self) -> Path | None:
+        """The run the runs root's `latest` points at (None: none)."""
+        pointer = self.runs / LATEST
+        return pointer.resolve() if pointer.exists() else None
 
     def _swap(self, fresh: _Loaded) -> None:
         with self.lock:
@@ -297,16 +320,16 @@ class CreditGuard:
         nightly run before `day`."""
         loaded = self._current()
         scorer = loaded.scorer
-        at = self.ledger.snapshot_rows(client_ids, day)
+        at = loaded.store.rows_of(client_ids, day) if loaded.store is not None else None
         if at is not None:
-            rows, history = loaded.prepared.take(at), loaded.prepared_history.take(np.asarray(at))
+            rows, history = loaded.store.take(at)  # type: ignore[union-attr]
         else:
-            rows = scorer.prepare(self.ledger.batch_features(client_ids, day))
+            rows = scorer.prepare(loaded.ledger.batch_features(client_ids, day))
             history = History.of(loaded.history.before(day), rows.client_id, rows.as_of)
         scores = scorer.score_rows(
             rows,
             history=history,
-            current_limits=self.ledger.current_limits(rows.client_id),
+            current_limits=loaded.ledger.current_limits(rows.client_id),
             requested=requested,
             reasons=reasons,
         )
@@ -433,9 +456,7 @@ class CreditGuard:
         self._authorize(ctx, "score")
         if not query.strip():
             raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "query must not be blank")
-        return SearchOut(
-            matches=[ClientMatch(**m) for m in search(self.ledger.ledger.clients, query)]
-        )
+        return SearchOut(matches=[ClientMatch(**m) for m in search(self.ledger.table, query)])
 
     @bentoml.api(input_spec=ViewIn)
     def client_view(
@@ -452,7 +473,7 @@ class CreditGuard:
         if missing:
             raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, missing)
         loaded = self._current()
-        view = client_view(self.ledger.client(client_id), loaded.scorer, day, loaded.history)
+        view = client_view(loaded.ledger.client(client_id), loaded.scorer, day, loaded.history)
         scores: Scores = view.pop("scores")
         rows: ClientRows = view.pop("rows")
         return ClientView(score=_document(loaded.scorer, rows, scores, 0), **view)
@@ -486,7 +507,7 @@ class CreditGuard:
             )
         except InputError as exc:
             raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
-        self.ledger.add_action(pd.DataFrame([row]).astype(self.ledger.ledger.actions.dtypes))
+        self.ledger.add_action(pd.DataFrame([row]).astype(empty_table("actions").dtypes))
         self.audit.append_action(key_id=key_id, row=row)
         return ActionOut(
             client_id=client_id,
