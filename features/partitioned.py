@@ -207,7 +207,7 @@ def bucket_part(folder: Path | str, bucket: int, shared: Shared) -> LedgerPart:
     def misplaced(ledger: Ledger) -> pd.DataFrame:
         found = []
         for name in CLIENT_TABLES:
-            if name not in raw:
+            if name not in layout.tables:  # (not `raw`: the contract consumes it)
                 continue
             frame = ledger.table(name)
             ids = frame["client_id"].astype("string")

@@ -168,11 +168,15 @@ def ledger_stamp(files: LedgerFiles, extracted_on: pd.Timestamp) -> dict[str, An
 
 
 def scored_ledger(run: Path, files: LedgerFiles, extracted_on: pd.Timestamp) -> bool:
-    """Whether `run` scored this ledger (the same extraction and tables, `ledger_stamp`)."""
+    """Whether `run` scored this ledger: the same folder (a nightly extraction replaces it in
+    place: the run is that night's record), or a copy of the same extraction and tables
+    (`ledger_stamp`)."""
     recorded = json.loads((run / "run.json").read_text()).get("ledger")
     if not recorded:
         return False
     mine = ledger_stamp(files, extracted_on)
+    if Path(recorded.get("folder", "")).resolve() == Path(mine["folder"]).resolve():
+        return True
     return bool(
         recorded.get("extracted_on") == mine["extracted_on"]
         and recorded.get("rows") == mine["rows"]

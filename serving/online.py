@@ -45,7 +45,7 @@ class OnlineLedger:
         self.partitioned = read_layout(folder) is not None
         self.source = partitioned_copy(folder, cache / "ledgers", bucket_clients=BUCKET_CLIENTS)
         self.shared, _ = shared_checks(self.source)
-        self.files = check_files(self.source)
+        self.files = check_files(folder)  # the folder configured, as a run records it
         self.table = read_clients(self.source, CLIENT_COLUMNS)
         self.clients = set(self.table["client_id"])
         clients = self.table.set_index("client_id")

@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from creditguard.cli import app
+from features.partitioned import partition_folder
 from features.stream import ledger_parts
-from portfolio.batch import load_for_scoring, score_folder, score_local
+from portfolio.batch import load_for_scoring, rejects_table, score_folder, score_local
 from portfolio.outputs import RunTables
 from scoring.receivables import escalation_stage
 from scoring.scorer import Scorer
@@ -296,19 +297,72 @@ def test_psi_of_equal_and_shifted_populations() -> None:
 
 
 @pytest.mark.slow
-def test_spark_and_local_engines_give_identical_outputs(
+def test_spark_executors_score_a_partitioned_ledger_as_the_local_engine_does(
     runs: tuple[Path, Path], bad_ledger_dir: Path, store: Path
 ) -> None:
+    """Real Spark (local[2]): every executor reads, validates and scores its own buckets; the
+    run tables and the rejects (named by the original files' rows) equal the local engine's on
+    the same partitioned ledger, bit for bit, and the whole ledger scored in memory."""
     from portfolio.spark import score_spark
 
-    ledger, _ = load_for_scoring(bad_ledger_dir)
+    folder = store / "partitioned"
+    partition_folder(bad_ledger_dir, folder, buckets=3)
     scorer = Scorer.from_registry()
     day = pd.Timestamp(AFTER)
     previous = pd.read_parquet(runs[0] / "clients.parquet")  # the decision PD's history
-    local = score_local(ledger, scorer, day, previous=previous, chunk_clients=150)
-    spark = score_spark(ledger, scorer, day, previous=previous, master="local[2]", buckets=3)
-    for a, b in zip(local.frames(), spark.frames(), strict=True):
+    (store / "local-tables").mkdir()
+    (store / "spark-tables").mkdir()
+    local = RunTables(store / "local-tables")
+    local_rejects = score_folder(folder, scorer, day, local, previous=previous, chunk_clients=60)
+    spark = RunTables(store / "spark-tables")
+    spark_rejects = rejects_table(
+        {
+            name: [frame]
+            for name, frame in score_spark(
+                folder, scorer, day, spark, previous=previous, chunk_clients=60
+            ).items()
+        }
+    )
+    for a, b in zip(local.result().frames(), spark.result().frames(), strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    pd.testing.assert_frame_equal(local_rejects, spark_rejects)
+    ledger, rejects = load_for_scoring(bad_ledger_dir)
+    whole = score_local(ledger, scorer, day, previous=previous)
+    for a, b in zip(whole.frames(), local.result().frames(), strict=True):
         pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(rejects, spark_rejects)
+    assert {"invoices"} <= set(spark_rejects["table"])
+
+
+@pytest.mark.slow
+def test_spark_builds_the_feature_table_the_local_engine_builds(
+    bad_ledger_dir: Path, small_ledger_dir: Path, store: Path
+) -> None:
+    """`creditguard features --engine spark` against the local engine on the same partitioned
+    ledger (the same file), and a bucket that breaks the contract refused, named, nothing
+    written."""
+    folder = store / "partitioned-features"
+    partition_folder(small_ledger_dir, folder, buckets=3)
+    cli = CliRunner()
+    args = ["features", "--ledger", str(folder), "--monthly", "2023-06-30", "2024-03-31"]
+    for engine in ("local", "spark"):
+        out = store / f"features-{engine}.parquet"
+        result = cli.invoke(app, [*args, "--out", str(out), "--engine", engine])
+        assert result.exit_code == 0, result.output
+    a = pd.read_parquet(store / "features-local.parquet")
+    b = pd.read_parquet(store / "features-spark.parquet")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    plain = pd.read_parquet(store / "features-local.parquet")
+    assert len(plain) > 1000 and plain["client_id"].nunique() > 300
+    bad = store / "partitioned-bad"
+    partition_folder(bad_ledger_dir, bad, buckets=3)
+    out = store / "features-bad.parquet"
+    result = cli.invoke(
+        app, [*args[:2], str(bad), *args[3:], "--out", str(out), "--engine", "spark"]
+    )
+    assert result.exit_code == 2
+    assert "break the data contract" in result.output and "bucket" in result.output
+    assert not out.exists()
 
 
 def test_scoring_a_folder_part_by_part_equals_scoring_it_whole(

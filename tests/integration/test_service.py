@@ -39,16 +39,31 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(
+def service_home(
     champion_store: str, small_ledger_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+) -> Path:
+    """The service's folder: its own copy of the ledger (/record_action writes to the ledger's
+    action log) and a nightly run of it, the offline store the service reads."""
+    from portfolio.run import run_scoring
+
     home = tmp_path_factory.mktemp("service")
-    ledger = home / "ledger"  # its own copy: /record_action writes to the ledger's action log
-    shutil.copytree(small_ledger_dir, ledger)
+    shutil.copytree(small_ledger_dir, home / "ledger")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", champion_store)
+        run_scoring(home / "ledger", None, home / "runs", progress=False)
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(champion_store: str, service_home: Path) -> Iterator[str]:
+    home = service_home
+    ledger = home / "ledger"
     env = dict(os.environ)
     env |= {
         "MLFLOW_TRACKING_URI": champion_store,
         "CREDITGUARD_LEDGER": str(ledger),
+        "CREDITGUARD_RUNS": str(home / "runs"),
+        "CREDITGUARD_CACHE": str(home / "cache"),
         "CREDITGUARD_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items())
         + f",officer:{EXPIRED_KEY}:2020-01-01",
         "CREDITGUARD_AUDIT_DB": str(home / "audit.db"),
@@ -391,17 +406,23 @@ def test_an_applicant_is_scored_from_the_form(page: Any) -> None:
 
 @pytest.fixture(scope="module")
 def asgi(
-    server: str, small_ledger_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    server: str,
+    small_ledger_dir: Path,
+    service_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
     """The service built in-process from the same registry and ledger as the real server."""
     from starlette.testclient import TestClient
 
     from serving.service import CreditGuard
 
-    ledger = tmp_path_factory.mktemp("asgi") / "ledger"
+    home = tmp_path_factory.mktemp("asgi")
+    ledger = home / "ledger"
     shutil.copytree(small_ledger_dir, ledger)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CREDITGUARD_LEDGER", str(ledger))
+        mp.setenv("CREDITGUARD_RUNS", str(service_home / "runs"))  # a run of the same ledger
+        mp.setenv("CREDITGUARD_CACHE", str(home / "cache"))
         mp.setenv("CREDITGUARD_API_KEYS", ",".join(f"{r}:{k}" for r, k in KEYS.items()))
         with TestClient(CreditGuard.to_asgi()) as client:  # type: ignore[attr-defined]
             yield client
@@ -409,6 +430,60 @@ def asgi(
 
 def _auth(role: str = "officer") -> dict[str, str]:
     return {"authorization": f"Bearer {KEYS[role]}"}
+
+
+def test_the_nightly_run_answers_as_features_built_from_the_whole_ledger(
+    server: str, service_home: Path
+) -> None:
+    """The worker read the run's features (its offline store exists), built no client's features
+    at start, and answers on the run's day exactly as the service did when it built every
+    client's features from the whole ledger at start; another day goes through the client's
+    history read from its bucket, as it did through the whole ledger held in memory."""
+    from features.io import load_ledger
+    from features.payment_behaviour import build_client_features
+    from features.pipeline import client_ledger
+    from portfolio.runs import RunHistory
+    from scoring.scorer import History, Scorer
+    from serving.service import _document
+
+    assert list((service_home / "cache" / "offline").glob("offline-*.arrow"))
+    ledger = load_ledger(service_home / "ledger")
+    day = ledger.extracted_on + pd.Timedelta(days=1)
+    ids = sorted(ledger.clients["client_id"])[::4]
+    served = _post(server, "/score_batch", {"client_ids": ids}, role="batch").json()["results"]
+    scorer = Scorer.from_registry()
+    history = RunHistory.load(service_home / "runs")
+    limits = ledger.clients.set_index("client_id")["credit_limit"]
+
+    def built(frame: pd.DataFrame, on: pd.Timestamp) -> dict[str, dict[str, Any]]:
+        rows = scorer.prepare(frame)
+        scores = scorer.score_rows(
+            rows,
+            history=History.of(history.before(on), rows.client_id, rows.as_of),
+            current_limits=limits.reindex(rows.client_id).to_numpy(dtype="float64"),
+        )
+        docs = [
+            _document(scorer, rows, scores, i).model_dump(mode="json") for i in range(len(rows))
+        ]
+        return {d["client_id"]: d for d in docs}
+
+    whole = build_client_features(ledger, as_of_dates=[day])
+    expected = built(whole[whole["client_id"].isin(ids)].reset_index(drop=True), day)
+    compared = 0
+    for item in served:
+        if item["score"] is None:
+            assert item["client_id"] not in expected
+            continue
+        assert item["score"] == expected[item["client_id"]], item["client_id"]
+        compared += 1
+    assert compared >= 80
+    earlier = pd.Timestamp("2024-01-15")
+    for client in ids[:6]:
+        r = _post(server, "/score", {"client_id": client, "as_of": str(earlier.date())})
+        if r.status_code == 422:  # not yet onboarded then
+            continue
+        mine = build_client_features(client_ledger(ledger, [client]), as_of_dates=[earlier])
+        assert r.json() == built(mine, earlier)[client]
 
 
 def test_in_process_scores_equal_the_served_ones(asgi: Any, server: str) -> None:
@@ -523,3 +598,42 @@ def test_in_process_client_view_and_search(asgi: Any) -> None:
     found = asgi.post("/search_clients", json={"query": "c000004"}, headers=_auth()).json()
     assert found["matches"] and all("C000004" in m["client_id"] for m in found["matches"])
     assert asgi.get("/ui/").status_code == 200
+
+
+def test_a_client_onboarded_since_the_run_is_scored_through_the_online_path(
+    server: str, service_home: Path, tmp_path: Path
+) -> None:
+    """The ledger extracted again (same folder) with a client the run never saw: the run still
+    answers its clients on its day; the new client is read from its bucket and built."""
+    from portfolio.runs import RunHistory
+    from scoring.scorer import Scorer
+    from serving.offline import OfflineStore
+    from serving.online import OnlineLedger
+
+    folder = tmp_path / "ledger"
+    shutil.copytree(service_home / "ledger", folder)
+    runs = tmp_path / "runs"
+    shutil.copytree(service_home / "runs", runs, symlinks=True)
+    run = RunHistory.load(runs).latest()
+    assert run is not None
+    stamp = json.loads((run / "run.json").read_text())
+    stamp["ledger"]["folder"] = str(folder)  # the run of this folder, the night before
+    (run / "run.json").write_text(json.dumps(stamp))
+    clients = pd.read_parquet(folder / "clients.parquet")
+    new = clients.iloc[[0]].assign(client_id="C0999999", onboarded_on=pd.Timestamp("2024-02-01"))
+    pd.concat([clients, new], ignore_index=True).to_parquet(folder / "clients.parquet", index=False)
+    scorer = Scorer.from_registry()
+    ledger = OnlineLedger(folder, tmp_path / "cache")
+    history = RunHistory.load(runs)
+    from portfolio.run import scored_ledger
+
+    assert scored_ledger(run, ledger.files, ledger.extracted_on)
+    store = OfflineStore.open(run, scorer, history, tmp_path / "cache")
+    assert store is not None
+    day = ledger.default_day
+    assert store.rows_of([LIVE], day) is not None
+    assert store.rows_of(["C0999999"], day) is None  # not in the run: the online path
+    features = ledger.batch_features(["C0999999"], day)
+    assert list(features["client_id"]) == ["C0999999"]
+    scores = scorer.score_rows(scorer.prepare(features))
+    assert 0.0 < float(scores.pd_12m[0]) <= 1.0
