@@ -33,3 +33,53 @@ def run_child(code: str) -> dict[str, Any]:
     own = [line for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KIB ")]
     result["peak_rss_mib"] = (int(own[-1].split()[1]) if own else max(peak_kib, before)) / 1024
     return result
+
+
+def run_sampled(
+    cmd: list[str], env: dict[str, str] | None = None, every: float = 0.5
+) -> dict[str, Any]:
+    """Run a command, sampling the RSS of its process tree every `every` seconds: wall time, the
+    peak of the command's own process, and the peak of its children by kind (a JVM, Python
+    workers). Raises with the tail of its output when it fails."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    peaks = {"main": 0, "jvm": 0, "python_workers": 0}
+    lines: list[str] = []
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    import threading
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peaks["main"] = max(peaks["main"], root.memory_info().rss)
+            jvm = workers = 0
+            for child in root.children(recursive=True):
+                try:
+                    rss = child.memory_info().rss
+                    if "java" in child.name():
+                        jvm += rss
+                    else:
+                        workers += rss
+                except psutil.NoSuchProcess:
+                    continue
+            peaks["jvm"] = max(peaks["jvm"], jvm)
+            peaks["python_workers"] = max(peaks["python_workers"], workers)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(every)
+    reader.join()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{''.join(lines)[-3000:]}")
+    return {"wall_s": wall, **{f"{k}_mib": v / 2**20 for k, v in peaks.items()}, "output": lines}
