@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -83,3 +84,9 @@ def run_sampled(
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{''.join(lines)[-3000:]}")
     return {"wall_s": wall, **{f"{k}_mib": v / 2**20 for k, v in peaks.items()}, "output": lines}
+
+
+def bench_name(ledger: Path) -> str:
+    """A ledger's name under data/bench/partitioned and data/bench/runs: its folder's name for the
+    benchmark ledgers (data/bench/NAME), with its parent's otherwise (the demo's: demo-ledger)."""
+    return ledger.name if ledger.parent.name == "bench" else f"{ledger.parent.name}-{ledger.name}"

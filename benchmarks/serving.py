@@ -15,20 +15,16 @@ throughput although we return reasons.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import requests
+from _http import KEY, LUA, free_port, load, server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,96 +33,6 @@ from features.io import load_ledger  # noqa: E402
 from features.payment_behaviour import build_client_features  # noqa: E402
 from features.pipeline import client_ledger  # noqa: E402
 from serving.online import DEFAULT_LEDGER  # noqa: E402
-
-KEY = "bench-key-0123456789"
-LUA = r"""
-local bodies, i = {}, 0
-for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
-request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[i])
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"requests": %d, "seconds": %.6f, "p50": %.3f, "p95": %.3f, "p99": %.3f, ' ..
-    '"errors": %d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
-    latency:percentile(95) / 1e3, latency:percentile(99) / 1e3,
-    e.connect + e.read + e.write + e.status + e.timeout))
-end
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(cmd: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(ready, timeout=2).status_code == 200:
-                    break
-            time.sleep(1)
-        else:
-            raise RuntimeError(f"{cmd[0]} not ready in 300 s:\n{log.read_text()[-3000:]}")
-        yield
-    finally:
-        import psutil
-
-        try:
-            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            family = []
-        for p in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.terminate()
-        _, alive = psutil.wait_procs(family, timeout=30)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-
-
-def _load(url: str, bodies: Path, *, concurrency: int, seconds: int, lua: Path) -> dict[str, float]:
-    """A short warm-up (first requests pay for lazy imports and caches), then the measured run.
-    wrk runs for a fixed time: its per-thread stop() does not end the run early."""
-    env = dict(os.environ, BENCH_BODIES=str(bodies), BENCH_KEY=KEY)
-    for duration, measured in ((3, False), (seconds, True)):
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{concurrency}",
-                f"-d{duration}s",
-                "--timeout",
-                "10s",
-                "-s",
-                str(lua),
-                url,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        if measured:
-            line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-            r: dict[str, float] = json.loads(line.removeprefix("RESULT "))
-            r["rps"] = r["requests"] / r["seconds"]
-            return r
-    raise AssertionError("unreachable")
 
 
 def _bodies(folder: Path, count: int) -> tuple[Path, Path, list[str]]:
@@ -170,7 +76,7 @@ def main() -> None:
         ours_bodies, peer_bodies, ids = _bodies(folder, 200)
         results: dict[str, dict[int, dict[str, float]]] = {}
 
-        port = _free_port()
+        port = free_port()
         env = dict(
             os.environ,
             CREDITGUARD_API_KEYS=f"officer:{KEY}",
@@ -185,7 +91,7 @@ def main() -> None:
             "--workers",
             str(args.workers),
         ]
-        with _server(cmd, env, f"http://127.0.0.1:{port}/readyz", folder / "ours.log"):
+        with server(cmd, env, f"http://127.0.0.1:{port}/readyz", folder / "ours.log"):
             check = requests.post(
                 f"http://127.0.0.1:{port}/score",
                 json={"client_id": ids[0]},
@@ -195,7 +101,7 @@ def main() -> None:
             check.raise_for_status()
             assert check.json()["risk_reasons"], "the service must return reasons"
             results["creditguard /score (features, PD, reasons, limit)"] = {
-                c: _load(
+                c: load(
                     f"http://127.0.0.1:{port}/score",
                     ours_bodies,
                     concurrency=c,
@@ -205,7 +111,7 @@ def main() -> None:
                 for c in (1, 16)
             }
 
-        port = _free_port()
+        port = free_port()
         cmd = [
             str(bin_ / "mlflow"),
             "models",
@@ -224,7 +130,7 @@ def main() -> None:
             MLFLOW_TRACKING_URI=f"sqlite:///{ROOT / 'models' / 'mlflow.db'}",
             PATH=f"{bin_}:{os.environ.get('PATH', '')}",  # mlflow execs uvicorn by name
         )
-        with _server(cmd, env, f"http://127.0.0.1:{port}/ping", folder / "mlflow.log"):
+        with server(cmd, env, f"http://127.0.0.1:{port}/ping", folder / "mlflow.log"):
             first = peer_bodies.read_text().splitlines()[0]
             check = requests.post(
                 f"http://127.0.0.1:{port}/invocations",
@@ -238,7 +144,7 @@ def main() -> None:
                 "the champion predates the reasons switch: re-run `make demo`"
             )
             results["mlflow models serve (PD only)"] = {
-                c: _load(
+                c: load(
                     f"http://127.0.0.1:{port}/invocations",
                     peer_bodies,
                     concurrency=c,

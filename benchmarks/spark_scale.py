@@ -1,9 +1,10 @@
 """The Spark engine past one machine's memory: the driver's peak memory at 10,000 and 100,000
 clients (goal: within 20 %, flat), and its time beside the local engine's, in the same run.
 
-    .venv/bin/python benchmarks/generate.py --clients 10000 --out data/bench/ledger10k
-    .venv/bin/python benchmarks/generate.py                      # data/bench/ledger, 100,000
-    .venv/bin/python benchmarks/spark_scale.py --ledger data/bench/ledger10k --ledger data/bench/ledger
+    make demo                                                    # the champions
+    .venv/bin/creditguard generate --clients 10000 --seed 1 --out data/bench/ledger10k
+    .venv/bin/creditguard generate --clients 100000 --seed 1 --out data/bench/ledger
+    .venv/bin/python benchmarks/spark_scale.py   # --ledger A --ledger B; default: those two
 
 Each ledger is first partitioned (`creditguard partition`, 2,048 clients a bucket; kept under
 data/bench/partitioned and reused). Then, one at a time (two cores), `creditguard score` with the
@@ -21,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from _util import run_sampled
+from _util import bench_name, run_sampled
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET_CLIENTS = 2048
@@ -29,14 +30,23 @@ BUCKET_CLIENTS = 2048
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ledger", type=Path, action="append", required=True)
+    parser.add_argument(
+        "--ledger", type=Path, action="append", help="(default: the benchmark ledgers)"
+    )
     args = parser.parse_args()
+    args.ledger = args.ledger or [
+        ROOT / "data" / "bench" / "ledger10k",
+        ROOT / "data" / "bench" / "ledger",
+    ]
+    missing = [str(p) for p in args.ledger if not (p / "manifest.json").exists()]
+    if missing:
+        sys.exit(f"no ledger at {', '.join(missing)}: see this script's docstring")
     cli = str(Path(sys.executable).with_name("creditguard"))
     rows = []
     for ledger in args.ledger:
         manifest = json.loads((ledger / "manifest.json").read_text())
         clients = int(manifest["rows"]["clients"])
-        parted = ROOT / "data" / "bench" / "partitioned" / ledger.name
+        parted = ROOT / "data" / "bench" / "partitioned" / bench_name(ledger)
         partition = None
         if not (parted / "manifest.json").exists():
             buckets = -(-clients // BUCKET_CLIENTS)
@@ -44,7 +54,7 @@ def main() -> None:
                 [cli, "partition", str(ledger), str(parted), "--buckets", str(buckets)]
             )
         for engine in ("local", "spark"):
-            out = ROOT / "data" / "bench" / "runs" / ledger.name / engine
+            out = ROOT / "data" / "bench" / "runs" / bench_name(ledger) / engine
             shutil.rmtree(out, ignore_errors=True)
             scratch = ROOT / "data" / "bench" / "scratch"
             scratch.mkdir(parents=True, exist_ok=True)

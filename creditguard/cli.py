@@ -3,7 +3,7 @@ what they work on (data, models, runs, the service, the demo); the commands them
 
 from __future__ import annotations
 
-from creditguard import data, demo, models, runs, service  # noqa: F401  (they register commands)
+from creditguard import data, demo, jobs, models, runs, service  # noqa: F401  (they register commands)
 from creditguard.app import app
 
 __all__ = ["app"]

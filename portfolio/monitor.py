@@ -52,9 +52,7 @@ def monitor_run(
         result["stability"][label] = compare(prev_ref, live_f, pd_now)
     if ledger is not None:
         result |= _matured(clients, features, ledger, pd.Timestamp(meta["as_of"]))
-    with atomic_file(run / "monitoring.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-    _refresh_report(run, result)
+    write_monitoring(run, result)
     if log:
         result["mlflow_run_id"] = _log(result, version, run)
     return result
@@ -89,6 +87,22 @@ def _matured(
             labels.loc[keep, "default_12m"].reset_index(drop=True),
         )
     }
+
+
+def backtest_run(run: Path, ledger_dir: Path) -> dict[str, Any]:
+    """The per-grade backtest of an earlier run against a later ledger's outcomes (`backtest`, or
+    a `backtest_note` when they have not matured)."""
+    clients = pd.read_parquet(run / "clients.parquet")
+    features = pd.read_parquet(run / "features.parquet")
+    as_of = pd.Timestamp(json.loads((run / "run.json").read_text())["as_of"])
+    return _matured(clients, features, ledger_dir, as_of)
+
+
+def write_monitoring(run: Path, monitoring: dict[str, Any]) -> None:
+    """A run's monitoring results into its monitoring.json and report."""
+    with atomic_file(run / "monitoring.json") as tmp:
+        tmp.write_text(json.dumps(monitoring, indent=2) + "\n")
+    _refresh_report(run, monitoring)
 
 
 def _refresh_report(run: Path, monitoring: dict[str, Any]) -> None:

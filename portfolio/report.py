@@ -782,6 +782,15 @@ def _monitoring(monitoring: dict[str, Any] | None) -> str:
         return ""
     e = html.escape
     out = ["<h2>Monitoring</h2>"]
+    retraining = monitoring.get("retraining")
+    if retraining and retraining.get("recommended"):
+        reasons = "; ".join(e(r) for r in retraining["reasons"])
+        out.append(
+            f"<p class=\"warn\"><strong>Retraining recommended</strong>: {reasons} "
+            "(<code>creditguard retrain --ledger DIR</code>)</p>"
+        )
+    elif retraining:
+        out.append("<p>No retraining needed: the score, the features and the backtest hold.</p>")
     for ref, block in monitoring.get("stability", {}).items():
         out.append(
             f"<h3>against {e(ref)}</h3><p>score PSI {block['score_psi']:.4f} "
@@ -796,7 +805,12 @@ def _monitoring(monitoring: dict[str, Any] | None) -> str:
             )
         )
     if monitoring.get("backtest"):
-        out.append("<h3>Realised default rate per grade</h3>")
+        of = monitoring.get("backtest_of")
+        out.append(
+            "<h3>Realised default rate per grade"
+            + (f" (the run of {e(str(of))}, 12 months on)" if of else "")
+            + "</h3>"
+        )
         out.append(
             _table(
                 ["grade", "clients", "predicted PD", "realised", "p-value", "verdict"],

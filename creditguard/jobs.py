@@ -1,0 +1,134 @@
+"""The scheduled jobs: retrain and nightly. Exit codes a scheduler reads: 0 done (a champion kept
+or replaced as the gate designs; the night OK), 3 a person is needed (a gate refused a challenger
+better on one measure and worse on another; monitoring recommends a retraining), 2 bad input,
+named before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from creditguard.app import app, console, print_mapping
+from creditguard.runs import print_report
+
+
+@app.command()
+def retrain(
+    ledger: Annotated[Path, typer.Option(help="Ledger folder (its manifest's extracted_on).")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="retrain.yaml: trials, seed, snapshot_months, ... (training/retrain.py)."
+        ),
+    ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the feature tables (default: next to the ledger)."),
+    ] = None,
+) -> None:
+    """Retrain every model on a ledger: windows from its extraction date, feature tables, training,
+    each promotion gate; exit 0 (promoted or kept), 3 (a person must decide) or 2 (bad input)."""
+    import logging
+
+    from training.retrain import RetrainConfig
+    from training.retrain import retrain as run_retrain
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    cfg = RetrainConfig.load(config)
+    folder = work or ledger.parent / f"{ledger.name}-retrain"
+    result = run_retrain(ledger, cfg, work=folder)
+    print_retrain(result)
+    if result.exit_code:
+        raise typer.Exit(code=result.exit_code)
+
+
+def print_retrain(result: object) -> None:
+    from training.retrain import RetrainResult
+
+    assert isinstance(result, RetrainResult)
+    print_mapping(
+        "retraining" + (" (reused: same ledger and configuration)" if result.reused else ""),
+        result.windows | {f"{k} table sha256": v[:16] for k, v in result.tables.items()},
+    )
+    table = Table(title=f"models (MLflow parent run {result.parent_run_id})")
+    for col in ("model", "challenger", "test", "champion before", "now", "verdict", "why"):
+        table.add_column(col)
+    for v in result.verdicts:
+        verdict = "replaced" if v.promoted else "needs a person" if v.needs_person else "kept"
+        table.add_row(
+            v.model,
+            f"v{v.version}",
+            v.measures,
+            f"v{v.champion_before}" if v.champion_before else "–",
+            f"v{v.champion_after}" if v.champion_after else "–",
+            verdict,
+            v.reason,
+        )
+    console.print(table)
+    for note in result.notes:
+        console.print(note)
+
+
+@app.command()
+def nightly(
+    ledger: Annotated[Path, typer.Option(help="Tonight's ledger folder.")],
+    runs: Annotated[Path, typer.Option(help="Runs root (dated runs, `latest`, status.txt).")],
+    keep: Annotated[
+        int | None, typer.Option(min=1, help="Keep the newest N runs, remove older ones.")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Scoring date (default: the day after the ledger's extraction)."),
+    ] = None,
+    max_shifted_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Recommend retraining above this share of shifted features."
+        ),
+    ] = 0.2,
+    retrain_on_shift: Annotated[
+        bool, typer.Option(help="Run `creditguard retrain` when monitoring recommends it.")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option(help="retrain.yaml for --retrain-on-shift.")
+    ] = None,
+) -> None:
+    """Score the night's portfolio, continue the previous run, monitor, prune, write the status
+    line; exit 3 when monitoring recommends retraining (or what the retraining exits with)."""
+    from portfolio.nightly import nightly as run_nightly
+
+    try:
+        day = pd.Timestamp(as_of) if as_of else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
+        ) from None
+    if retrain_on_shift:
+        from training.retrain import RetrainConfig
+
+        RetrainConfig.load(config)  # a bad configuration stops the night before any work
+    result = run_nightly(ledger, runs, as_of=day, keep=keep, max_shifted_share=max_shifted_share)
+    print_report(result.figures, result.run)
+    console.print(
+        f"previous run: {result.previous or 'none'}"
+        + (f"; removed: {', '.join(result.pruned)}" if result.pruned else "")
+    )
+    console.print(result.status, highlight=False, soft_wrap=True)
+    if not result.retrain:
+        return
+    if not retrain_on_shift:
+        raise typer.Exit(code=3)
+    from training.retrain import RetrainConfig
+    from training.retrain import retrain as run_retrain
+
+    console.rule("retraining (monitoring recommends it)")
+    outcome = run_retrain(
+        ledger, RetrainConfig.load(config), work=ledger.parent / f"{ledger.name}-retrain"
+    )
+    print_retrain(outcome)
+    if outcome.exit_code:
+        raise typer.Exit(code=outcome.exit_code)
