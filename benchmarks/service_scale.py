@@ -122,11 +122,21 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ledger", type=Path, action="append", required=True)
+    parser.add_argument(
+        "--ledger", type=Path, action="append", help="(default: the demo and benchmark ledgers)"
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--before", default="34ba4f3")
     parser.add_argument("--before-max", type=int, default=10_000)
     args = parser.parse_args()
+    args.ledger = args.ledger or [
+        ROOT / "data" / "demo" / "ledger",
+        ROOT / "data" / "bench" / "ledger10k",
+        ROOT / "data" / "bench" / "ledger",
+    ]
+    missing = [str(p) for p in args.ledger if not (p / "manifest.json").exists()]
+    if missing:
+        sys.exit(f"no ledger at {', '.join(missing)}: see this script's docstring")
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: sudo apt-get install wrk")
     cli = str(Path(sys.executable).with_name("creditguard"))
