@@ -339,13 +339,15 @@ def retrain(
         result = train_model(pd.read_parquet(tables[table]), spec, train_cfg, progress=progress)
         logged = log_training(result, train_cfg)
         decision = promote(spec.name, cfg=train_cfg)
+        after = _champion(spec.name)
+        version = str(logged.get("version"))
         verdicts.append(
             Verdict(
                 spec.name,
-                str(logged.get("version")),
+                version,
                 before,
-                _champion(spec.name),
-                decision.promoted,
+                after,
+                after == version and before != version,  # the first version: champion at once
                 _needs_person(decision, train_cfg),
                 decision.reason,
                 str(logged.get("run_id", "")),

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -29,8 +30,8 @@ def ledgers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "400"})  # no wrapped lines
+    return result.exit_code, " ".join(result.output.split())
 
 
 def test_nightly_twice_continues_the_first_run_and_keeps_the_last(
@@ -100,23 +101,35 @@ def _versions(uri: str) -> dict[str, int]:
     }
 
 
+def _parents() -> list[mlflow.entities.Run]:
+    """The retraining parent runs, oldest first."""
+    runs = mlflow.search_runs(experiment_names=["creditguard-retrain"], output_format="list")
+    return sorted(runs, key=lambda r: r.info.start_time)
+
+
+def _summary(run: mlflow.entities.Run) -> dict[str, Any]:
+    return mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/retrain.json")
+
+
 def test_retrain_trains_gates_reuses_and_refuses_a_weakened_challenger(
     own_store: str, ledgers: tuple[Path, Path], tmp_path: Path
 ) -> None:
     a, b = ledgers
     config = tmp_path / "retrain.yaml"
     config.write_text("trials: 1\nsnapshot_months: 12\n")
-    code, out = _run(
-        "retrain", "--ledger", str(a), "--config", str(config), "--work", str(tmp_path / "wa")
-    )
+    args = ["retrain", "--config", str(config), "--work", str(tmp_path / "work"), "--ledger"]
+    code, out = _run(*args, str(a))
     assert code == 0, out
-    assert "no champion yet" in out and "2023-07-31 to 2024-06-30" in out
+    (parent,) = _parents()
+    assert parent.data.params["window_client_snapshots"].startswith("2023-07-31 to 2024-06-30")
+    assert {"table_client_sha256", "table_invoice_sha256", "table_timing_sha256"} <= set(
+        parent.data.params
+    )
+    summary = _summary(parent)
+    assert summary["exit_code"] == 0
+    assert all(v["promoted"] for v in summary["verdicts"])  # the first versions: champions
     first = _versions(own_store)
     assert first == {"creditguard-default": 1, "creditguard-late": 1, "creditguard-timing": 1}
-    parents = mlflow.search_runs(experiment_names=["creditguard-retrain"], output_format="list")
-    assert len(parents) == 1
-    parent = parents[0]
-    assert {"table_client_sha256", "window_client_snapshots"} <= set(parent.data.params)
     children = mlflow.search_runs(
         search_all_experiments=True,
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
@@ -125,18 +138,15 @@ def test_retrain_trains_gates_reuses_and_refuses_a_weakened_challenger(
     assert len(children) == 3
 
     # the same ledger and configuration again: nothing trained, the same parent run
-    code, out = _run(
-        "retrain", "--ledger", str(a), "--config", str(config), "--work", str(tmp_path / "wa")
-    )
-    assert code == 0 and "reused" in out and parent.info.run_id in out
-    assert _versions(own_store) == first
+    code, out = _run(*args, str(a))
+    assert code == 0 and "reused" in out, out
+    assert len(_parents()) == 1 and _versions(own_store) == first
 
     # a month more of ledger: the windows move on by a month, new challengers meet the gates
-    code, out = _run(
-        "retrain", "--ledger", str(b), "--config", str(config), "--work", str(tmp_path / "wb")
-    )
+    code, out = _run(*args, str(b))
     assert code in (0, 3), out
-    assert "2023-08-31 to 2024-07-31" in out
+    later = _parents()[-1]
+    assert later.data.params["window_client_snapshots"].startswith("2023-08-31 to 2024-07-31")
     assert _versions(own_store) == {k: 2 for k in first}
 
     # a weakened challenger (two months of snapshots, a strict gate): better on one measure and
@@ -144,10 +154,11 @@ def test_retrain_trains_gates_reuses_and_refuses_a_weakened_challenger(
     weak = tmp_path / "weak.yaml"
     weak.write_text(WEAK)
     code, out = _run(
-        "retrain", "--ledger", str(b), "--config", str(weak), "--work", str(tmp_path / "ww")
+        "retrain", "--config", str(weak), "--work", str(tmp_path / "weak"), "--ledger", str(b)
     )
-    assert code == 3, out
-    assert "needs a person" in out
+    verdicts = _summary(_parents()[-1])["verdicts"]
+    assert code == 3, (out, verdicts)
+    assert any(v["needs_person"] and not v["promoted"] for v in verdicts)
 
 
 WEAK = "trials: 1\nsnapshot_months: 2\nmin_snapshot_months: 1\nauc_tolerance: 0\nece_tolerance: 0\ntiming: false\n"
