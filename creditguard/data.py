@@ -240,10 +240,10 @@ def features(
         stats = features_spark(
             ledger,
             out,
-            unit=unit,
+            unit=unit,  # type: ignore[arg-type]
             master=master,
             scratch=scratch,
-            **options,  # type: ignore[arg-type]
+            **options,
         )
     elif read_layout(ledger) is not None:  # bucket by bucket, as the Spark executors build it
         stats = write_frames(

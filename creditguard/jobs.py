@@ -50,9 +50,11 @@ def print_retrain(result: object) -> None:
     from training.retrain import RetrainResult
 
     assert isinstance(result, RetrainResult)
+    shown: dict[str, object] = dict(result.windows)
+    shown |= {f"{k} table sha256": v[:16] for k, v in result.tables.items()}
     print_mapping(
         "retraining" + (" (reused: same ledger and configuration)" if result.reused else ""),
-        result.windows | {f"{k} table sha256": v[:16] for k, v in result.tables.items()},
+        shown,
     )
     table = Table(title=f"models (MLflow parent run {result.parent_run_id})")
     for col in ("model", "challenger", "test", "champion before", "now", "verdict", "why"):

@@ -274,7 +274,7 @@ class BucketRejectedError(InputError):
         shown = []
         for name, frame in rejected.items():
             for position, reasons in frame["reasons"].head(3).items():
-                shown.append(f"{name} row {int(position) + 1:,}: {reasons}")  # type: ignore[call-overload]
+                shown.append(f"{name} row {int(position) + 1:,}: {reasons}")
         n = sum(len(f) for f in rejected.values())
         super().__init__(
             f"{bucket_folder(folder, '*', bucket)}: {n:,} row{'s' if n > 1 else ''} of bucket "

@@ -786,7 +786,7 @@ def _monitoring(monitoring: dict[str, Any] | None) -> str:
     if retraining and retraining.get("recommended"):
         reasons = "; ".join(e(r) for r in retraining["reasons"])
         out.append(
-            f"<p class=\"warn\"><strong>Retraining recommended</strong>: {reasons} "
+            f'<p class="warn"><strong>Retraining recommended</strong>: {reasons} '
             "(<code>creditguard retrain --ledger DIR</code>)</p>"
         )
     elif retraining:

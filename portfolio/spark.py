@@ -249,7 +249,8 @@ def score_spark(
                 where = out / f"bucket={s['bucket']}"
                 for j in range(s["chunks"]):
                     frames = [_read_arrow(where / f"{j}.{name}.arrow") for name in PARTS]
-                    chunk = ChunkResult(*frames, reporting_currency=reporting)
+                    chunk = ChunkResult(*frames)
+                    chunk.reporting_currency = reporting
                     tables.add(chunk)
                     if progress:
                         progress(len(chunk.clients))

@@ -232,10 +232,9 @@ class OfflineStore:
         of them on that day; None otherwise (the online path answers)."""
         if day != self.day or self.empty:
             return None
-        at = [self.index.get(c) for c in client_ids]
-        if any(i is None for i in at):
-            return None
-        return sorted(at)  # type: ignore[type-var]
+        found = [self.index.get(c) for c in client_ids]
+        at = [i for i in found if i is not None]
+        return sorted(at) if len(at) == len(found) else None
 
     def take(self, at: list[int]) -> tuple[ClientRows, History]:
         where = np.asarray(at, dtype=np.intp)
