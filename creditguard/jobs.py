@@ -10,7 +10,6 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.table import Table
 
 from creditguard.app import app, console, print_mapping
 from creditguard.runs import print_report
@@ -56,21 +55,17 @@ def print_retrain(result: object) -> None:
         "retraining" + (" (reused: same ledger and configuration)" if result.reused else ""),
         shown,
     )
-    table = Table(title=f"models (MLflow parent run {result.parent_run_id})")
-    for col in ("model", "challenger", "test", "champion before", "now", "verdict", "why"):
-        table.add_column(col)
+    console.rule(f"models (MLflow parent run {result.parent_run_id})")
     for v in result.verdicts:
-        verdict = "replaced" if v.promoted else "needs a person" if v.needs_person else "kept"
-        table.add_row(
-            v.model,
-            f"v{v.version}",
-            v.measures,
-            f"v{v.champion_before}" if v.champion_before else "–",
-            f"v{v.champion_after}" if v.champion_after else "–",
-            verdict,
-            v.reason,
+        verdict = "replaced" if v.promoted else "NEEDS A PERSON" if v.needs_person else "kept"
+        before = f"v{v.champion_before}" if v.champion_before else "none"
+        now = f"v{v.champion_after}" if v.champion_after else "none"
+        console.print(
+            f"[bold]{v.model}[/bold] challenger v{v.version}: {v.measures}\n"
+            f"  champion {before} -> {now}: {verdict}; {v.reason}",
+            highlight=False,
+            soft_wrap=True,
         )
-    console.print(table)
     for note in result.notes:
         console.print(note)
 
