@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.contract import Ledger, LedgerValidationError
+from features.io import load_ledger
 from features.payment_behaviour import build_client_features
 from features.pipeline import client_ledger
 from scoring.applicant import TradeReference, applicant_ledger, apply_trade_references
@@ -233,20 +234,22 @@ def test_an_adverse_trade_reference_turns_an_approval_into_a_referral() -> None:
     assert apply_trade_references(refused, [bad])[0] == refused  # never upgrades a refusal
 
 
-def test_the_services_default_day_rows_equal_the_online_path(small_ledger_dir: Path) -> None:
-    """The service builds every client's features for the default day once (batch path) and
-    serves requests from them: each row equals what the online path builds for that client."""
-    ledger = OnlineLedger(small_ledger_dir)
+def test_the_online_path_reads_a_client_as_the_whole_ledger_has_it(
+    small_ledger_dir: Path, tmp_path: Path
+) -> None:
+    """The service reads a client's history from its bucket (a plain folder is partitioned into
+    its cache) instead of holding the ledger: the features it builds equal those of the client's
+    slice of the whole ledger, for one client and for many."""
+    ledger = OnlineLedger(small_ledger_dir, tmp_path / "cache")
+    whole = load_ledger(small_ledger_dir)
+    day = ledger.default_day
     clients = sorted(ledger.clients)
     for client_id in clients[::37]:
-        online = build_client_features(ledger.client(client_id), as_of_dates=[ledger.default_day])
-        served = ledger.batch_features([client_id], ledger.default_day)
-        pd.testing.assert_frame_equal(served, online)
-    batch = ledger.batch_features(clients[:30], ledger.default_day)
-    rebuilt = build_client_features(
-        client_ledger(ledger.ledger, clients[:30]),
-        as_of_dates=[ledger.default_day],
-    )
+        online = ledger.batch_features([client_id], day)
+        rebuilt = build_client_features(client_ledger(whole, [client_id]), as_of_dates=[day])
+        pd.testing.assert_frame_equal(online, rebuilt)
+    batch = ledger.batch_features(clients[:30], day)
+    rebuilt = build_client_features(client_ledger(whole, clients[:30]), as_of_dates=[day])
     pd.testing.assert_frame_equal(batch, rebuilt)
 
 
