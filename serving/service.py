@@ -279,7 +279,8 @@ class CreditGuard:
             stamp = self.reload_stamp.stat().st_mtime
         except OSError:
             stamp = 0.0
-        moved = self.follow_latest and self._latest() != self.loaded.run
+        held = self.loaded.run.resolve() if self.loaded.run is not None else None
+        moved = self.follow_latest and self._latest() != held
         if (stamp <= self.loaded.stamp and not moved) or not self.reloading.acquire(blocking=False):
             return
 
