@@ -68,6 +68,16 @@ app = App(
 console = Console()
 
 
+def parse_day(value: str | None, option: str = "--as-of") -> pd.Timestamp | None:
+    """An option's date (None when not given); a wrong one is a usage error naming it."""
+    try:
+        return pd.Timestamp(value) if value else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
+
+
 def print_mapping(title: str, values: dict[str, object]) -> None:
     table = Table(title=title, show_header=False)
     table.add_column("what")

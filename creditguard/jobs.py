@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
-from creditguard.app import app, console, print_mapping
+from creditguard.app import app, console, parse_day, print_mapping
 from creditguard.runs import print_report
 
 
@@ -38,11 +37,16 @@ def retrain(
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     cfg = RetrainConfig.load(config)
-    folder = work or ledger.parent / f"{ledger.name}-retrain"
+    folder = work or default_work(ledger)
     result = run_retrain(ledger, cfg, work=folder)
     print_retrain(result)
     if result.exit_code:
         raise typer.Exit(code=result.exit_code)
+
+
+def default_work(ledger: Path) -> Path:
+    """Where a retraining writes its feature tables unless told: beside the ledger."""
+    return ledger.parent / f"{ledger.name}-retrain"
 
 
 def print_retrain(result: object) -> None:
@@ -98,12 +102,7 @@ def nightly(
     line; exit 3 when monitoring recommends retraining (or what the retraining exits with)."""
     from portfolio.nightly import nightly as run_nightly
 
-    try:
-        day = pd.Timestamp(as_of) if as_of else None
-    except ValueError:
-        raise typer.BadParameter(
-            f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
-        ) from None
+    day = parse_day(as_of)
     if retrain_on_shift:
         from training.retrain import RetrainConfig
 
@@ -123,9 +122,7 @@ def nightly(
     from training.retrain import retrain as run_retrain
 
     console.rule("retraining (monitoring recommends it)")
-    outcome = run_retrain(
-        ledger, RetrainConfig.load(config), work=ledger.parent / f"{ledger.name}-retrain"
-    )
+    outcome = run_retrain(ledger, RetrainConfig.load(config), work=default_work(ledger))
     print_retrain(outcome)
     if outcome.exit_code:
         raise typer.Exit(code=outcome.exit_code)

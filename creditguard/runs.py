@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from creditguard.app import app, console, print_mapping
+from creditguard.app import app, console, parse_day, print_mapping
 
 
 @app.command()
@@ -68,12 +67,7 @@ def score(
     """Score the whole portfolio into a run: clients, invoices, collections, rejects, report."""
     if engine not in ("local", "spark"):
         raise typer.BadParameter("must be local or spark", param_hint="--engine")
-    try:
-        day = pd.Timestamp(as_of) if as_of else None
-    except ValueError:
-        raise typer.BadParameter(
-            f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
-        ) from None
+    day = parse_day(as_of)
     from portfolio.run import run_scoring
 
     run, figures = run_scoring(
