@@ -33,7 +33,14 @@ def main() -> None:
     parser.add_argument(
         "--ledger", type=Path, action="append", help="(default: the benchmark ledgers)"
     )
+    parser.add_argument(
+        "--engine",
+        action="append",
+        choices=["local", "spark"],
+        help="(default: both, local first)",
+    )
     args = parser.parse_args()
+    args.engine = args.engine or ["local", "spark"]
     args.ledger = args.ledger or [
         ROOT / "data" / "bench" / "ledger10k",
         ROOT / "data" / "bench" / "ledger",
@@ -53,7 +60,7 @@ def main() -> None:
             partition = run_sampled(
                 [cli, "partition", str(ledger), str(parted), "--buckets", str(buckets)]
             )
-        for engine in ("local", "spark"):
+        for engine in args.engine:
             out = ROOT / "data" / "bench" / "runs" / bench_name(ledger) / engine
             shutil.rmtree(out, ignore_errors=True)
             scratch = ROOT / "data" / "bench" / "scratch"

@@ -15,7 +15,7 @@ from features.io import atomic_file
 from features.labels import DEFAULT_HORIZON_MONTHS, label_default
 from portfolio.batch import load_for_scoring
 from portfolio.report import render_html
-from portfolio.run import first_invoices
+from portfolio.run import first_invoices, first_rows
 from scoring.stability import backtest, compare, population_reference
 from scoring.status import Status
 from scoring.store import DEFAULT_MODEL, load_bundle, tracking_uri
@@ -111,8 +111,9 @@ def _refresh_report(run: Path, monitoring: dict[str, Any]) -> None:
     with atomic_file(run / "report.json") as tmp:
         tmp.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     with atomic_file(run / "report.html") as tmp:
-        worklist = pd.read_parquet(run / "collections.parquet")
-        tmp.write_text(render_html(figures, first_invoices(run), worklist))
+        work = first_rows(run / "collections.parquet")
+        written = {c for c in work["client_id"] if (run / "letters" / f"{c}.html").exists()}
+        tmp.write_text(render_html(figures, first_invoices(run), work, letters=written))
 
 
 def _log(result: dict[str, Any], version: str, run: Path) -> str:

@@ -1,17 +1,21 @@
 """A scoring run's tables, spilled chunk by chunk and written in one streaming pass.
 
 Holding every chunk's results until the end made a run's memory grow with the portfolio (~370 MiB
-of clients, features and open invoices for 100,000 clients, twice that while concatenating).
-`RunTables` keeps only the clients (one small row each) and per-invoice figures the report needs;
-features are spilled in client order, and each chunk's open invoices are spilled as a run sorted
-by collection priority. Writing merges the runs into one portfolio-wide ranking, a block at a
-time, reading each run front to back: the order is exactly the one a stable sort of all invoices
-would give (`portfolio.batch.finish`), ties kept in chunk order.
+of clients, features and open invoices for 100,000 clients, twice that while concatenating; then
+the Spark driver's peak still grew 2.4x from 10,000 clients to 100,000 with the clients table,
+the worklist and the invoices' ranking keys held whole). `RunTables` keeps only sums: the
+figures the report needs of the open invoices and the worklist, segment positions and cash. The
+clients, features, open invoices and worklist rows are spilled per chunk as runs sorted in their
+table's order (`SortedRuns`); writing merges the runs into one portfolio-wide order a block at a
+time, reading each run front to back: exactly the order a stable sort of the chunks'
+concatenation gives (`portfolio.batch.finish`), ties kept in chunk order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +27,10 @@ import pyarrow.parquet as pq
 
 from portfolio.letters import LETTER_COLUMNS, empty_letters
 from scoring.collections import rank_worklist
-from scoring.receivables import max_days_past_due
 
-BATCH_ROWS = 2048  # rows per spilled record batch: what each run holds in memory while merging
-BLOCK_ROWS = 65_536  # ranked invoices assembled and written at a time
+BATCH_ROWS = 1024  # rows per spilled record batch: what each run holds in memory while merging
+BLOCK_ROWS = 16_384  # merged rows assembled and written at a time
+FAN_IN = 16  # runs merged at once (more are merged in groups first)
 FIRST_ROWS = 25  # invoices shown in the report
 
 
@@ -79,7 +83,6 @@ class InvoiceFigures:
     count: int = 0
     stages: dict[int, int] = field(default_factory=dict)
     overdue_balance: float = 0.0
-    max_dpd: list[pd.Series] = field(default_factory=list)  # per client, one piece per chunk
     # per currency: open invoices, outstanding in the currency and in the reporting currency,
     # and its change in reporting-currency value since issue (`scoring.receivables`)
     by_currency: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -108,25 +111,16 @@ class InvoiceFigures:
         for stage, n in invoices["escalation_stage"].value_counts().items():
             self.stages[int(stage)] = self.stages.get(int(stage), 0) + int(n)
         self.overdue_balance += float(invoices["overdue"].sum())
-        self.max_dpd.append(max_days_past_due(invoices))
 
     def currency(self) -> str:
         """The reporting currency, which every amount but the per-currency ones is in."""
         codes = list(self.by_currency)
         return self.reporting or (codes[0] if len(codes) == 1 else "")
 
-    def days_past_due(self) -> pd.Series:
-        """The largest days past due of each client with open invoices."""
-        if not self.max_dpd:
-            return pd.Series(dtype="int64")
-        return pd.concat(self.max_dpd).groupby(level=0).max()
 
-
-def _write_arrow(frame: pd.DataFrame, path: Path) -> pa.Schema:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table, max_chunksize=BATCH_ROWS)
-    return table.schema
+def _keys_path(run: Path) -> Path:
+    """Where a spilled run's sort keys are, beside it."""
+    return run.with_name(run.name + ".keys")
 
 
 class _Run:
@@ -151,56 +145,221 @@ class _Run:
         self.file.close()
 
 
+Order = tuple[tuple[str, bool], ...]  # sort keys: (column, descending)
+
+CLIENT_ORDER: Order = (("client_id", False),)
+INVOICE_ORDER: Order = (  # `prioritise`
+    ("collection_priority_score", True),
+    ("outstanding", True),
+    ("invoice_id", False),
+)
+WORKLIST_ORDER: Order = (  # `scoring.collections.rank_worklist`
+    ("avoidable_loss", True),
+    ("overdue_amount", True),
+    ("client_id", False),
+    ("queue", False),
+)
+
+
+def _key_values(column: pa.ChunkedArray | pa.Array, descending: bool) -> list[object]:
+    """One sort key of a record batch as Python values that compare as the in-memory sorts
+    do: numbers (negated when descending; NaN last, as numpy and Arrow place it), strings by
+    code point."""
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        values = column.to_numpy(zero_copy_only=False).astype("float64")
+        values = -values if descending else values
+        return np.where(np.isnan(values), np.inf, values).tolist()
+    return pc.fill_null(column.cast(pa.string()), "").to_pylist()
+
+
+class SortedRuns:
+    """A table spilled chunk by chunk as runs, each sorted by `order` (ties in its rows'
+    order), and read back merged into one portfolio-wide order a block at a time: exactly the
+    order a stable sort of the chunks' concatenation gives, ties in chunk order. Each run's sort
+    keys are spilled beside it, so the merge reads them alone; more than `FAN_IN` runs are first
+    merged in groups of consecutive runs. Memory holds a record batch of at most `FAN_IN` runs
+    and a block, never the table, however many chunks there were."""
+
+    def __init__(self, folder: Path, stem: str, order: Order) -> None:
+        self.folder, self.stem, self.order = folder, stem, order
+        self.runs: list[tuple[Path, pa.Schema]] = []
+        self.rows = 0
+        self.empty: pd.DataFrame | None = None  # the columns, when every chunk was empty
+        self.merges = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """A chunk's rows, already in `order`."""
+        if self.empty is None:
+            self.empty = frame.head(0)
+        if not len(frame):
+            return
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        self._spill(table.schema, [table])
+        self.rows += len(frame)
+
+    def _spill(self, schema: pa.Schema, tables: Iterable[pa.Table], name: str = "") -> None:
+        """A run written from `tables`, one at a time, and its keys beside it."""
+        path = self.folder / (name or f"{self.stem}.{len(self.runs)}.arrow")
+        keys = [c for c, _ in self.order]
+        key_schema = pa.schema([schema.field(k) for k in keys])
+        with (
+            pa.OSFile(str(path), "wb") as sink,
+            pa.ipc.new_file(sink, schema) as writer,
+            pa.OSFile(str(_keys_path(path)), "wb") as key_sink,
+            pa.ipc.new_file(key_sink, key_schema) as key_writer,
+        ):
+            for table in tables:
+                writer.write_table(table.cast(schema), max_chunksize=BATCH_ROWS)
+                key_writer.write_table(
+                    table.select(keys).cast(key_schema), max_chunksize=BATCH_ROWS
+                )
+        self.runs.append((path, schema))
+
+    def _keys(self, k: int, runs: list[tuple[Path, pa.Schema]]) -> Iterator[tuple[object, ...]]:
+        """Run `k`'s sort keys row by row, with `k` last (ties go to the earlier run)."""
+        with pa.OSFile(str(_keys_path(runs[k][0]))) as source:
+            reader = pa.ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                batch = reader.get_batch(i)
+                keys = [_key_values(batch[name], desc) for name, desc in self.order]
+                yield from zip(*keys, itertools.repeat(k, batch.num_rows), strict=True)
+
+    def _merge(self, runs: list[tuple[Path, pa.Schema]], rows: int) -> Iterator[pa.Table]:
+        merged = heapq.merge(*(self._keys(k, runs) for k in range(len(runs))))
+        schema = _unified([s for _, s in runs])
+        readers = [_Run(p, schema) for p, _ in runs]
+        try:
+            while True:
+                which = np.fromiter((key[-1] for key in itertools.islice(merged, rows)), np.int64)
+                if not len(which):
+                    return
+                # each run's rows of the block are its next ones, in its own order
+                by_run = np.argsort(which, kind="stable")
+                present, counts = np.unique(which, return_counts=True)
+                pieces = pa.concat_tables(
+                    [readers[r].take(int(n)) for r, n in zip(present, counts, strict=True)]
+                )
+                at = np.empty(len(which), dtype=np.int64)
+                at[by_run] = np.arange(len(which))
+                yield pieces.take(pa.array(at))
+        finally:
+            for reader in readers:
+                reader.close()
+
+    def _narrow(self) -> None:
+        """At most `FAN_IN` runs: groups of consecutive runs merged into one each (their
+        order among themselves is the chunks')."""
+        while len(self.runs) > FAN_IN:
+            runs, self.runs = self.runs, []
+            self.merges += 1
+            for g in range(0, len(runs), FAN_IN):
+                group = runs[g : g + FAN_IN]
+                if len(group) == 1:
+                    self.runs.append(group[0])
+                    continue
+                name = f"{self.stem}.merge{self.merges}.{g // FAN_IN}.arrow"
+                schema = _unified([s for _, s in group])
+                self._spill(schema, self._merge(group, BLOCK_ROWS), name)
+                for path, _ in group:
+                    path.unlink()
+                    _keys_path(path).unlink()
+
+    def blocks(self, rows: int = BLOCK_ROWS) -> Iterator[pa.Table]:
+        """The rows in the merged order, `rows` at a time."""
+        if not self.runs:
+            return
+        self._narrow()
+        yield from self._merge(self.runs, rows)
+
+    def write(self, path: Path, rank: str | None = None) -> None:
+        """Every row into one Parquet file in the merged order; `rank`: a column numbering
+        them from 1."""
+        if not self.runs:
+            if self.empty is None:
+                raise ValueError("no client was scored")
+            empty = self.empty
+            if rank:
+                empty = empty.assign(**{rank: pd.Series(dtype="int64")})
+            empty.to_parquet(path, index=False)
+            return
+        schema = _unified([s for _, s in self.runs])
+        if rank:
+            schema = schema.append(pa.field(rank, pa.int64()))
+        with pq.ParquetWriter(path, schema) as writer:
+            done = 0
+            for block in self.blocks():
+                if rank:
+                    numbers = np.arange(done + 1, done + len(block) + 1, dtype=np.int64)
+                    block = block.append_column(rank, pa.array(numbers))
+                done += len(block)
+                writer.write_table(block.cast(schema))
+
+    def frame(self, rank: str | None = None) -> pd.DataFrame:
+        """Every row in memory, in the merged order (for tests and small runs)."""
+        if not self.runs:
+            if self.empty is None:
+                raise ValueError("no client was scored")
+            empty = self.empty.reset_index(drop=True)
+            return empty.assign(**{rank: pd.Series(dtype="int64")}) if rank else empty
+        schema = _unified([s for _, s in self.runs])
+        out = pa.concat_tables([b.cast(schema) for b in self.blocks()]).to_pandas()
+        if rank:
+            out[rank] = np.arange(1, len(out) + 1, dtype=np.int64)
+        return out
+
+
 class RunTables:
-    """Chunk results spilled to `folder` (a scratch folder the caller owns) as they come."""
+    """Chunk results spilled to `folder` (a scratch folder the caller owns) as they come; the
+    driver of a run keeps only sums (the report's figures of the invoices and the worklist,
+    segment positions, cash), so its memory does not grow with the portfolio."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.clients: list[pd.DataFrame] = []
-        self.features: list[tuple[Path, pa.Schema]] = []
-        self.runs: list[tuple[Path, pa.Schema]] = []
+        self.clients = SortedRuns(folder, "clients", CLIENT_ORDER)
+        self.features = SortedRuns(folder, "features", CLIENT_ORDER)
+        self.open_invoices = SortedRuns(folder, "invoices", INVOICE_ORDER)
+        self.worklist = SortedRuns(folder, "worklist", WORKLIST_ORDER)
         self.invoices = InvoiceFigures()
-        self.no_invoices: pd.DataFrame | None = None  # the columns, for a run without any
-        self.worklist: list[pd.DataFrame] = []  # one row per client and queue: small, kept
+        self.queues: dict[str, dict[str, float]] = {}  # per worklist queue: rows, overdue
         self.positions: pd.DataFrame | None = None  # per segment and month: summed as they come
         self.cash = empty_cash()  # per currency and draw: summed as they come
         self.letters = folder / "letters"  # one HTML file per client written to
-        self.letter_rows: list[tuple[str, str, str]] = []  # client, language, template
+        self.letter_index = folder / "letters.tsv"  # client, language, template per letter
+        self.letter_counts: dict[str, int] = {}  # per template and language
 
     def add(self, chunk: ChunkResult) -> None:
-        """One chunk's results; chunks must come in ascending client id order."""
-        clients, invoices, features = chunk.clients, chunk.invoices, chunk.features
-        self.worklist.append(chunk.worklist)
+        """One chunk's results (chunks may come in any client order)."""
+        self.clients.add(chunk.clients.sort_values("client_id", kind="stable"))
+        self.features.add(chunk.features.sort_values("client_id", kind="stable"))
+        ranked = prioritise(chunk.invoices)
+        self.open_invoices.add(ranked)
+        if len(ranked):
+            self.invoices.add(ranked)
+        work = rank_worklist(chunk.worklist).drop(columns="priority_rank")
+        self.worklist.add(work)
+        for queue, rows in work.groupby("queue", sort=True):
+            mine = self.queues.setdefault(str(queue), {"clients": 0, "overdue": 0.0})
+            mine["clients"] += len(rows)
+            mine["overdue"] += float(rows["overdue_amount"].sum())
+        self.queues = dict(sorted(self.queues.items()))
         self.positions = add_positions(self.positions, chunk.positions)
         self.cash = add_cash(self.cash, chunk.cash)
         self.add_letters(chunk.letters)
         if chunk.reporting_currency:
             self.invoices.reporting = chunk.reporting_currency
-        k = len(self.features)
-        if self.no_invoices is None:
-            self.no_invoices = invoices.head(0)
-        self.clients.append(clients)
-        path = self.folder / f"features.{k}.arrow"
-        self.features.append((path, _write_arrow(features.sort_values("client_id"), path)))
-        if len(invoices):
-            ranked = prioritise(invoices)
-            self.invoices.add(ranked)
-            path = self.folder / f"invoices.{k}.arrow"
-            self.runs.append((path, _write_arrow(ranked, path)))
 
     def add_letters(self, letters: pd.DataFrame) -> None:
         self.letters.mkdir(exist_ok=True)
-        for r in letters.itertuples():
-            (self.letters / f"{r.client_id}.html").write_text(str(r.html), encoding="utf-8")
-            self.letter_rows.append((str(r.client_id), str(r.language), str(r.template)))
+        with self.letter_index.open("a", encoding="utf-8") as index:
+            for r in letters.itertuples():
+                (self.letters / f"{r.client_id}.html").write_text(str(r.html), encoding="utf-8")
+                index.write(f"{r.client_id}\t{r.language}\t{r.template}\n")
+                key = f"{r.template} ({r.language})"
+                self.letter_counts[key] = self.letter_counts.get(key, 0) + 1
 
     def letters_written(self) -> dict[str, int]:
         """How many letters of each template and language."""
-        counts: dict[str, int] = {}
-        for _, language, template in self.letter_rows:
-            key = f"{template} ({language})"
-            counts[key] = counts.get(key, 0) + 1
-        return dict(sorted(counts.items()))
+        return dict(sorted(self.letter_counts.items()))
 
     def positions_table(self) -> pd.DataFrame:
         """Every segment's monthly sales, receivables and current receivables."""
@@ -208,114 +367,29 @@ class RunTables:
             raise ValueError("no client was scored")
         return self.positions
 
-    def worklist_table(self) -> pd.DataFrame:
-        """The collections worklist of every chunk, ranked portfolio-wide."""
-        return rank_worklist(pd.concat(self.worklist, ignore_index=True))
-
-    def client_table(self) -> pd.DataFrame:
+    def write_clients(self, path: Path) -> None:
         """One row per client, in client id order."""
-        if not self.clients:
-            raise ValueError("no client was scored")
-        clients = pd.concat(self.clients, ignore_index=True)
-        return clients.sort_values("client_id", kind="stable").reset_index(drop=True)
+        self.clients.write(path)
+
+    def write_worklist(self, path: Path) -> None:
+        """The collections worklist of every chunk, ranked portfolio-wide."""
+        self.worklist.write(path, rank="priority_rank")
 
     def write_features(self, path: Path) -> None:
-        """The spilled features into one Parquet file, chunk after chunk (already in order)."""
-        schema = _unified([s for _, s in self.features])
-        with pq.ParquetWriter(path, schema) as writer:
-            for spilled, _ in self.features:
-                with pa.OSFile(str(spilled)) as source:
-                    writer.write_table(pa.ipc.open_file(source).read_all().cast(schema))
+        """Every client's features, in client id order."""
+        self.features.write(path)
 
     def write_invoices(self, path: Path) -> None:
-        """All runs merged into the portfolio-wide ranking, with the rank, a block at a time."""
-        schemas = [s for _, s in self.runs]
-        if not schemas:
-            self._none_open().to_parquet(path, index=False)
-            return
-        schema = _unified(schemas).append(pa.field("collection_priority_rank", pa.int64()))
-        with pq.ParquetWriter(path, schema) as writer:
-            for block in self.ranked_blocks():
-                writer.write_table(block.cast(schema))
-
-    def ranked_blocks(self) -> Iterator[pa.Table]:
-        """The open invoices in portfolio-wide priority order, with their rank, in blocks."""
-        # The sort keys alone, as Arrow columns (compact strings), one record batch at a time.
-        keys = []
-        for k, (spilled, _) in enumerate(self.runs):
-            with pa.OSFile(str(spilled)) as source:
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    batch = reader.get_batch(i)
-                    keys.append(
-                        pa.table(
-                            {
-                                "score": pc.negate(batch["collection_priority_score"]),
-                                "outstanding": pc.negate(batch["outstanding"]),
-                                "invoice_id": batch["invoice_id"].cast(pa.string()),
-                                "run": pa.array(np.full(len(batch), k, dtype=np.int32)),
-                            }
-                        )
-                    )
-        every = pa.concat_tables(keys)
-        del keys
-        # The order `prioritise` gives (a stable sort of the chunks' concatenation): by the
-        # keys, ties in chunk order then row order, which each run already has.
-        order = pc.sort_indices(
-            every,
-            sort_keys=[
-                ("score", "ascending"),
-                ("outstanding", "ascending"),
-                ("invoice_id", "ascending"),
-                ("run", "ascending"),
-            ],
-        )
-        run_of = every["run"].take(order).to_numpy()
-        del every, order
-        schema = _unified([s for _, s in self.runs])
-        readers = [_Run(p, schema) for p, _ in self.runs]
-        try:
-            for start in range(0, len(run_of), BLOCK_ROWS):
-                runs = run_of[start : start + BLOCK_ROWS]
-                # each run's rows of the block are its next ones, in its own order
-                by_run = np.argsort(runs, kind="stable")
-                present, counts = np.unique(runs, return_counts=True)
-                pieces = pa.concat_tables(
-                    [readers[r].take(int(n)) for r, n in zip(present, counts, strict=True)]
-                )
-                at = np.empty(len(runs), dtype=np.int64)
-                at[by_run] = np.arange(len(runs))
-                block = pieces.take(pa.array(at))
-                rank = np.arange(start + 1, start + len(runs) + 1, dtype=np.int64)
-                yield block.append_column("collection_priority_rank", pa.array(rank))
-        finally:
-            for reader in readers:
-                reader.close()
-
-    def _none_open(self) -> pd.DataFrame:
-        if self.no_invoices is None:
-            raise ValueError("no client was scored")
-        empty = prioritise(self.no_invoices)
-        return empty.assign(collection_priority_rank=pd.Series(dtype="int64"))
+        """The open invoices in the portfolio-wide collection priority, with the rank."""
+        self.open_invoices.write(path, rank="collection_priority_rank")
 
     def result(self) -> ChunkResult:
         """The run's tables in memory, as `portfolio.batch.finish` gives them (for tests)."""
-        features = [pa.OSFile(str(p)) for p, _ in self.features]
-        try:
-            schema = _unified([s for _, s in self.features])
-            feature_table = pa.concat_tables(
-                [pa.ipc.open_file(f).read_all().cast(schema) for f in features]
-            )
-        finally:
-            for f in features:
-                f.close()
-        blocks = list(self.ranked_blocks()) if self.runs else []
-        invoices = pa.concat_tables(blocks).to_pandas() if blocks else self._none_open()
         return ChunkResult(
-            self.client_table(),
-            invoices,
-            feature_table.to_pandas(),
-            self.worklist_table(),
+            self.clients.frame(),
+            self.open_invoices.frame(rank="collection_priority_rank"),
+            self.features.frame(),
+            self.worklist.frame(rank="priority_rank"),
             self.positions_table(),
             self.cash,
             self.letter_table(),
@@ -324,10 +398,11 @@ class RunTables:
 
     def letter_table(self) -> pd.DataFrame:
         """The letters written so far, read back (for tests; a run copies the files)."""
-        rows = [
-            (c, lang, t, (self.letters / f"{c}.html").read_text(encoding="utf-8"))
-            for c, lang, t in sorted(self.letter_rows)
-        ]
+        rows = []
+        if self.letter_index.exists():
+            for line in sorted(self.letter_index.read_text(encoding="utf-8").splitlines()):
+                c, lang, t = line.split("\t")
+                rows.append((c, lang, t, (self.letters / f"{c}.html").read_text(encoding="utf-8")))
         return pd.DataFrame(rows, columns=list(LETTER_COLUMNS)).astype(LETTER_COLUMNS)
 
 

@@ -14,15 +14,17 @@ import html
 import io
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from portfolio.outputs import TOTAL, InvoiceFigures
 from scoring.dso import dso_record
-from scoring.early_warnings import SEVERITIES, early_warnings
+from scoring.early_warnings import SEVERITIES, WARNING_COLUMNS, early_warnings
 from scoring.insurance import COVER, InsurancePolicy
 from scoring.policy import CreditPolicy
 from scoring.status import Status
@@ -33,14 +35,43 @@ SHOWN_WARNINGS = 50  # per severity on the page (all of them are in report.json)
 SHOWN_WORK = 25
 
 
+# the columns of the clients table the report reads (`report_clients`): not the reasons, rules
+# and terms text that make most of a client's row
+REPORT_COLUMNS = tuple(
+    dict.fromkeys(
+        (
+            *WARNING_COLUMNS,
+            "pd_12m",
+            "thin_file",
+            "limit_decision",
+            "over_limit",
+            "country",
+            "country_risk",
+            "transfer_risk",
+            "insured_exposure",
+            "uninsured_exposure",
+            "expected_loss_net",
+            "insurance_note",
+        )
+    )
+)
+
+
+def report_clients(path: Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The columns of a run's clients table the report reads (and `extra`), those it has."""
+    have = set(pq.read_schema(path).names)
+    wanted = dict.fromkeys((*REPORT_COLUMNS, *extra))
+    return pd.read_parquet(path, columns=[c for c in wanted if c in have])
+
+
 @dataclass
 class RunResult:
-    """What the report is built from: the clients, figures of the open invoices (not the
-    invoices themselves), the collections worklist and the rejects."""
+    """What the report is built from: the clients (`REPORT_COLUMNS`), figures of the open
+    invoices and of the collections worklist per queue (not the rows), and the rejects."""
 
     clients: pd.DataFrame
     invoices: InvoiceFigures
-    worklist: pd.DataFrame
+    queues: dict[str, dict[str, float]]  # per worklist queue: clients (rows) and overdue
     rejects: pd.DataFrame
     as_of: pd.Timestamp
     versions: dict[str, str]
@@ -96,8 +127,8 @@ def build_report(
         },
         "escalation_stages": {str(k): int(v) for k, v in sorted(inv.stages.items())},
         "worklist": {
-            str(q): {"clients": len(g), "overdue": float(g["overdue_amount"].sum())}
-            for q, g in result.worklist.groupby("queue")
+            q: {"clients": int(s["clients"]), "overdue": float(s["overdue"])}
+            for q, s in result.queues.items()
         },
         "early_warnings": warnings,
         "warnings_by_severity": {
@@ -363,8 +394,9 @@ def render_html(
     letters: set[str] | None = None,
 ) -> str:
     """A self-contained page: headline, warnings, collections, grades, limits, migration,
-    monitoring. `first_invoices`: the first open invoices by collection priority; `letters`:
-    the clients written to (their letter is `letters/CLIENT.html` beside the page)."""
+    monitoring. `first_invoices`: the first open invoices by collection priority; `worklist`:
+    the first rows of the collections worklist (`figures` counts them all); `letters`: the
+    clients written to (their letter is `letters/CLIENT.html` beside the page)."""
     e = html.escape
     f = _Format(
         figures.get("currency", ""),
@@ -534,7 +566,7 @@ def _worklist(
         for r in worklist.head(SHOWN_WORK).itertuples()
     ]
     return (
-        f"<h2>Collections worklist ({len(worklist):,} rows)</h2><p>By queue: {head or 'none'}. "
+        f"<h2>Collections worklist ({sum(s['clients'] for s in summary.values()):,} rows)</h2><p>By queue: {head or 'none'}. "
         f"Dunning letters written ({sum((written or {}).values()):,}, under letters/ beside this "
         f"page): {sent or 'none'}.</p>"
         + _table(

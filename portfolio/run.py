@@ -19,12 +19,12 @@ from features.io import LedgerFiles, check_files, resolve_extracted_on
 from portfolio.batch import rejects_table, score_folder
 from portfolio.layout import RUN_MARKER, RunsRoot, RunsRootError, check_root
 from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, TOTAL, RunTables
-from portfolio.report import RunResult, build_report, render_html
+from portfolio.report import RunResult, build_report, render_html, report_clients
 from portfolio.spark import score_spark
 from scoring.dso import dso_measures
 from scoring.insurance import InsurancePolicy
 from scoring.policy import PolicyError
-from scoring.scorer import Scorer
+from scoring.scorer import HISTORY_COLUMNS, Scorer
 from scoring.timing import forecast_frame
 
 
@@ -210,8 +210,9 @@ def check_rejects(
 
 
 def read_clients(run: Path) -> pd.DataFrame:
-    """A run's clients table."""
-    return pd.read_parquet(run / "clients.parquet")
+    """What a run continues of the previous run's clients table: the decision PD's history and
+    the columns its report compares (`portfolio.report.REPORT_COLUMNS`), not the text."""
+    return report_clients(run / "clients.parquet", HISTORY_COLUMNS)
 
 
 def write_run(
@@ -229,10 +230,8 @@ def write_run(
     portfolio-wide a block at a time; returns the report's figures. `ledger`: what the run
     records of the ledger it scored (`ledger_stamp`)."""
     versions = dict(scorer.versions)
-    clients = tables.client_table()
-    clients.to_parquet(tmp / "clients.parquet", index=False)
-    worklist = tables.worklist_table()
-    worklist.to_parquet(tmp / "collections.parquet", index=False)
+    tables.write_clients(tmp / "clients.parquet")
+    tables.write_worklist(tmp / "collections.parquet")
     tables.write_features(tmp / "features.parquet")
     tables.write_invoices(tmp / "invoices.parquet")
     rejects.to_parquet(tmp / "rejects.parquet", index=False)
@@ -242,9 +241,18 @@ def write_run(
     if tables.letters.exists():  # one HTML file per client written to
         shutil.copytree(tables.letters, tmp / "letters")
     cash.to_parquet(tmp / "cash_forecast.parquet", index=False)
-    first = first_invoices(tmp)
+    # the report reads the columns it needs of the written clients table, never the whole
+    clients = report_clients(tmp / "clients.parquet")
     result = RunResult(
-        clients, tables.invoices, worklist, rejects, as_of, versions, dso, cash, scorer.insurance
+        clients,
+        tables.invoices,
+        tables.queues,
+        rejects,
+        as_of,
+        versions,
+        dso,
+        cash,
+        scorer.insurance,
     )
     figures = build_report(result, previous_clients, scorer.policy)
     figures["letters"] = tables.letters_written()
@@ -259,8 +267,9 @@ def write_run(
     }
     (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    written = {c for c, _, _ in tables.letter_rows}
-    (tmp / "report.html").write_text(render_html(figures, first, worklist, letters=written))
+    first, work = first_rows(tmp / "invoices.parquet"), first_rows(tmp / "collections.parquet")
+    written = {c for c in work["client_id"] if (tmp / "letters" / f"{c}.html").exists()}
+    (tmp / "report.html").write_text(render_html(figures, first, work, letters=written))
     return figures
 
 
@@ -277,6 +286,11 @@ def cash_forecast(cash: pd.DataFrame, as_of: pd.Timestamp, reporting: str) -> pd
 
 def first_invoices(run: Path, rows: int = FIRST_ROWS) -> pd.DataFrame:
     """The first open invoices of a run by collection priority (its file is in that order)."""
-    source = pq.ParquetFile(run / "invoices.parquet")
+    return first_rows(run / "invoices.parquet", rows)
+
+
+def first_rows(path: Path, rows: int = FIRST_ROWS) -> pd.DataFrame:
+    """The first rows of a Parquet file (a ranked table's head), read alone."""
+    source = pq.ParquetFile(path)
     batch = next(source.iter_batches(batch_size=rows), None)
     return batch.to_pandas() if batch is not None else source.schema_arrow.empty_table().to_pandas()

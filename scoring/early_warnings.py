@@ -23,6 +23,28 @@ import pandas as pd
 from scoring.policy import WarningPolicy
 
 SEVERITIES = ("critical", "high", "medium")
+# the columns of a client table the rules read (a reader may load only these)
+WARNING_COLUMNS = (
+    "client_id",
+    "as_of",
+    "status",
+    "status_reason",
+    "grade",
+    "decision_pd",
+    "max_days_past_due",
+    "overdue_balance",
+    "over_limit_amount",
+    "current_limit",
+    "recommended_limit",
+    "insurer_limit",
+    "statement_age_days",
+    "equity",
+    "revenue_growth",
+    "current_ratio",
+    "open_balance",
+    "expected_loss",
+    "reason_1",
+)
 
 
 @dataclass(frozen=True)
