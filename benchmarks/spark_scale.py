@@ -94,7 +94,7 @@ def main() -> None:
         )
     spark = [r for r in rows if r["engine"] == "spark"]
     local = {r["ledger"]: r for r in rows if r["engine"] == "local"}
-    for r in spark:
+    for r in (r for r in spark if r["ledger"] in local):
         print(
             f"{r['ledger']}: Spark takes {r['wall_s'] / local[r['ledger']]['wall_s']:.2f}x the "
             f"local engine's time; driver {r['main_mib'] / local[r['ledger']]['main_mib']:.2f}x "

@@ -13,6 +13,8 @@ concatenation gives (`portfolio.batch.finish`), ties kept in chunk order.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator
@@ -29,7 +31,7 @@ from portfolio.letters import LETTER_COLUMNS, empty_letters
 from scoring.collections import rank_worklist
 
 BATCH_ROWS = 1024  # rows per spilled record batch: what each run holds in memory while merging
-BLOCK_ROWS = 16_384  # merged rows assembled and written at a time
+BLOCK_ROWS = 4096  # merged rows assembled and written at a time
 FAN_IN = 16  # runs merged at once (more are merged in groups first)
 FIRST_ROWS = 25  # invoices shown in the report
 
@@ -116,6 +118,15 @@ class InvoiceFigures:
         """The reporting currency, which every amount but the per-currency ones is in."""
         codes = list(self.by_currency)
         return self.reporting or (codes[0] if len(codes) == 1 else "")
+
+
+def release_memory() -> None:
+    """Give the memory freed so far back to the system: Arrow's pool (mimalloc) and the C heap
+    keep freed pages for reuse, and after a table's merge they would stay in the process's
+    resident set for the rest of the run."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _keys_path(run: Path) -> Path:
@@ -263,6 +274,7 @@ class SortedRuns:
                 for path, _ in group:
                     path.unlink()
                     _keys_path(path).unlink()
+                release_memory()
 
     def blocks(self, rows: int = BLOCK_ROWS) -> Iterator[pa.Table]:
         """The rows in the merged order, `rows` at a time."""
@@ -271,9 +283,9 @@ class SortedRuns:
         self._narrow()
         yield from self._merge(self.runs, rows)
 
-    def write(self, path: Path, rank: str | None = None) -> None:
+    def write(self, path: Path, rank: str | None = None) -> pd.DataFrame:
         """Every row into one Parquet file in the merged order; `rank`: a column numbering
-        them from 1."""
+        them from 1. Returns the first `FIRST_ROWS` rows (what a report shows)."""
         if not self.runs:
             if self.empty is None:
                 raise ValueError("no client was scored")
@@ -281,7 +293,8 @@ class SortedRuns:
             if rank:
                 empty = empty.assign(**{rank: pd.Series(dtype="int64")})
             empty.to_parquet(path, index=False)
-            return
+            return empty.reset_index(drop=True)
+        head = None
         schema = _unified([s for _, s in self.runs])
         if rank:
             schema = schema.append(pa.field(rank, pa.int64()))
@@ -292,7 +305,13 @@ class SortedRuns:
                     numbers = np.arange(done + 1, done + len(block) + 1, dtype=np.int64)
                     block = block.append_column(rank, pa.array(numbers))
                 done += len(block)
-                writer.write_table(block.cast(schema))
+                block = block.cast(schema)
+                writer.write_table(block)
+                if head is None:
+                    head = block.slice(0, FIRST_ROWS).to_pandas()
+        release_memory()
+        assert head is not None
+        return head
 
     def frame(self, rank: str | None = None) -> pd.DataFrame:
         """Every row in memory, in the merged order (for tests and small runs)."""
@@ -371,17 +390,18 @@ class RunTables:
         """One row per client, in client id order."""
         self.clients.write(path)
 
-    def write_worklist(self, path: Path) -> None:
-        """The collections worklist of every chunk, ranked portfolio-wide."""
-        self.worklist.write(path, rank="priority_rank")
+    def write_worklist(self, path: Path) -> pd.DataFrame:
+        """The collections worklist of every chunk, ranked portfolio-wide; its first rows."""
+        return self.worklist.write(path, rank="priority_rank")
 
     def write_features(self, path: Path) -> None:
         """Every client's features, in client id order."""
         self.features.write(path)
 
-    def write_invoices(self, path: Path) -> None:
-        """The open invoices in the portfolio-wide collection priority, with the rank."""
-        self.open_invoices.write(path, rank="collection_priority_rank")
+    def write_invoices(self, path: Path) -> pd.DataFrame:
+        """The open invoices in the portfolio-wide collection priority, with the rank; the
+        first ones."""
+        return self.open_invoices.write(path, rank="collection_priority_rank")
 
     def result(self) -> ChunkResult:
         """The run's tables in memory, as `portfolio.batch.finish` gives them (for tests)."""

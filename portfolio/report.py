@@ -20,9 +20,10 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from portfolio.outputs import TOTAL, InvoiceFigures
+from portfolio.outputs import TOTAL, InvoiceFigures, release_memory
 from scoring.dso import dso_record
 from scoring.early_warnings import SEVERITIES, WARNING_COLUMNS, early_warnings
 from scoring.insurance import COVER, InsurancePolicy
@@ -58,10 +59,25 @@ REPORT_COLUMNS = tuple(
 
 
 def report_clients(path: Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The columns of a run's clients table the report reads (and `extra`), those it has."""
-    have = set(pq.read_schema(path).names)
-    wanted = dict.fromkeys((*REPORT_COLUMNS, *extra))
-    return pd.read_parquet(path, columns=[c for c in wanted if c in have])
+    """The columns of a run's clients table the report reads (and `extra`), those it has; its
+    text but the client id as categories (a few thousand distinct reasons, a handful of
+    statuses among 100,000 clients)."""
+    schema = pq.read_schema(path)
+    columns = [c for c in dict.fromkeys((*REPORT_COLUMNS, *extra)) if c in schema.names]
+    text = [
+        c
+        for c in columns
+        if c != "client_id"
+        and (
+            pa.types.is_string(schema.field(c).type)
+            or pa.types.is_large_string(schema.field(c).type)
+        )
+    ]
+    table = pq.read_table(path, columns=columns, read_dictionary=text)
+    out = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    release_memory()  # the read's buffers, freed, not kept for the rest of the run
+    return out
 
 
 @dataclass

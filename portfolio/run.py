@@ -231,9 +231,9 @@ def write_run(
     records of the ledger it scored (`ledger_stamp`)."""
     versions = dict(scorer.versions)
     tables.write_clients(tmp / "clients.parquet")
-    tables.write_worklist(tmp / "collections.parquet")
+    work = tables.write_worklist(tmp / "collections.parquet")
     tables.write_features(tmp / "features.parquet")
-    tables.write_invoices(tmp / "invoices.parquet")
+    first = tables.write_invoices(tmp / "invoices.parquet")
     rejects.to_parquet(tmp / "rejects.parquet", index=False)
     dso = dso_measures(tables.positions_table(), by=["level", "segment"])
     dso.to_parquet(tmp / "dso.parquet", index=False)
@@ -267,7 +267,6 @@ def write_run(
     }
     (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    first, work = first_rows(tmp / "invoices.parquet"), first_rows(tmp / "collections.parquet")
     written = {c for c in work["client_id"] if (tmp / "letters" / f"{c}.html").exists()}
     (tmp / "report.html").write_text(render_html(figures, first, work, letters=written))
     return figures
