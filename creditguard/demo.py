@@ -33,6 +33,8 @@ def demo(
     from features.synthetic import GeneratorConfig, generate_ledger
     from portfolio.nightly import nightly
     from scoring.store import tracking_uri
+    from serving.offline import prepare
+    from serving.online import cache_root
     from training.retrain import RetrainConfig, retrain
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -64,5 +66,6 @@ def demo(
     print_report(tonight.figures, tonight.run)
     console.print(f"previous run: {tonight.previous}")
     console.print(tonight.status, highlight=False, soft_wrap=True)
+    console.print(f"service store: {prepare(tonight.run, runs, cache_root())}")
     console.print("browse the runs: .venv/bin/mlflow ui --backend-store-uri " + tracking_uri())
     console.print(f"portfolio report: {tonight.run / 'report.html'}")

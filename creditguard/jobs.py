@@ -97,9 +97,17 @@ def nightly(
     config: Annotated[
         Path | None, typer.Option(help="retrain.yaml for --retrain-on-shift.")
     ] = None,
+    prepare_service: Annotated[
+        bool,
+        typer.Option(
+            help="Prepare the run's offline store for the service (under CREDITGUARD_CACHE), so "
+            "that no worker builds it when it starts or reloads."
+        ),
+    ] = True,
 ) -> None:
     """Score the night's portfolio, continue the previous run, monitor, prune, write the status
-    line; exit 3 when monitoring recommends retraining (or what the retraining exits with)."""
+    line, prepare the service's store; exit 3 when monitoring recommends retraining (or what
+    the retraining exits with)."""
     from portfolio.nightly import nightly as run_nightly
 
     day = parse_day(as_of)
@@ -114,6 +122,12 @@ def nightly(
         + (f"; removed: {', '.join(result.pruned)}" if result.pruned else "")
     )
     console.print(result.status, highlight=False, soft_wrap=True)
+    if prepare_service:
+        from serving.offline import prepare
+        from serving.online import cache_root
+
+        store = prepare(result.run, runs, cache_root())
+        console.print(f"service store: {store or 'none (the run has no features)'}")
     if not result.retrain:
         return
     if not retrain_on_shift:

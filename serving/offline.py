@@ -285,6 +285,16 @@ class OfflineStore:
         self.source.close()
 
 
+def prepare(run: Path, runs: Path, cache: Path) -> Path | None:
+    """A run's store for the current champions, built now if no worker has (the nightly job
+    calls it, so that no worker builds it at its start); its file (None: no features)."""
+    store = OfflineStore.open(run, Scorer.from_registry(), RunHistory.load(runs), cache / "offline")
+    if store is None:
+        return None
+    store.close()
+    return store.path
+
+
 def _map_address(source: pa.MemoryMappedFile) -> int:
     """The address the file is mapped at: buffers read from it point into the map."""
     source.seek(0)

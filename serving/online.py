@@ -12,6 +12,7 @@ The nightly run's features answer the run's day (`serving.offline`).
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,13 @@ DEFAULT_LEDGER = REPO / "data" / "demo" / "ledger"
 DEFAULT_RUNS = REPO / "data" / "demo" / "runs"  # the nightly runs: the offline store, the history
 DEFAULT_CACHE = REPO / "data" / "cache"  # partitioned copies of plain ledgers, offline stores
 BUCKET_CLIENTS = 256  # clients per bucket of a partitioned copy: a client's read scans one
+
+
+def cache_root() -> Path:
+    """Where the service keeps partitioned copies and offline stores (`CREDITGUARD_CACHE`)."""
+    return Path(os.environ.get("CREDITGUARD_CACHE", DEFAULT_CACHE))
+
+
 CLIENT_COLUMNS = ["client_id", "name", "country", "industry", "onboarded_on", "credit_limit"]
 CLIENT_CACHE = 256  # clients whose history a worker keeps read
 

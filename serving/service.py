@@ -46,7 +46,7 @@ from serving.guard import Guard
 from serving.metrics import RequestMetrics, exposition
 from serving.officer import client_view, search
 from serving.offline import OfflineStore
-from serving.online import DEFAULT_CACHE, DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger
+from serving.online import DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger, cache_root
 from serving.openapi import ConformingResponses
 from serving.schemas import (
     ActionIn,
@@ -233,7 +233,7 @@ class CreditGuard:
         self.audit = AuditLog(audit_path())
         self.ledger_dir = Path(os.environ.get("CREDITGUARD_LEDGER", DEFAULT_LEDGER))
         self.runs = Path(os.environ.get("CREDITGUARD_RUNS", DEFAULT_RUNS))
-        self.cache = Path(os.environ.get("CREDITGUARD_CACHE", DEFAULT_CACHE))
+        self.cache = cache_root()
         # CREDITGUARD_FOLLOW_LATEST=1: a new nightly run (the runs root's `latest` moved) is
         # loaded as a reload would, without one
         self.follow_latest = os.environ.get("CREDITGUARD_FOLLOW_LATEST", "0") == "1"
@@ -520,10 +520,11 @@ class CreditGuard:
         )
 
     @bentoml.api(input_spec=ReloadIn)
-    def reload(self, ctx: bentoml.Context) -> dict[str, dict[str, str]]:
+    def reload(self, ctx: bentoml.Context) -> dict[str, Any]:
         """Read the keys, the current champions and the runs again without a restart (admin):
         loaded beside the ones in use and swapped, one reload at a time; the other workers
-        follow. Keys that cannot be read are refused (4xx) and the keys in force stay."""
+        follow. Keys that cannot be read are refused (4xx) and the keys in force stay. Answers
+        the champions' versions and the nightly run now answering its day (null: none)."""
         self._authorize(ctx, "reload")
         if not self.reloading.acquire(blocking=False):
             raise ApiError(HTTPStatus.CONFLICT, "a reload is already running; try again shortly")
@@ -546,7 +547,12 @@ class CreditGuard:
                 self._swap(replace(fresh, stamp=self.reload_stamp.stat().st_mtime))
         finally:
             self.reloading.release()
-        return {"model_versions": fresh.scorer.versions}
+        return {"model_versions": fresh.scorer.versions, "nightly_run": _day(fresh)}
+
+
+def _day(loaded: _Loaded) -> str | None:
+    """The day of the nightly run whose store answers (None: no run of this ledger)."""
+    return str(loaded.store.day.date()) if loaded.store is not None else None
 
 
 class _exclusive:

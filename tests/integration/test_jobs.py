@@ -38,12 +38,16 @@ def test_nightly_twice_continues_the_first_run_and_keeps_the_last(
     champion_store: str, ledgers: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", champion_store)
+    monkeypatch.setenv("CREDITGUARD_CACHE", str(tmp_path / "cache"))
     a, b = ledgers
     runs = tmp_path / "runs"
     code, out = _run("nightly", "--ledger", str(a), "--runs", str(runs))
     assert code in (0, 3), out
     first = runs / "2025-07-01"
     assert (first / "run.json").exists()
+    # the service's store of the run, prepared for the champions: a worker only opens it
+    stores = list((tmp_path / "cache" / "offline").glob("offline-*.arrow"))
+    assert len(stores) == 1 and "service store: " in " ".join(out.split())
     status = (runs / "status.txt").read_text()
     assert status.startswith("2025-07-01 ") and status.count("\n") == 1
     code, out = _run("nightly", "--ledger", str(b), "--runs", str(runs), "--keep", "1")
@@ -57,6 +61,7 @@ def test_nightly_twice_continues_the_first_run_and_keeps_the_last(
     word = "RETRAIN" if code == 3 else "OK"
     assert line.startswith(f"2025-08-01 {word} clients=") and f"run={second}" in line
     assert not first.exists() and (runs / "latest").resolve() == second.resolve()  # --keep 1
+    assert len(list((tmp_path / "cache" / "offline").glob("offline-*.arrow"))) == 2
     report = (second / "report.html").read_text()
     assert "Retraining recommended" in report if code == 3 else "No retraining needed" in report
 

@@ -17,7 +17,9 @@ from creditguard.cli import app
 from features.partitioned import partition_folder
 from features.stream import ledger_parts
 from portfolio.batch import load_for_scoring, rejects_table, score_folder, score_local
-from portfolio.outputs import RunTables
+from portfolio.outputs import InvoiceFigures, RunTables
+from portfolio.report import RunResult, build_report, report_clients
+from portfolio.run import read_clients
 from scoring.receivables import escalation_stage
 from scoring.scorer import Scorer
 from scoring.stability import population_reference, stability_index
@@ -185,6 +187,42 @@ def test_the_report_has_migration_and_early_warnings(runs: tuple[Path, Path]) ->
     worklist = pd.read_parquet(after / "collections.parquet")
     assert worklist["priority_rank"].tolist() == list(range(1, len(worklist) + 1))
     assert not worklist.duplicated(["client_id", "queue"]).any()
+    assert f"Collections worklist ({len(worklist):,} rows)" in page
+
+
+def test_the_report_from_its_columns_equals_the_report_from_the_whole_tables(
+    runs: tuple[Path, Path],
+) -> None:
+    """A run's report reads only `REPORT_COLUMNS` of the clients (text as categories), and of
+    the previous run; every figure is the one the whole tables give."""
+    before, after = runs
+    scorer = Scorer.from_registry()
+    invoices = InvoiceFigures()
+    invoices.add(pd.read_parquet(after / "invoices.parquet"))
+    worklist = pd.read_parquet(after / "collections.parquet")
+    queues = {
+        str(q): {"clients": len(g), "overdue": float(g["overdue_amount"].sum())}
+        for q, g in worklist.groupby("queue")
+    }
+
+    def report(clients: pd.DataFrame, previous: pd.DataFrame) -> str:
+        result = RunResult(
+            clients,
+            invoices,
+            queues,
+            pd.read_parquet(after / "rejects.parquet"),
+            pd.Timestamp(AFTER),
+            dict(scorer.versions),
+            insurance=scorer.insurance,
+        )
+        return json.dumps(build_report(result, previous, scorer.policy), default=str)
+
+    narrow = report(report_clients(after / "clients.parquet"), read_clients(before))
+    whole = report(
+        pd.read_parquet(after / "clients.parquet"), pd.read_parquet(before / "clients.parquet")
+    )
+    assert narrow == whole
+    assert json.loads(narrow)["early_warnings"]  # the comparison covers the warnings
 
 
 def test_clients_get_terms_invoices_charges_and_the_right_clients_a_letter(
@@ -399,6 +437,7 @@ def test_scoring_a_folder_part_by_part_equals_scoring_it_whole(
     rejected = score_folder(folder, scorer, day, tables, part_clients=40, chunk_clients=16)
     for a, b in zip(whole, (*tables.result().frames(), rejected), strict=True):
         pd.testing.assert_frame_equal(a, b)
+    assert tables.clients.merges and tables.open_invoices.merges  # more runs than FAN_IN
     assert {"invoices", "payments", "clients"} <= set(rejected["table"])
     assert rejected["reasons"].str.contains("duplicates the key").any()
     assert rejected["reasons"].str.contains("refers to no invoice").sum() >= 2

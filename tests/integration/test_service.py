@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -179,9 +180,64 @@ def test_concurrent_requests_all_succeed_and_are_all_audited(server: str) -> Non
     assert _audited() - before == codes.count(200)
 
 
-def test_admin_reloads_the_champions(server: str) -> None:
+def _run_day(runs: Path) -> str:
+    """The day of the latest run under a runs root."""
+    return str(json.loads((runs / "latest" / "run.json").read_text())["as_of"])
+
+
+def test_admin_reloads_the_champions(server: str, service_home: Path) -> None:
     r = _post(server, "/reload", {}, role="admin")
     assert r.status_code == 200 and r.json()["model_versions"]["creditguard-default"] == "1"
+    # the run of its ledger answers its day
+    assert r.json()["nightly_run"] == _run_day(service_home / "runs")
+
+
+def test_a_new_nightly_run_is_taken_on_reload_and_by_following_latest(
+    champion_store: str, service_home: Path, tmp_path: Path
+) -> None:
+    """A runs root with the night before's run; tonight's run is published (`latest` moves). A
+    worker told to follow `latest` loads it by itself on its next request; another takes it on
+    /reload, which says so."""
+    from starlette.testclient import TestClient
+
+    from portfolio.run import run_scoring
+    from serving.service import CreditGuard
+
+    ledger, runs = service_home / "ledger", tmp_path / "runs"
+    tonight = pd.Timestamp(_run_day(service_home / "runs"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", champion_store)
+        for name, value in {
+            "CREDITGUARD_LEDGER": str(ledger),
+            "CREDITGUARD_RUNS": str(runs),
+            "CREDITGUARD_CACHE": str(tmp_path / "cache"),
+            "CREDITGUARD_AUDIT_DB": str(tmp_path / "audit.db"),
+            "CREDITGUARD_API_KEYS": ",".join(f"{r}:{k}" for r, k in KEYS.items()),
+        }.items():
+            mp.setenv(name, value)
+        before, _ = run_scoring(ledger, tonight - pd.Timedelta(days=1), runs, progress=False)
+        mp.setenv("CREDITGUARD_FOLLOW_LATEST", "1")
+        follower = CreditGuard.inner()
+        mp.setenv("CREDITGUARD_FOLLOW_LATEST", "0")
+        with TestClient(CreditGuard.to_asgi()) as client:  # type: ignore[attr-defined]
+            reload = {"authorization": f"Bearer {KEYS['admin']}"}
+            assert client.post("/reload", json={}, headers=reload).json()["nightly_run"] == str(
+                (tonight - pd.Timedelta(days=1)).date()
+            )
+            assert (
+                follower.loaded.run is not None
+                and follower.loaded.run.resolve() == before.resolve()
+            )
+            after, _ = run_scoring(ledger, None, runs, progress=False)  # tonight: `latest` moves
+            assert follower.ledger is not None  # a request's first step: it sees `latest` moved
+            deadline = time.monotonic() + 120
+            while follower.loaded.run.resolve() != after.resolve() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert follower.loaded.run.resolve() == after.resolve()
+            assert follower.loaded.store is not None and follower.loaded.store.day == tonight
+            answer = client.post("/reload", json={}, headers=reload)
+            assert answer.status_code == 200
+            assert answer.json()["nightly_run"] == str(tonight.date())
 
 
 def test_health_metrics_and_openapi(server: str) -> None:
