@@ -14,8 +14,7 @@ import pandas as pd
 from features.io import atomic_file
 from features.labels import DEFAULT_HORIZON_MONTHS, label_default
 from portfolio.batch import load_for_scoring
-from portfolio.report import render_html
-from portfolio.run import first_invoices, first_rows
+from portfolio.run import first_invoices, first_rows, report_page
 from scoring.stability import backtest, compare, population_reference
 from scoring.status import Status
 from scoring.store import DEFAULT_MODEL, load_bundle, tracking_uri
@@ -112,8 +111,7 @@ def _refresh_report(run: Path, monitoring: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     with atomic_file(run / "report.html") as tmp:
         work = first_rows(run / "collections.parquet")
-        written = {c for c in work["client_id"] if (run / "letters" / f"{c}.html").exists()}
-        tmp.write_text(render_html(figures, first_invoices(run), work, letters=written))
+        tmp.write_text(report_page(run, figures, first_invoices(run), work))
 
 
 def _log(result: dict[str, Any], version: str, run: Path) -> str:

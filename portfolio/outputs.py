@@ -283,17 +283,20 @@ class SortedRuns:
         self._narrow()
         yield from self._merge(self.runs, rows)
 
+    def _empty(self, rank: str | None) -> pd.DataFrame:
+        """The table without rows (every chunk was empty), with its `rank` column."""
+        if self.empty is None:
+            raise ValueError("no client was scored")
+        empty = self.empty.reset_index(drop=True)
+        return empty.assign(**{rank: pd.Series(dtype="int64")}) if rank else empty
+
     def write(self, path: Path, rank: str | None = None) -> pd.DataFrame:
         """Every row into one Parquet file in the merged order; `rank`: a column numbering
         them from 1. Returns the first `FIRST_ROWS` rows (what a report shows)."""
         if not self.runs:
-            if self.empty is None:
-                raise ValueError("no client was scored")
-            empty = self.empty
-            if rank:
-                empty = empty.assign(**{rank: pd.Series(dtype="int64")})
+            empty = self._empty(rank)
             empty.to_parquet(path, index=False)
-            return empty.reset_index(drop=True)
+            return empty
         head = None
         schema = _unified([s for _, s in self.runs])
         if rank:
@@ -316,10 +319,7 @@ class SortedRuns:
     def frame(self, rank: str | None = None) -> pd.DataFrame:
         """Every row in memory, in the merged order (for tests and small runs)."""
         if not self.runs:
-            if self.empty is None:
-                raise ValueError("no client was scored")
-            empty = self.empty.reset_index(drop=True)
-            return empty.assign(**{rank: pd.Series(dtype="int64")}) if rank else empty
+            return self._empty(rank)
         schema = _unified([s for _, s in self.runs])
         out = pa.concat_tables([b.cast(schema) for b in self.blocks()]).to_pandas()
         if rank:
@@ -360,7 +360,6 @@ class RunTables:
             mine = self.queues.setdefault(str(queue), {"clients": 0, "overdue": 0.0})
             mine["clients"] += len(rows)
             mine["overdue"] += float(rows["overdue_amount"].sum())
-        self.queues = dict(sorted(self.queues.items()))
         self.positions = add_positions(self.positions, chunk.positions)
         self.cash = add_cash(self.cash, chunk.cash)
         self.add_letters(chunk.letters)
@@ -379,6 +378,10 @@ class RunTables:
     def letters_written(self) -> dict[str, int]:
         """How many letters of each template and language."""
         return dict(sorted(self.letter_counts.items()))
+
+    def queue_figures(self) -> dict[str, dict[str, float]]:
+        """Per worklist queue, in name order: its rows and their overdue amount."""
+        return dict(sorted(self.queues.items()))
 
     def positions_table(self) -> pd.DataFrame:
         """Every segment's monthly sales, receivables and current receivables."""

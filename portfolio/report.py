@@ -581,8 +581,9 @@ def _worklist(
         ]
         for r in worklist.head(SHOWN_WORK).itertuples()
     ]
+    total = sum(s["clients"] for s in summary.values())
     return (
-        f"<h2>Collections worklist ({sum(s['clients'] for s in summary.values()):,} rows)</h2><p>By queue: {head or 'none'}. "
+        f"<h2>Collections worklist ({total:,} rows)</h2><p>By queue: {head or 'none'}. "
         f"Dunning letters written ({sum((written or {}).values()):,}, under letters/ beside this "
         f"page): {sent or 'none'}.</p>"
         + _table(

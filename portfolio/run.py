@@ -246,7 +246,7 @@ def write_run(
     result = RunResult(
         clients,
         tables.invoices,
-        tables.queues,
+        tables.queue_figures(),
         rejects,
         as_of,
         versions,
@@ -267,9 +267,15 @@ def write_run(
     }
     (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     (tmp / "report.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    written = {c for c in work["client_id"] if (tmp / "letters" / f"{c}.html").exists()}
-    (tmp / "report.html").write_text(render_html(figures, first, work, letters=written))
+    (tmp / "report.html").write_text(report_page(tmp, figures, first, work))
     return figures
+
+
+def report_page(run: Path, figures: dict[str, Any], first: pd.DataFrame, work: pd.DataFrame) -> str:
+    """A run's report.html: its figures, first open invoices and first worklist rows, each
+    worklist row linking to the client's letter when the run wrote one."""
+    written = {c for c in work["client_id"] if (run / "letters" / f"{c}.html").exists()}
+    return render_html(figures, first, work, letters=written)
 
 
 def cash_forecast(cash: pd.DataFrame, as_of: pd.Timestamp, reporting: str) -> pd.DataFrame:
