@@ -12,6 +12,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from features.errors import InputError
 
@@ -31,7 +32,7 @@ class App(typer.Typer):
                 try:
                     return f(*a, **k)
                 except InputError as exc:
-                    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+                    error(exc)
                     raise typer.Exit(code=2) from None
                 finally:
                     if previous is not None:
@@ -65,7 +66,14 @@ app = App(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# Markup off: what is printed holds user text (ids, names, file contents, violation values), and
+# a "[/x]" in it must print as it is, not stop the command. Styles are given as `style=`.
+console = Console(markup=False, highlight=False)
+
+
+def error(message: object) -> None:
+    """An error line: 'error:' in red, then the message as plain text."""
+    console.print(Text.assemble(("error: ", "red"), str(message)), soft_wrap=True)
 
 
 def parse_day(value: str | None, option: str = "--as-of") -> pd.Timestamp | None:

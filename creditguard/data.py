@@ -118,7 +118,7 @@ def validate(
         dropped = sum(len(r) for r in rejected.values())
         console.print(f"quarantined {dropped:,} rows to {quarantine / 'rejects'}; kept {kept}")
     if len(violations) == 0:
-        console.print(f"[green]{ledger}: no contract violations[/green]")
+        console.print(f"{ledger}: no contract violations", style="green")
         return
     print_violations(violations, limit=limit)
     raise typer.Exit(code=2)
@@ -300,5 +300,8 @@ def record_action_command(
         amount=amount,
         note=note,
     )
+    replayed = row.pop("replayed")
     shown = {k: ("" if pd.isna(v) else v) for k, v in row.items()}
-    print_mapping("action recorded", shown)
+    print_mapping(
+        "already in the log: not recorded twice" if replayed else "action recorded", shown
+    )

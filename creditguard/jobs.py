@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from creditguard.app import app, console, parse_day, print_mapping
 from creditguard.runs import print_report
@@ -65,9 +66,11 @@ def print_retrain(result: object) -> None:
         before = f"v{v.champion_before}" if v.champion_before else "none"
         now = f"v{v.champion_after}" if v.champion_after else "none"
         console.print(
-            f"[bold]{v.model}[/bold] challenger v{v.version}: {v.measures}\n"
-            f"  champion {before} -> {now}: {verdict}; {v.reason}",
-            highlight=False,
+            Text.assemble(
+                (v.model, "bold"),
+                f" challenger v{v.version}: {v.measures}\n"
+                f"  champion {before} -> {now}: {verdict}; {v.reason}",
+            ),
             soft_wrap=True,
         )
     for note in result.notes:
@@ -104,6 +107,9 @@ def nightly(
             "that no worker builds it when it starts or reloads."
         ),
     ] = True,
+    force: Annotated[
+        bool, typer.Option(help="Score a day whose run is published already, again.")
+    ] = False,
 ) -> None:
     """Score the night's portfolio, continue the previous run, monitor, prune, write the status
     line, prepare the service's store; exit 3 when monitoring recommends retraining (or what
@@ -115,7 +121,9 @@ def nightly(
         from training.retrain import RetrainConfig
 
         RetrainConfig.load(config)  # a bad configuration stops the night before any work
-    result = run_nightly(ledger, runs, as_of=day, keep=keep, max_shifted_share=max_shifted_share)
+    result = run_nightly(
+        ledger, runs, as_of=day, keep=keep, max_shifted_share=max_shifted_share, force=force
+    )
     print_report(result.figures, result.run)
     console.print(
         f"previous run: {result.previous or 'none'}"

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.text import Text
 
-from creditguard.app import app, console, print_mapping
+from creditguard.app import app, console, error, print_mapping
 from features.errors import InputError
 
 
@@ -187,16 +188,20 @@ def promote(
     try:
         decision = promote_model(model, force=force, reason=reason)
     except (LookupError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(code=1) from exc
     refused = not decision.promoted and decision.champion != decision.challenger
     verdict = (
-        "[green]promoted[/green]"
+        ("promoted", "green")
         if decision.promoted
-        else ("[yellow]refused[/yellow]" if refused else "unchanged")
+        else (("refused", "yellow") if refused else ("unchanged", ""))
     )
     console.print(
-        f"{model}: challenger v{decision.challenger} {verdict} (champion was v{decision.champion}): {decision.reason}"
+        Text.assemble(
+            f"{model}: challenger v{decision.challenger} ",
+            verdict,
+            f" (champion was v{decision.champion}): {decision.reason}",
+        )
     )
     if not decision.promoted and decision.champion != decision.challenger:
         raise typer.Exit(code=3)  # the gate refused: scripts can tell a refusal from an error

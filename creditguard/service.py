@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from creditguard.app import app, console
+from creditguard.app import app, console, error
 
 
 @app.command()
@@ -51,14 +51,15 @@ def serve(
         env["CREDITGUARD_LEDGER"] = str(ledger.resolve())
     if not env.get("CREDITGUARD_API_KEYS") and not env.get("CREDITGUARD_API_KEYS_FILE"):
         console.print(
-            "[yellow]no API keys configured: set CREDITGUARD_API_KEYS=role:key,... (see `make serve`)[/yellow]"
+            "no API keys configured: set CREDITGUARD_API_KEYS=role:key,... (see `make serve`)",
+            style="yellow",
         )
     from serving.auth import ApiKeys, KeyConfigError
 
     try:  # the service refuses them too; said here at once, before minutes of loading
         ApiKeys.from_env()
     except KeyConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from None
     bentoml = Path(sys.executable).with_name("bentoml")
     from scoring.paths import REPO

@@ -2,8 +2,11 @@
 
 One row is checked against the contract with its client (and invoice) before it is appended:
 an unknown client or action, an invoice of another client, a date after the ledger's extraction
-date or a negative amount is an `InputError` naming the field, and nothing is written. The table
-is rewritten whole, atomically, under a lock, so that two writers never lose a row.
+date or before 1900, a negative or impossibly large amount, a note with a line break or over
+2,000 characters is an `InputError` naming the field, and nothing is written. The table is
+rewritten whole, atomically, under a lock, so that two writers never lose a row. A replay (the
+same row again: client, invoice, action, day, amount and note) is recorded once: the answer says
+it was there already (`replayed`).
 """
 
 from __future__ import annotations
@@ -100,28 +103,49 @@ def record_action(
     if len(mine):
         raise LedgerValidationError(mine.assign(row=1))
     typed = ledger.actions
-    if layout is not None:
-        with _locked(folder):
+    with _locked(folder):
+        if layout is not None:
+            known = (
+                client_rows(folder, "actions", bucket, client_id)  # type: ignore[arg-type]
+                if "actions" in layout.tables
+                else pd.DataFrame()
+            )
+        else:
+            known = _rows_of(find_table(folder, "actions"), "client_id", client_id)
+        replayed = _already(known, typed)
+        if not replayed and layout is not None:
             append_action(folder, typed)
-    else:
-        _append(folder, row, typed)
+        elif not replayed:
+            _append(folder, row, typed)
     written = typed.iloc[0].to_dict()
     written["on"] = str(pd.Timestamp(written["on"]).date())
+    written["replayed"] = replayed
     return written
 
 
+def _already(known: pd.DataFrame, typed: pd.DataFrame) -> bool:
+    """Whether the log holds this very row already (every column equal, empty equal to empty)."""
+    if known.empty:
+        return False
+    before, _ = coerce_table("actions", known)
+    columns = list(typed.columns)
+    same = before[columns].astype(object).where(before[columns].notna(), None)
+    new = tuple(typed[columns].astype(object).where(typed[columns].notna(), None).iloc[0])
+    return any(tuple(r) == new for r in same.itertuples(index=False))
+
+
 def _append(folder: Path, row: dict[str, str], typed: pd.DataFrame) -> None:
-    """The action appended to a plain ledger folder's action log, rewritten whole."""
-    with _locked(folder):
-        path = find_table(folder, "actions") or folder / "actions.parquet"
-        before = read_table_file(path) if path.exists() else None
-        if before is not None and path.suffix == ".csv":
-            out = pd.concat([before, pd.DataFrame([row])], ignore_index=True)
-            with atomic_file(path) as tmp:
-                out.to_csv(tmp, index=False)
-        else:
-            if before is not None:
-                before, _ = coerce_table("actions", before)
-            out = typed if before is None else pd.concat([before, typed], ignore_index=True)
-            with atomic_file(path) as tmp:
-                out.to_parquet(tmp, index=False)
+    """The action appended to a plain ledger folder's action log, rewritten whole (the caller
+    holds the lock)."""
+    path = find_table(folder, "actions") or folder / "actions.parquet"
+    before = read_table_file(path) if path.exists() else None
+    if before is not None and path.suffix == ".csv":
+        out = pd.concat([before, pd.DataFrame([row])], ignore_index=True)
+        with atomic_file(path) as tmp:
+            out.to_csv(tmp, index=False)
+    else:
+        if before is not None:
+            before, _ = coerce_table("actions", before)
+        out = typed if before is None else pd.concat([before, typed], ignore_index=True)
+        with atomic_file(path) as tmp:
+            out.to_parquet(tmp, index=False)

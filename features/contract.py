@@ -48,6 +48,21 @@ RATES = "fx_rates"  # not a client's: every part of a ledger holds all of it
 LEDGER_TABLES = (*TABLE_NAMES, RATES)
 VIOLATION_COLUMNS = ["table", "row", "key", "column", "rule", "value"]
 
+# Bounds of what a ledger's values can be, so that every sum and product of them stays a finite
+# number (1e15 units is 10,000 times the largest invoice any company issues; a rate between 1e-9
+# and 1e9 covers every currency pair, hyperinflations included), and no id can become a path.
+MAX_AMOUNT = 1e15
+MIN_RATE, MAX_RATE = 1e-9, 1e9
+FIRST_DAY, LAST_DAY = pd.Timestamp("1900-01-01"), pd.Timestamp("2199-12-31")
+MAX_ID = 100  # characters of an id
+MAX_TEXT = 500  # characters of a name, an industry, a code
+MAX_NOTE = 2_000  # characters of an action's note
+# An id names files (a client's letter) and folders: it holds no control character, no path
+# separator, and is not "." or "..". Other text holds no control character (a line break in a
+# CSV value is the mark of a broken quote).
+_CONTROL = r"[\x00-\x1f\x7f]"
+_NOT_IN_IDS = r"[\x00-\x1f\x7f/\\]|^\.{1,2}$"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -61,6 +76,10 @@ class Column:
     strictly_positive: bool = False
     future_allowed: bool = False  # a date that may lie after the extraction date (a due date)
     description: str = ""
+    # the largest magnitude a number may have (None: `MAX_AMOUNT`, the bound of money)
+    maximum: float | None = None
+    max_length: int | None = None  # text: at most this many characters (None: `MAX_TEXT`)
+    earliest: str | None = None  # a date: none before this day (None: `FIRST_DAY`)
 
 
 @dataclass(frozen=True)
@@ -91,7 +110,10 @@ SCHEMAS: dict[str, TableSchema] = {
             _c("country", "str", "ISO 3166-1 alpha-2 country of registration."),
             _c("industry", "str", "Industry sector."),
             _c("registered_capital", "float", "Registered capital.", nullable=True, minimum=0.0),
-            _c("founded_on", "date", "Date of incorporation.", nullable=True),
+            # some trading houses are centuries old
+            _c(
+                "founded_on", "date", "Date of incorporation.", nullable=True, earliest="1000-01-01"
+            ),
             _c("onboarded_on", "date", "Date the client was onboarded for credit."),
             _c("external_rating", "str", "Agency rating.", nullable=True, optional=True),
             _c(
@@ -217,7 +239,7 @@ SCHEMAS: dict[str, TableSchema] = {
                 nullable=True,
                 minimum=0.0,
             ),
-            _c("note", "str", "Free text.", nullable=True),
+            _c("note", "str", "Free text.", nullable=True, max_length=MAX_NOTE),
         ),
     ),
     RATES: TableSchema(
@@ -232,6 +254,7 @@ SCHEMAS: dict[str, TableSchema] = {
                 "float",
                 "Units of the reporting currency one unit of the currency was worth that day.",
                 strictly_positive=True,
+                maximum=MAX_RATE,
             ),
         ),
     ),
@@ -553,6 +576,14 @@ def _no_rate(t: Ledger, _: ContractConfig) -> np.ndarray:
     return known & np.isnan(t.rates.on(inv["currency"], inv["issued_on"]))
 
 
+def _limit_no_rate(t: Ledger, _: ContractConfig) -> np.ndarray:
+    """Insurer limits in a currency with no rate to the reporting currency on or before the day
+    they were decided (a limit that cannot be compared with the exposure it covers)."""
+    lim = t.insurer_limits
+    known = lim["currency"].notna().to_numpy() & isin(lim["currency"], CURRENCIES)
+    return known & np.isnan(t.rates.on(lim["currency"], lim["decided_on"]))
+
+
 def _scheduled_invoice(t: Ledger) -> np.ndarray:
     """Each instalment's row in `_invoices_once`, -1 for none."""
     return index_in(t.instalments["invoice_id"], _invoices_once(t)["invoice_id"])
@@ -610,6 +641,18 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     _before("insurer_limits", "valid_until", "decided_on"),
+    Rule(
+        "insurer_limits",
+        "currency",
+        "has no rate to the reporting currency on or before decided_on",
+        _limit_no_rate,
+        shown=lambda t: (
+            t.insurer_limits["currency"].astype(str)
+            + " on "
+            + t.insurer_limits["decided_on"].dt.strftime("%Y-%m-%d")
+            + f" (reporting in {t.reporting_currency})"
+        ),
+    ),
     Rule(
         "actions",
         "action",
@@ -737,16 +780,52 @@ def _column_rules(name: str, frame: pd.DataFrame, extracted_on: pd.Timestamp) ->
         values = frame[col.name]
         if col.kind == "float":
             found.append(flag(name, frame, np.isinf(values), col.name, "must be a finite number"))
+            bound = col.maximum if col.maximum is not None else MAX_AMOUNT
+            huge = np.isfinite(values) & (values.abs() > bound)
+            found.append(flag(name, frame, huge, col.name, f"must be at most {bound:g} in size"))
             if col.strictly_positive:
                 found.append(flag(name, frame, values <= 0, col.name, "must be > 0"))
+            if col.name == "rate":
+                tiny = (values > 0) & (values < MIN_RATE)
+                found.append(flag(name, frame, tiny, col.name, f"must be at least {MIN_RATE:g}"))
             if col.minimum is not None:
                 found.append(
                     flag(name, frame, values < col.minimum, col.name, f"must be >= {col.minimum:g}")
                 )
-        if col.kind == "date" and not col.future_allowed:
-            after = f"is after the extraction date {extracted_on.date().isoformat()}"
-            found.append(flag(name, frame, values > extracted_on, col.name, after))
+        elif col.kind == "date":
+            first = pd.Timestamp(col.earliest) if col.earliest else FIRST_DAY
+            early = f"is before {first.date().isoformat()}"
+            found.append(flag(name, frame, values < first, col.name, early))
+            if not col.future_allowed:
+                after = f"is after the extraction date {extracted_on.date().isoformat()}"
+                found.append(flag(name, frame, values > extracted_on, col.name, after))
+            else:
+                late = f"is after {LAST_DAY.date().isoformat()}"
+                found.append(flag(name, frame, values > LAST_DAY, col.name, late))
+        elif col.kind == "str" and len(frame):
+            found += _text_rules(name, frame, col)
     return found
+
+
+def _text_rules(name: str, frame: pd.DataFrame, col: Column) -> list[pd.DataFrame]:
+    """An id holds no control character or path separator, is not "." or "..", and is at most
+    `MAX_ID` long; other text holds no control character and is at most its column's length."""
+    text = frame[col.name].astype("str")
+    is_id = col.name.endswith("_id")
+    longest = MAX_ID if is_id else (col.max_length or MAX_TEXT)
+    pattern = _NOT_IN_IDS if is_id else _CONTROL
+    bad = text.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+    long = (text.str.len() > longest).fillna(False).to_numpy(dtype=bool)
+    rule = (
+        "holds a control character, a path separator (/ or \\) or is . or .."
+        if is_id
+        else "holds a control character (a line break, a tab, ...)"
+    )
+    shown = text.map(lambda v: repr(v)[1:-1][:80], na_action="ignore")
+    return [
+        flag(name, frame, bad, col.name, rule, shown),
+        flag(name, frame, long, col.name, f"is longer than {longest:,} characters", shown),
+    ]
 
 
 def validate_ledger(ledger: Ledger, *, config: ContractConfig | None = None) -> pd.DataFrame:

@@ -68,6 +68,9 @@ class Rates:
         foreign = codes != -1
         if not foreign.any():
             return out
+        if not len(self.keys):  # no rates at all: every foreign amount has none
+            out[foreign] = np.nan
+            return out
         c, d = codes[foreign], days[foreign]
         query = c * _SPAN + np.nan_to_num(d, nan=-1).astype("int64")
         idx = np.searchsorted(self.keys, query, side="right") - 1

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +30,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from features.contract import (
+    FIRST_DAY,
+    LAST_DAY,
     LEDGER_TABLES,
     RATES,
     SCHEMAS,
@@ -36,6 +39,7 @@ from features.contract import (
     Ledger,
     LedgerValidationError,
     check_ledger,
+    flag,
 )
 from features.errors import InputError
 from features.iso import CURRENCIES
@@ -84,10 +88,25 @@ def atomic_file(target: Path | str) -> Iterator[Path]:
     scratch = Path(name)
     try:
         yield scratch
+        # mkstemp makes the file 0600; it gets the mode a plain write would (a monitoring agent
+        # of another user reads status.txt)
+        if scratch.exists():
+            scratch.chmod(0o666 & ~_umask())
     except BaseException:
         scratch.unlink(missing_ok=True)
         raise
     os.replace(scratch, target)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it: not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -241,14 +260,21 @@ def _csv_problem(path: Path, message: str, fields: int) -> str:
         f.seek(0)
         text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
         rows = csv.reader(text)
-        next(rows, None)
-        for number, row in enumerate(rows, start=1):
-            if len(row) != fields:
-                shown = ",".join(row)[:80]
-                return (
-                    f"row {number} has {len(row)} fields where the header has {fields} "
-                    f"(a stray comma or quote?): {shown!r}"
-                )
+        number = 0
+        try:
+            next(rows, None)
+            for number, row in enumerate(rows, start=1):
+                if len(row) != fields:
+                    shown = ",".join(row)[:80]
+                    return (
+                        f"row {number} has {len(row)} fields where the header has {fields} "
+                        f"(a stray comma or quote?): {shown!r}"
+                    )
+        except csv.Error:  # a quote opened and never closed swallows the rest of the file
+            return (
+                f"row {number + 1}: a quote opens a value that never ends (an unbalanced quote); "
+                "ledger values are one line each"
+            )
     return f"cannot be parsed as CSV ({message})"
 
 
@@ -439,10 +465,35 @@ def _check_partitioned(folder: Path, manifest: dict[str, object]) -> LedgerFiles
             continue
         if not (folder / name).is_dir():
             raise LedgerFileError(folder / name, f"table {name} is missing (the manifest lists it)")
+        declared = {f"bucket={b}" for b in range(layout.buckets + 1)}
+        for entry in sorted((folder / name).iterdir()):
+            if entry.name not in declared and not entry.name.startswith("."):
+                raise LedgerFileError(
+                    entry,
+                    f"is not one of the manifest's buckets (bucket=0 to bucket={layout.buckets}): "
+                    "its rows would not be read",
+                )
         rows[name] = 0
+        types: dict[str, tuple[pa.DataType, Path]] = {}
         for bucket in range(layout.buckets + 1):
             for path in bucket_files(folder, name, bucket):
-                columns = _schema(path).names
+                schema = _schema(path)
+                for column in SCHEMAS[name].column_names:
+                    if column not in schema.names:
+                        continue
+                    kind = schema.field(column).type
+                    seen, where = types.setdefault(column, (kind, path))
+                    if (
+                        not kind.equals(seen)
+                        and not pa.types.is_null(kind)
+                        and not pa.types.is_null(seen)
+                    ):
+                        raise LedgerFileError(
+                            path,
+                            f"column {column} is {kind} here and {seen} in {where}: every "
+                            f"bucket's files of {name} have the same column types",
+                        )
+                columns = schema.names
                 missing = [
                     c.name
                     for c in SCHEMAS[name].columns
@@ -484,42 +535,111 @@ def read_manifest(folder: Path | str) -> dict[str, object]:
         raise LedgerFileError(
             path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from None
+    except RecursionError:
+        raise LedgerFileError(path, "is nested too deeply to be a manifest") from None
     if not isinstance(manifest, dict):
         raise LedgerFileError(path, f"must be a JSON object, not a {type(manifest).__name__}")
     currency = manifest.get("reporting_currency")
-    if currency is not None and currency not in CURRENCIES:
+    if currency is not None and (not isinstance(currency, str) or currency not in CURRENCIES):
         raise LedgerFileError(
-            path, f"reporting_currency must be an ISO 4217 code (EUR, USD, ...), not {currency!r}"
+            path,
+            "reporting_currency must be an ISO 4217 code as text (EUR, USD, ...), not "
+            + _shown(currency),
         )
     day = manifest.get("extracted_on")
     if day is not None:
-        try:
-            if not isinstance(day, str):
-                raise ValueError
-            dt.date.fromisoformat(day[:10])
-        except ValueError:
-            raise LedgerFileError(
-                path, f"extracted_on must be a date as text (YYYY-MM-DD), not {day!r}"
-            ) from None
+        manifest["extracted_on"] = _extraction_day(path, day)
     return manifest
+
+
+def _shown(value: object) -> str:
+    """A manifest value in a message: short, whatever it is."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _extraction_day(path: Path, day: object) -> str:
+    """The manifest's extracted_on as YYYY-MM-DD: a date (or a date and time) between 1900 and
+    2199, like every date of the contract."""
+    try:
+        if (
+            not isinstance(day, str)
+            or len(day) not in (10, 19)
+            or (len(day) == 19 and day[10] != "T")
+        ):
+            raise ValueError
+        parsed = dt.date.fromisoformat(day[:10])
+        if len(day) == 19:
+            dt.time.fromisoformat(day[11:])
+    except ValueError:
+        raise LedgerFileError(
+            path, f"extracted_on must be a date as text (YYYY-MM-DD), not {_shown(day)}"
+        ) from None
+    if not FIRST_DAY.date() <= parsed <= LAST_DAY.date():
+        raise LedgerFileError(
+            path,
+            f"extracted_on {parsed.isoformat()} is outside {FIRST_DAY.date().isoformat()} to "
+            f"{LAST_DAY.date().isoformat()}",
+        )
+    return parsed.isoformat()
 
 
 def read_raw_ledger(folder: Path | str) -> dict[str, pd.DataFrame]:
     """The tables found in a ledger folder, as read, before any typing or validation (its files
     checked first: `check_files`)."""
+    return _read_raw(folder)[0]
+
+
+_PLACE = "__bucket_holds_it"  # a partitioned row read: whether its bucket's range holds its client
+
+
+def _read_raw(folder: Path | str) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+    """`read_raw_ledger`, and for a partitioned ledger the violations of rows in a bucket whose
+    client range does not hold their client (a client split across buckets, which a run
+    scoring bucket by bucket rejects too)."""
     files = check_files(folder)
     layout = read_layout(folder)
     if layout is None:
-        return {name: read_table_file(path) for name, path in files.paths.items()}
+        return {name: read_table_file(path) for name, path in files.paths.items()}, []
     tables = {RATES: read_table_file(files.paths[RATES])} if RATES in files.paths else {}
+    misplaced: list[pd.DataFrame] = []
     for name in layout.tables:  # every bucket's rows, back in the order of the source file
-        whole = pa.concat_tables(
-            [read_bucket_table(files.folder, name, b) for b in range(layout.buckets + 1)],
-            promote_options="permissive",
-        )
+        parts = [read_bucket_table(files.folder, name, b) for b in range(layout.buckets + 1)]
+        if "client_id" in SCHEMAS[name].column_names:
+            parts = [_placed(t, b, layout) for b, t in enumerate(parts)]
+        whole = pa.concat_tables(parts, promote_options="permissive")
         whole = whole.take(pc.sort_indices(whole[SOURCE_ROW]))
+        if _PLACE in whole.column_names:
+            wrong = pc.invert(whole[_PLACE]).to_numpy(zero_copy_only=False)
+            whole = whole.drop_columns([_PLACE])
         tables[name] = arrow_to_frame(whole.drop_columns([SOURCE_ROW]))
-    return tables
+        if _PLACE in parts[0].column_names and wrong.any():
+            misplaced.append(
+                flag(
+                    name,
+                    tables[name],
+                    wrong,
+                    "client_id",
+                    "is in a bucket whose client range does not hold it (a client split across "
+                    "buckets)",
+                )
+            )
+    return tables, misplaced
+
+
+def _placed(table: pa.Table, bucket: int, layout: Layout) -> pa.Table:
+    """A bucket's rows with whether the bucket's client range holds each row's client (the
+    bucket of rows of no client holds none)."""
+    ids = pc.utf8_trim_whitespace(table["client_id"].cast(pa.string()))
+    first, last = layout.clients[bucket] if bucket < layout.buckets else (None, None)
+    if bucket == layout.unowned:  # rows of no client: the contract names their unknown client
+        holds = pa.array(np.ones(len(table), dtype=bool))
+    elif first is None or last is None:  # an empty bucket holds no client's rows
+        holds = pc.is_null(ids)
+    else:
+        inside = pc.and_(pc.greater_equal(ids, first), pc.less_equal(ids, last))
+        holds = pc.or_kleene(pc.is_null(ids), inside)
+    return table.append_column(_PLACE, pc.fill_null(holds, True))
 
 
 def resolve_extracted_on(
@@ -544,13 +664,17 @@ def inspect_ledger(
     config: ContractConfig | None = None,
 ) -> tuple[Ledger, pd.DataFrame]:
     """Read and type a ledger folder; returns the ledger and every contract violation."""
-    return check_ledger(
-        read_raw_ledger(folder),
+    raw, misplaced = _read_raw(folder)
+    ledger, violations = check_ledger(
+        raw,
         extracted_on=resolve_extracted_on(folder, extracted_on),
         reporting_currency=reporting_currency(folder),
         config=config,
         consume=True,
     )
+    if misplaced:
+        violations = pd.concat([violations, *misplaced], ignore_index=True)
+    return ledger, violations
 
 
 def reporting_currency(folder: Path | str) -> str | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Generator
@@ -80,6 +81,7 @@ from features.stream import (
 )
 
 PART_FILE = "part-0.parquet"
+KEEP_COPIES = 2  # partitioned copies of one plain ledger kept in a cache (`partitioned_copy`)
 
 
 def partition_folder(
@@ -298,26 +300,34 @@ def partitioned_copy(
 ) -> Path:
     """A partitioned ledger to read `folder` from: itself when it is one, else its partitioned
     copy under `cache`, written once per version of its files (a lock keeps two processes from
-    writing it twice; a changed file makes a new copy)."""
+    writing it twice; a changed file makes a new copy). Of one folder's copies the newest
+    `KEEP_COPIES` stay (a worker that has not yet followed a reload still reads the one before);
+    older ones are removed, so that recording actions does not fill the disk."""
     folder, cache = Path(folder), Path(cache)
     if read_layout(folder) is not None:
         return folder
     files = check_files(folder)
+    source = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
     stamp = [str(folder.resolve())] + [
         f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(files.paths.values())
     ]
     manifest = folder / MANIFEST
     if manifest.exists():
         stamp.append(manifest.read_text(encoding="utf-8"))
-    key = hashlib.sha256("\n".join(stamp).encode()).hexdigest()[:16]
+    key = f"{source}-{hashlib.sha256(chr(10).join(stamp).encode()).hexdigest()[:16]}"
     target = cache / f"ledger-{key}"
     cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f".ledger-{key}.lock", "a") as lock:
+    with open(cache / f".ledger-{source}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if read_layout(target) is None if target.exists() else True:
                 n = max(1, -(-files.rows["clients"] // bucket_clients))
                 partition_folder(folder, target, buckets=n, scratch=cache)
+            os.utime(target)  # the newest copy in use
+            copies = sorted(cache.glob(f"ledger-{source}-*"), key=lambda p: p.stat().st_mtime)
+            for old in copies[:-KEEP_COPIES]:
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target

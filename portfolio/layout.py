@@ -99,7 +99,8 @@ class RunsRoot:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Held while a run writes; a second writer is refused at once with who holds it."""
+        """Held while a run writes (the nightly job: while it scores, monitors and prunes); a
+        second writer is refused at once with who holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
         handle = (self.root / LOCK).open("a+")
         try:
@@ -162,6 +163,11 @@ class RunsRoot:
             superseded = entry.name.startswith(f"{name}.") and entry.name not in keep
             if superseded or entry.name.startswith("."):
                 shutil.rmtree(entry, ignore_errors=True)
+
+    def published(self, day: pd.Timestamp) -> bool:
+        """Whether a run of `day` is published."""
+        target = self.path(day)
+        return target.is_dir() and (target / RUN_MARKER).exists()
 
     def check_day(self, day: pd.Timestamp) -> None:
         """Whether the run of `day` can be published: its dated entry is absent, a published

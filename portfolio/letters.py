@@ -16,7 +16,9 @@ next step with its date. A template reading a name the letter does not provide s
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,25 @@ PAY_WITHIN_DAYS = {"reminder": 10, "dunning": 10, "final_notice": 7}
 RESEND_DAYS = 14  # no new letter to a client sent one this recently
 SENDER_KEYS = ("name", "address", "contact", "bank_details", "signatory")
 LETTER_COLUMNS = {"client_id": "str", "language": "str", "template": "str", "html": "str"}
+
+
+_SAFE = re.compile(r"[A-Za-z0-9_-]")
+_LONGEST_NAME = 120  # characters of a letter's file name before its id is hashed
+
+
+def letter_file(client_id: str) -> str:
+    """The file name of a client's letter: its id with every character but letters, digits, '_'
+    and '-' percent-encoded (so "../x" is "%2E%2E%2Fx.html": an id never becomes a path), or,
+    when that is too long for a file name, its first characters and a hash of the whole id."""
+    name = "".join(
+        ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode()) for ch in client_id
+    )
+    if len(name) > _LONGEST_NAME:
+        digest = hashlib.sha256(client_id.encode()).hexdigest()[:16]
+        head = name[: _LONGEST_NAME - 17]
+        cut = head.rfind("%", len(head) - 2)  # not inside a %XX
+        name = f"{head[:cut] if cut >= 0 else head}-{digest}"
+    return f"{name}.html"
 
 
 def template_of(queue: str, stage: int) -> str | None:

@@ -88,12 +88,36 @@ def nightly(
     max_shifted_share: float = MAX_SHIFTED_SHARE,
     progress: bool = True,
     log: bool = True,
+    force: bool = False,
 ) -> NightlyResult:
-    """Score, monitor, prune and write the status line (`runs/status.txt`)."""
+    """Score, monitor, prune and write the status line (`runs/status.txt`), holding the runs
+    root's lock throughout: a second job on the same root is refused at once. A day already
+    published is scored again only with `force` (a second job started after the first published
+    would otherwise republish it)."""
     day = check_nightly(ledger_dir, runs, keep)
     if as_of is not None:
         day = pd.Timestamp(as_of)
-    run, figures = run_scoring(ledger_dir, day, runs, progress=progress)
+    root = RunsRoot(runs)
+    with root.lock():
+        if root.published(day) and not force:
+            raise RunInputError(
+                "--as-of",
+                f"the run of {day.date()} is published already ({root.path(day)}); give --force "
+                "to score that day again",
+            )
+        return _nightly(ledger_dir, runs, day, keep, max_shifted_share, progress, log)
+
+
+def _nightly(
+    ledger_dir: Path,
+    runs: Path,
+    day: pd.Timestamp,
+    keep: int | None,
+    max_shifted_share: float,
+    progress: bool,
+    log: bool,
+) -> NightlyResult:
+    run, figures = run_scoring(ledger_dir, day, runs, progress=progress, locked=True)
     recorded = json.loads((run / "run.json").read_text()).get("previous")
     previous = Path(recorded) if recorded else None
     monitoring = monitor_run(run, previous=previous, log=log)

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from portfolio.letters import LETTER_COLUMNS, empty_letters
+from portfolio.letters import LETTER_COLUMNS, empty_letters, letter_file
 from scoring.collections import rank_worklist
 
 BATCH_ROWS = 1024  # rows per spilled record batch: what each run holds in memory while merging
@@ -370,7 +370,7 @@ class RunTables:
         self.letters.mkdir(exist_ok=True)
         with self.letter_index.open("a", encoding="utf-8") as index:
             for r in letters.itertuples():
-                (self.letters / f"{r.client_id}.html").write_text(str(r.html), encoding="utf-8")
+                (self.letters / letter_file(r.client_id)).write_text(str(r.html), encoding="utf-8")
                 index.write(f"{r.client_id}\t{r.language}\t{r.template}\n")
                 key = f"{r.template} ({r.language})"
                 self.letter_counts[key] = self.letter_counts.get(key, 0) + 1
@@ -425,7 +425,9 @@ class RunTables:
         if self.letter_index.exists():
             for line in sorted(self.letter_index.read_text(encoding="utf-8").splitlines()):
                 c, lang, t = line.split("\t")
-                rows.append((c, lang, t, (self.letters / f"{c}.html").read_text(encoding="utf-8")))
+                rows.append(
+                    (c, lang, t, (self.letters / letter_file(c)).read_text(encoding="utf-8"))
+                )
         return pd.DataFrame(rows, columns=list(LETTER_COLUMNS)).astype(LETTER_COLUMNS)
 
 

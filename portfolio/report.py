@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from portfolio.letters import letter_file
 from portfolio.outputs import TOTAL, InvoiceFigures, release_memory
 from scoring.dso import dso_record
 from scoring.early_warnings import SEVERITIES, WARNING_COLUMNS, early_warnings
@@ -412,7 +413,7 @@ def render_html(
     """A self-contained page: headline, warnings, collections, grades, limits, migration,
     monitoring. `first_invoices`: the first open invoices by collection priority; `worklist`:
     the first rows of the collections worklist (`figures` counts them all); `letters`: the
-    clients written to (their letter is `letters/CLIENT.html` beside the page)."""
+    clients written to (their letter is `letters/` beside the page, named by `letter_file`)."""
     e = html.escape
     f = _Format(
         figures.get("currency", ""),
@@ -561,7 +562,7 @@ def _worklist(
     def letter(client_id: str) -> str:
         if client_id not in letters:
             return ""
-        return f"<a href='letters/{quote(client_id)}.html'>letter</a>"
+        return f"<a href='letters/{quote(letter_file(client_id))}'>letter</a>"
 
     rows = [
         [

@@ -3,6 +3,7 @@ and write the run folder atomically with its report."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from features.errors import InputError
 from features.io import LedgerFiles, check_files, resolve_extracted_on
 from portfolio.batch import rejects_table, score_folder
 from portfolio.layout import RUN_MARKER, RunsRoot, RunsRootError, check_root
+from portfolio.letters import letter_file
 from portfolio.outputs import CASH_WEEKS, FIRST_ROWS, TOTAL, RunTables
 from portfolio.report import RunResult, build_report, render_html, report_clients
 from portfolio.spark import score_spark
@@ -57,6 +59,7 @@ def run_scoring(
     progress: bool = True,
     scorer: Scorer | None = None,
     insurance: Path | None = None,
+    locked: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Score every client and open invoice of a ledger folder and publish the run under the runs
     root `out` (`portfolio.layout`); returns the run's folder and the report's figures.
@@ -67,7 +70,8 @@ def run_scoring(
     the contract stops the run before anything is published. `previous`: the run to continue
     (default, with `history`: the latest earlier run under `out`). `scorer`: the champions, when
     the caller has them loaded already; `insurance`: a credit insurance policy file instead of
-    the shipped one (`scoring.insurance`)."""
+    the shipped one (`scoring.insurance`); `locked`: the caller holds the runs root's lock (the
+    nightly job, for all of its work)."""
     try:
         check_root(out)
     except RunsRootError as exc:
@@ -92,7 +96,7 @@ def run_scoring(
         root.check_day(day)
     except RunsRootError as exc:
         raise RunInputError("--out", str(exc)) from None
-    with root.lock():
+    with contextlib.nullcontext() if locked else root.lock():
         if previous is None and history:
             previous = root.before(day)
         scorer = scorer or Scorer.from_registry()
@@ -196,7 +200,9 @@ def check_rejects(
             bad["reasons"]
             .str.split("; ")
             .explode()
-            .str.replace(r" \([^()]*\)$", "", regex=True)
+            # "column rule (value)": the rule without its value, which may hold parentheses
+            # itself (one rule a date otherwise); a rule's own parenthesis goes with it
+            .str.replace(r" \(.*$", "", regex=True)
             .value_counts()
             .head(3)
         )
@@ -274,7 +280,7 @@ def write_run(
 def report_page(run: Path, figures: dict[str, Any], first: pd.DataFrame, work: pd.DataFrame) -> str:
     """A run's report.html: its figures, first open invoices and first worklist rows, each
     worklist row linking to the client's letter when the run wrote one."""
-    written = {c for c in work["client_id"] if (run / "letters" / f"{c}.html").exists()}
+    written = {c for c in work["client_id"] if (run / "letters" / letter_file(c)).exists()}
     return render_html(figures, first, work, letters=written)
 
 

@@ -10,7 +10,10 @@ a class.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -149,10 +152,32 @@ class ModelBundle:
             "metadata": self.metadata,
             "scorecard": self.scorecard.to_dict() if self.scorecard is not None else None,
             "blend": self.blend,
+            # LightGBM aborts the whole process on some malformed model strings: a model.txt
+            # that is not the one saved is refused before LightGBM reads it (`from_dict`)
+            "model_sha256": _digest(self.model_string),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], model_string: str) -> ModelBundle:
+        """The bundle `to_dict` described; anything else is a `BundleFormatError` saying what."""
+        if not isinstance(data, dict):
+            raise BundleFormatError(f"a model bundle is a JSON object, not {type(data).__name__}")
+        try:
+            return cls._from_dict(data, model_string)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"field {exc.args[0]!r} missing" if isinstance(exc, KeyError) else str(exc)
+            raise BundleFormatError(f"the model bundle cannot be read: {what}") from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any], model_string: str) -> ModelBundle:
+        expected = data.get("model_sha256")
+        if expected is not None and expected != _digest(model_string):
+            raise BundleFormatError(
+                f"{MODEL_TEXT} is not the model saved with {BUNDLE_JSON} (its SHA-256 differs): "
+                "the bundle was changed or damaged; register the model again"
+            )
+        if expected is None:  # a bundle saved before the digest: LightGBM reads it in a child
+            _check_model_text(model_string)
         version = data.get("format_version")
         if version not in READABLE_VERSIONS:
             raise BundleFormatError(
@@ -199,7 +224,15 @@ class ModelBundle:
                 "models registered before creditguard saved bundles as plain data were pickled "
                 "and must be retrained"
             )
-        return cls.from_dict(json.loads(spec.read_text()), text.read_text())
+        try:
+            data = json.loads(spec.read_text(encoding="utf-8"))
+            model = text.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise BundleFormatError(f"{folder}: the model bundle cannot be read ({exc})") from None
+        try:
+            return cls.from_dict(data, model)
+        except BundleFormatError as exc:
+            raise BundleFormatError(f"{folder}: {exc}") from None
 
     def matrix(
         self,
@@ -334,6 +367,27 @@ class ModelBundle:
         return pd.DataFrame(
             {"pd": p, "raw_score": raw, "grade": self.master_scale.grade(p)}, index=frame.index
         )
+
+
+def _digest(model_string: str) -> str:
+    return hashlib.sha256(model_string.encode()).hexdigest()
+
+
+def _check_model_text(model_string: str) -> None:
+    """LightGBM reads the model string in a child process first: on some malformed strings it
+    aborts the process that reads them (exit 134), which must not be ours."""
+    code = "import sys, lightgbm; lightgbm.Booster(model_str=sys.stdin.read())"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=model_string,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise BundleFormatError(f"{MODEL_TEXT} is not a LightGBM model LightGBM can read ({last})")
 
 
 def _plain(value: object) -> object:

@@ -1,15 +1,18 @@
 """API keys and roles: keys held only as SHA-256 hashes, each with a role and an optional expiry.
 
 Keys come from `CREDITGUARD_API_KEYS` ('role:key,role:key:2026-12-31') and/or the file named by
-`CREDITGUARD_API_KEYS_FILE` (one entry a line). They are read at start and again on `/reload`
-(a key removed from the file stops working then); a reload whose keys cannot be read or break the
-rules is refused and the keys in force stay. Rules: a known role, a key of at least
-`MIN_KEY_LENGTH` characters, no key under two roles, a valid expiry date.
+`CREDITGUARD_API_KEYS_FILE` (one entry a line). They are read at start, again whenever the file
+changes (every worker looks at the file's size, time and inode before it checks a key: a key
+removed from the file stops working at the next request, on every worker) and on `/reload`; keys
+that cannot be read or break the rules are refused (a `/reload` answers 400) and the keys in
+force stay. Rules: a known role, a key of at least `MIN_KEY_LENGTH` characters, no key under two
+roles, a valid expiry date. No message ever shows a key or any part of an entry that may be one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -26,6 +29,7 @@ ROLES = {
     "admin": {"score", "score_batch", "reload", "act"},
 }
 MIN_KEY_LENGTH = 16
+log = logging.getLogger("creditguard.auth")
 
 
 class KeyConfigError(InputError):
@@ -70,7 +74,8 @@ class ApiKeys:
             if role not in ROLES or not key:
                 raise KeyConfigError(
                     f"{where}: API key entries are 'role:key[:YYYY-MM-DD]' with role in "
-                    f"{sorted(ROLES)}; got role {role!r}"
+                    f"{sorted(ROLES)}; this entry has no such role before its key (the entry is "
+                    "not shown: it may be a key)"
                 )
             if len(key) < MIN_KEY_LENGTH:
                 raise KeyConfigError(
@@ -81,7 +86,8 @@ class ApiKeys:
                 valid_through = date.fromisoformat(until) if until else None
             except ValueError:
                 raise KeyConfigError(
-                    f"{where}: API key of role {role!r}: expiry {until!r} is not a date (YYYY-MM-DD)"
+                    f"{where}: API key of role {role!r}: what follows the key is not an expiry "
+                    "date (YYYY-MM-DD; not shown: it may be part of a key)"
                 ) from None
             digest = hash_key(key)
             if digest in by_hash and by_hash[digest][0] != role:
@@ -107,6 +113,19 @@ class ApiKeys:
         return 0, key_id
 
 
+def _signature() -> tuple[int, ...] | None:
+    """The key file's inode, size and modification time (None: no file configured; (-1,): it
+    cannot be seen): a stat a request, about a microsecond."""
+    path = os.environ.get("CREDITGUARD_API_KEYS_FILE")
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1,)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -126,20 +145,33 @@ class KeyRing:
 
     def __init__(self) -> None:
         self._keys: ApiKeys | None = None
+        self._seen: tuple[int, ...] | None = None  # the key file as last read (`_signature`)
         self._lock = threading.Lock()
 
     @property
     def keys(self) -> ApiKeys:
-        if self._keys is None:
-            self.reload()
+        """The keys in force, read again first when the key file changed since they were read
+        (a file that cannot be used leaves them in force, with a warning)."""
+        seen = _signature()
+        if self._keys is None or seen != self._seen:
+            with self._lock:
+                if self._keys is None or seen != self._seen:
+                    self._seen = seen  # tried once per change, not at every request
+                    try:
+                        self._keys = ApiKeys.from_env()
+                    except KeyConfigError as exc:
+                        if self._keys is None:
+                            raise
+                        log.warning("the key file changed but cannot be used; keys kept: %s", exc)
         assert self._keys is not None
         return self._keys
 
     def reload(self) -> ApiKeys:
         """Read the keys again; on any error the keys in force stay and `KeyConfigError` says why."""
+        seen = _signature()
         fresh = ApiKeys.from_env()
         with self._lock:
-            self._keys = fresh
+            self._keys, self._seen = fresh, seen
         return fresh
 
     def check(self, authorization: str | None, action: str) -> tuple[int, str]:
@@ -149,7 +181,9 @@ class KeyRing:
 class FailedAuth:
     """Repeated failed authentications from one address are slowed down: after `free` failures
     within `window` seconds, each further one waits twice as long as the one before, from `base`
-    up to `cap` seconds. Memory is bounded (`addresses` most recent)."""
+    up to `cap` seconds. A success in between does not clear the count (a valid key must not
+    reset an attacker's backoff); the count starts again once `window` has passed. Memory is
+    bounded (`addresses` most recent)."""
 
     def __init__(
         self,
@@ -178,8 +212,3 @@ class FailedAuth:
                 self._seen.popitem(last=False)
         over = count - self.free
         return 0.0 if over <= 0 else min(self.cap, self.base * 2 ** (over - 1))
-
-    def forget(self, address: str) -> None:
-        """A successful authentication clears the address's record."""
-        with self._lock:
-            self._seen.pop(address, None)

@@ -168,7 +168,8 @@ class Guard:
                     await asyncio.sleep(wait)
                 await _answer(send, code, {"error": detail})
                 return
-            self.failures.forget(address)
+            # a success does not clear the address's failures: a valid key between wrong ones
+            # must not reset the count (they age out of the window instead)
             declared = headers.get(b"content-length")
             limit = max_body_bytes()
             if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.contract import ACTIONS
+from features.contract import ACTIONS, MAX_AMOUNT
 
 MAX_BATCH = 500
 
@@ -299,6 +299,10 @@ class ActionOut(BaseModel):
     on: str
     amount: float | None = None
     note: str | None = None
+    replayed: bool = Field(
+        default=False,
+        description="The very same action was recorded already: it is not recorded twice.",
+    )
 
 
 class InsuranceView(BaseModel):
@@ -415,9 +419,15 @@ class ActionIn(Request):
         default=None, min_length=1, max_length=64, description="The invoice, when about one."
     )
     amount: float | None = Field(
-        default=None, ge=0, allow_inf_nan=False, description="An amount it names (promised, ...)."
+        default=None,
+        ge=0,
+        le=MAX_AMOUNT,
+        allow_inf_nan=False,
+        description="An amount it names (promised, ...).",
     )
-    note: str | None = Field(default=None, max_length=500, description="Free text.")
+    note: str | None = Field(
+        default=None, max_length=500, description="Free text, one line (no control characters)."
+    )
 
 
 class ReloadIn(Request):

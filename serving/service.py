@@ -83,7 +83,8 @@ ACTIONS = {
     "/record_action": "act",
 }
 KNOWN_PATHS = ("/", "/docs.json", "/livez", "/readyz", "/healthz", "/metrics", "/ui")
-KEYS = KeyRing()  # this worker's keys: read at start, again on /reload
+KEYS = KeyRing()  # this worker's keys: read at start, when the key file changes, on /reload
+RELOAD_WAIT_S = 120  # the longest a /reload waits for this worker to finish following another
 METRICS = RequestMetrics()
 log = logging.getLogger("creditguard.service")
 
@@ -241,6 +242,7 @@ class CreditGuard:
         self.reload_stamp = audit_path().parent / "reload.json"
         self.lock = threading.Lock()
         self.reloading = threading.Lock()
+        self.following = False  # the reload running is this worker following another's
         self.loaded = self._load()
         _settle_heap()
 
@@ -285,6 +287,7 @@ class CreditGuard:
             return
 
         def reload() -> None:
+            self.following = True
             try:
                 try:
                     KEYS.reload()
@@ -294,6 +297,7 @@ class CreditGuard:
             except Exception:
                 log.exception("following a reload failed; the models in use stay")
             finally:
+                self.following = False
                 self.reloading.release()
 
         threading.Thread(target=reload, name="creditguard-reload", daemon=True).start()
@@ -508,7 +512,9 @@ class CreditGuard:
             )
         except InputError as exc:
             raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc)) from None
-        self.ledger.add_action(pd.DataFrame([row]).astype(empty_table("actions").dtypes))
+        replayed = bool(row.pop("replayed"))
+        if not replayed:
+            self.ledger.add_action(pd.DataFrame([row]).astype(empty_table("actions").dtypes))
         self.audit.append_action(key_id=key_id, row=row)
         return ActionOut(
             client_id=client_id,
@@ -517,6 +523,7 @@ class CreditGuard:
             on=row["on"],
             amount=amount,
             note=note,
+            replayed=replayed,
         )
 
     @bentoml.api(input_spec=ReloadIn)
@@ -526,7 +533,12 @@ class CreditGuard:
         follow. Keys that cannot be read are refused (4xx) and the keys in force stay. Answers
         the champions' versions and the nightly run now answering its day (null: none)."""
         self._authorize(ctx, "reload")
-        if not self.reloading.acquire(blocking=False):
+        # A reload asked of this worker while another runs is refused (409); while this worker
+        # only follows another's reload in the background, it waits for that instead (a 409
+        # would refuse a reload nobody else asked for of it).
+        if not self.reloading.acquire(blocking=False) and not (
+            self.following and self.reloading.acquire(timeout=RELOAD_WAIT_S)
+        ):
             raise ApiError(HTTPStatus.CONFLICT, "a reload is already running; try again shortly")
         try:
             with _exclusive(self.reload_stamp.with_suffix(".lock")) as got:

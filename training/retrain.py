@@ -35,7 +35,7 @@ from training.registry import PromotionDecision, promote
 from training.specs import ledger_spec
 from training.timing import log_timing, train_timing
 from training.tracking import log_training, use_store
-from training.train import train_model
+from training.train import check_events, train_model
 
 EXPERIMENT = "creditguard-retrain"
 KEY_TAG = "creditguard.retrain_key"
@@ -331,6 +331,12 @@ def retrain(
         notes.append("payment-timing model not trained (switched off, or no settled invoices)")
     hashes = {name: _file_hash(path) for name, path in tables.items()}
 
+    # every model's events counted before any is trained: none is registered when one cannot be
+    for model, table in (("default", "client"), ("late", "invoice")):
+        check_events(
+            pd.read_parquet(tables[table]),
+            ledger_spec(model),  # type: ignore[arg-type]
+        )
     client = use_store()
     verdicts: list[Verdict] = []
     for model, table in (("default", "client"), ("late", "invoice")):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from features.errors import InputError
 from scoring.bundle import MasterScale, ModelBundle
 from scoring.reasons import typical_values
 from scoring.scorecard import Scorecard
@@ -433,6 +434,29 @@ def train_cross_validated(
     )
 
 
+MIN_EVENTS = 10  # of each class in the usable rows: fewer, and a model learns noise
+
+
+class InsufficientEventsError(InputError):
+    """Too few events (or non-events) of a model's target to train or test it."""
+
+
+def check_events(table: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """The usable rows of `table` for `spec`, refused (`InsufficientEventsError`) when either
+    class of the target has fewer than `MIN_EVENTS` rows: a single-class window (a ledger too
+    short for the label's horizon) must stop a training, not register a model of AUC nan."""
+    rows = usable_rows(table, spec)
+    events = int((rows[spec.target] == 1).sum())
+    others = len(rows) - events
+    if min(events, others) < MIN_EVENTS:
+        raise InsufficientEventsError(
+            f"{spec.name}: the training rows hold {events:,} {spec.target} event(s) and "
+            f"{others:,} non-event(s); training needs at least {MIN_EVENTS} of each (a ledger "
+            "too short or too small for the label's window: nothing was registered)"
+        )
+    return rows
+
+
 def train_model(
     table: pd.DataFrame,
     spec: ModelSpec,
@@ -443,9 +467,7 @@ def train_model(
 ) -> TrainResult:
     """Train, calibrate and evaluate one model: out-of-time when the spec has a time column,
     stratified k-fold otherwise (see the two functions above)."""
-    rows = usable_rows(table, spec)
-    if rows[spec.target].nunique() < 2:
-        raise ValueError(f"{spec.target} has a single class in the usable rows; nothing to learn")
+    rows = check_events(table, spec)
     base = _bundle(spec, rows)
     if spec.time_column is not None:
         done = train_out_of_time(rows, spec, cfg, base, test_from=test_from, progress=progress)
@@ -460,6 +482,11 @@ def _result(
     """Metrics, segments, the population reference and the profile of a trained model."""
     bundle, evaluation = done.bundle, done.evaluation
     y = evaluation[spec.target].to_numpy(dtype=int)
+    if len(np.unique(y)) < 2:
+        raise InsufficientEventsError(
+            f"{spec.name}: the test rows ({len(y):,}) hold a single class of {spec.target}: the "
+            "model cannot be tested (too few events in the latest window); nothing was registered"
+        )
     predictions = pd.DataFrame(
         {
             "y": y,
