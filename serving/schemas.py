@@ -38,7 +38,12 @@ class Reason(BaseModel):
 
 class LimitDecisionOut(BaseModel):
     requested_amount: float
-    decision: str = Field(description="approve, approve_in_part, refuse or refer.")
+    decision: str = Field(
+        description="approve, approve_in_part (a request above the recommendation), reduce (the "
+        "limit in force above it: the first of the stepped cuts), hold (no new orders until the "
+        "balance falls to approved_amount), refuse, or refer (an analyst adds what the model "
+        "lacks)."
+    )
     approved_amount: float
     rules: list[str] = Field(description="The policy rules that fired.")
 
@@ -299,6 +304,11 @@ class ActionOut(BaseModel):
     on: str
     amount: float | None = None
     note: str | None = None
+
+
+class ActionRecorded(ActionOut):
+    """The answer to /record_action: the action, and whether it was there already."""
+
     replayed: bool = Field(
         default=False,
         description="The very same action was recorded already: it is not recorded twice.",

@@ -50,7 +50,7 @@ from serving.online import DEFAULT_LEDGER, DEFAULT_RUNS, OnlineLedger, cache_roo
 from serving.openapi import ConformingResponses
 from serving.schemas import (
     ActionIn,
-    ActionOut,
+    ActionRecorded,
     ApplicantDocument,
     ApplicantIn,
     ApplicantProfile,
@@ -493,7 +493,7 @@ class CreditGuard:
         invoice_id: str | None = None,
         amount: float | None = None,
         note: str | None = None,
-    ) -> ActionOut:
+    ) -> ActionRecorded:
         """Record what was done (a letter sent, a promise to pay, the insurer notified, ...) in
         the ledger's action log, checked against the contract, and in the audit log with the key
         that recorded it. The deadlines, the worklist and the letters read it."""
@@ -516,7 +516,7 @@ class CreditGuard:
         if not replayed:
             self.ledger.add_action(pd.DataFrame([row]).astype(empty_table("actions").dtypes))
         self.audit.append_action(key_id=key_id, row=row)
-        return ActionOut(
+        return ActionRecorded(
             client_id=client_id,
             invoice_id=invoice_id,
             action=action,

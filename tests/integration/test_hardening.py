@@ -372,6 +372,23 @@ def test_9_repeated_failures_from_one_address_are_slowed(server: Any) -> None:
     assert _score_from(source, url, KEYS["officer"])[0] == 200  # a valid key is not slowed
 
 
+def test_9_a_valid_key_between_wrong_ones_does_not_reset_the_backoff(server: Any) -> None:
+    """Failures count per source address (per worker: this server has one) and a success
+    does not clear them: wrong, right, wrong, right... after five stays slowed."""
+    url = server[0]
+    source = "127.0.0.9"  # this test's own address: the other tests' failures do not count
+    wrong = "wrong-key-hardening-000001"
+    for _ in range(5):
+        assert _score_from(source, url, wrong)[0] == 401
+    slowed = []
+    for _ in range(4):
+        assert _score_from(source, url, KEYS["officer"])[0] == 200
+        status, seconds = _score_from(source, url, wrong)
+        assert status == 401
+        slowed.append(seconds)
+    assert min(slowed) >= 0.09, slowed
+
+
 def test_9_bad_keys_stop_the_start_with_a_clear_message(tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("creditguard")
     for keys, words in (
