@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from collections.abc import Generator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -323,14 +324,43 @@ def partitioned_copy(
             if read_layout(target) is None if target.exists() else True:
                 n = max(1, -(-files.rows["clients"] // bucket_clients))
                 partition_folder(folder, target, buckets=n, scratch=cache)
+                (target / IN_USE).touch()
             os.utime(target)  # the newest copy in use
             copies = sorted(cache.glob(f"ledger-{source}-*"), key=lambda p: p.stat().st_mtime)
             for old in copies[:-KEEP_COPIES]:
                 if old != target:
-                    shutil.rmtree(old, ignore_errors=True)
+                    _remove_unused(old)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
+
+
+IN_USE = ".in-use"  # a partitioned copy's lock file: readers hold it shared (`hold_copy`)
+
+
+def hold_copy(folder: Path) -> IO[str] | None:
+    """A shared lock on a partitioned copy for as long as the returned file stays open (None:
+    not a copy in a cache): `partitioned_copy` never removes a copy a reader holds."""
+    marker = folder / IN_USE
+    if not marker.exists():
+        return None
+    handle = marker.open("r")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
+def _remove_unused(folder: Path) -> None:
+    """Remove an old partitioned copy, unless a reader still holds it (a worker that has not
+    yet followed a reload)."""
+    marker = folder / IN_USE
+    try:
+        with marker.open("r") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(folder, ignore_errors=True)
+    except BlockingIOError:
+        return
+    except FileNotFoundError:  # a copy from before the marker: nobody can say it is in use
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _matching(folder: Path, name: str, bucket: int, column: str, values: pa.Array) -> pa.Table:

@@ -23,6 +23,7 @@ from features.io import check_files, read_layout
 from features.partitioned import (
     client_part,
     earliest,
+    hold_copy,
     partitioned_copy,
     read_clients,
     shared_checks,
@@ -52,6 +53,8 @@ class OnlineLedger:
         self.folder = folder
         self.partitioned = read_layout(folder) is not None
         self.source = partitioned_copy(folder, cache / "ledgers", bucket_clients=BUCKET_CLIENTS)
+        # held while this ledger is in use: a reload elsewhere never removes the copy it reads
+        self.held = hold_copy(self.source)
         self.shared, _ = shared_checks(self.source)
         self.files = check_files(folder)  # the folder configured, as a run records it
         self.table = read_clients(self.source, CLIENT_COLUMNS)

@@ -22,7 +22,7 @@ from features.contract import MAX_AMOUNT, LedgerValidationError
 from features.errors import InputError
 from features.fx import Rates, no_rates
 from features.io import inspect_ledger
-from features.partitioned import KEEP_COPIES, partition_folder, partitioned_copy
+from features.partitioned import KEEP_COPIES, hold_copy, partition_folder, partitioned_copy
 from features.synthetic import GeneratorConfig, generate_ledger
 from portfolio.letters import letter_file
 from portfolio.run import LedgerRejectedError, check_rejects
@@ -465,3 +465,23 @@ def test_a_changed_ledger_leaves_at_most_two_copies_in_the_cache(
     assert len(set(copies)) == 4
     assert len(list(cache.glob("ledger-*"))) == KEEP_COPIES
     assert copies[-1].exists() and copies[-2].exists()
+
+
+def test_a_copy_a_reader_still_holds_is_never_removed(cross: Path, tmp_path: Path) -> None:
+    """A worker that has not yet followed a reload still reads its copy: pruning skips it."""
+    folder = _copy(cross, tmp_path)
+    cache = tmp_path / "cache"
+    client = _foreign_client(folder)
+    first = partitioned_copy(folder, cache, bucket_clients=20)
+    held = hold_copy(first)
+    try:
+        for day in ("2024-01-10", "2024-01-11", "2024-01-12"):
+            record_action(folder, client_id=client, action="call", on=day)
+            partitioned_copy(folder, cache, bucket_clients=20)
+        assert first.exists() and (first / "clients").is_dir()
+    finally:
+        assert held is not None
+        held.close()
+    record_action(folder, client_id=client, action="call", on="2024-01-13")
+    partitioned_copy(folder, cache, bucket_clients=20)
+    assert not first.exists() and len(list(cache.glob("ledger-*"))) == KEEP_COPIES
