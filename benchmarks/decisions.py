@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,6 +36,57 @@ from scoring.scorer import Scorer
 MONTHS = 12
 OLD_PD_JUMP, OLD_NOTCHES, OLD_GROWTH, OLD_FLOOR = 2.0, 2, 1.5, 10_000.0  # the rules before
 OLD_REFUSE_PD, OLD_REFER = 0.20, (8, 9)
+MARGINS = (0.10, 0.25)  # gross margins the profit view reports (trade margins span that range)
+# Round 2's limit rule ("today's rules" before issue 34), kept here to be judged beside the new
+# one in the same run: cover by grade of the usual need, absolute caps by grade, an expected-loss
+# cap, revenue and equity shares, the country's cap, the new-client ramp.
+R2_COVER = (2.0, 1.9, 1.8, 1.7, 1.6, 1.4, 1.2, 1.0, 0.8, 0.0)
+R2_CAP = (2e6, 1.5e6, 1e6, 750e3, 500e3, 300e3, 150e3, 75e3, 25e3, 0.0)
+R2_EL, R2_LGD, R2_GRACE, R2_REVENUE, R2_EQUITY = 25_000.0, 0.45, 30, 0.10, 0.50
+R2_START, R2_STEP = 10_000.0, 10_000.0
+
+
+@njit(cache=True)
+def _simulate(
+    first: np.ndarray,  # per client, its first invoice's position (clients' invoices contiguous)
+    last: np.ndarray,
+    limit: np.ndarray,  # per client
+    default_day: np.ndarray,  # per client, its first default after the month-end (inf: none)
+    issued: np.ndarray,  # per invoice, days
+    paid: np.ndarray,  # per invoice, days (inf: never settled)
+    amount: np.ndarray,  # per invoice, in the reporting currency
+    start: float,
+    end: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each client's orders from `start` to `end` (or its default) in the order placed: one is
+    enabled when it fits the limit's headroom then (the open balance of the invoices already
+    enabled, and those open at `start`, plus the order, within the limit), else blocked.
+    Returns per client the sales enabled, the sales blocked and the exposure at default (the
+    enabled orders still unpaid on the default day)."""
+    n = len(first)
+    enabled = np.zeros(n)
+    blocked = np.zeros(n)
+    ead = np.zeros(n)
+    for c in range(n):
+        stop = min(end, default_day[c])
+        kept = np.zeros(last[c] - first[c], dtype=np.bool_)
+        for j in range(first[c], last[c]):
+            if issued[j] < start or issued[j] >= stop:
+                continue
+            balance = 0.0
+            for k in range(first[c], j):
+                if paid[k] > issued[j] and (issued[k] < start or kept[k - first[c]]):
+                    balance += amount[k]
+            if balance + amount[j] <= limit[c]:
+                kept[j - first[c]] = True
+                enabled[c] += amount[j]
+            else:
+                blocked[c] += amount[j]
+        if default_day[c] < end:
+            for j in range(first[c], last[c]):
+                if kept[j - first[c]] and paid[j] > default_day[c]:
+                    ead[c] += amount[j]
+    return enabled, blocked, ead
 
 
 def _truly_in_default(ledger, as_of: pd.Timestamp) -> pd.Series:  # type: ignore[no-untyped-def]
@@ -78,6 +130,146 @@ def _score_months(ledger_dir: Path, runs: Path, dates: list[pd.Timestamp]) -> li
         )
         previous = out
     return tables
+
+
+def _round2_limits(c: pd.DataFrame, standing: dict[str, np.ndarray]) -> np.ndarray:
+    """Round 2's recommended limits (before issue 34) for a run's clients."""
+    grade = np.clip(pd.to_numeric(c["grade"], errors="coerce").fillna(10).to_numpy(int), 1, 10) - 1
+    pd_ = c["decision_pd"].to_numpy(dtype="float64")
+    status = c["status"].astype(str).to_numpy()
+    volume, terms = standing["monthly_volume"], standing["usual_terms_days"]
+    terms = np.where(np.isfinite(terms), terms, 30.0)
+    need = volume * (terms + R2_GRACE) / 30.44 * np.asarray(R2_COVER)[grade]
+    new, dormant = status == "new", status == "dormant"
+    balance, revenue, equity = standing["open_balance"], standing["revenue"], standing["equity"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        caps = [
+            np.asarray(R2_CAP)[grade],
+            R2_EL / (pd_ * R2_LGD),
+            np.where(
+                dormant,
+                np.maximum(balance, R2_START),
+                np.where(
+                    np.isfinite(volume), np.where(new, np.maximum(need, R2_START), need), np.inf
+                ),
+            ),
+            np.where(np.isfinite(revenue) & (revenue > 0), revenue * R2_REVENUE, np.inf),
+            np.where(np.isfinite(equity), np.maximum(equity, 0) * R2_EQUITY, np.inf),
+            np.where(
+                new,
+                R2_START + R2_STEP * np.floor(np.maximum(standing["on_time_months"], 0)),
+                np.inf,
+            ),
+            standing["country_cap"],
+        ]
+    limit = np.floor(np.maximum(np.minimum.reduce(caps), 0.0) / 1000) * 1000
+    refused = (pd_ >= OLD_REFUSE_PD) | np.isin(status, ["in_default", "undetermined"])
+    return np.where(refused, 0.0, limit)
+
+
+def _profit_view(
+    ledger, tables: list[pd.DataFrame], features: list[pd.DataFrame], dates: list[pd.Timestamp]
+) -> None:  # type: ignore[no-untyped-def]
+    """Each month-end's limits applied to what each live client then bought over 12 months, rule
+    by rule: sales enabled and blocked, exposure at default, profit at each margin."""
+    from scoring.policy import CreditPolicy
+
+    lgd = CreditPolicy.load().limits.lgd
+    scorer = Scorer.from_registry()
+    inv = ledger.invoices
+    rate = ledger.rates.on(inv["currency"], inv["issued_on"])
+    day0 = pd.Timestamp("1970-01-01")
+    issued_all = (inv["issued_on"] - day0).dt.days.to_numpy(dtype="float64")
+    paid_all = (inv["paid_on"] - day0).dt.days.to_numpy(dtype="float64")
+    paid_all = np.where(np.isnan(paid_all), np.inf, paid_all)
+    amount_all = inv["amount"].to_numpy(dtype="float64") * rate
+    events = default_events(ledger)
+    rules = ("recommended", "current", "none", "today (round 2)")
+    totals = {r: np.zeros(5) for r in rules}  # enabled, blocked, ead, good enabled, good total
+    by_grade: dict[str, dict[int, np.ndarray]] = {r: {} for r in rules}
+    for day, c, f in zip(dates, tables, features, strict=True):
+        live = c[c["status"].astype(str) != "in_default"].reset_index(drop=True)
+        rows = scorer.prepare(f.set_index("client_id").loc[live["client_id"]].reset_index())
+        standing = rows.standing
+        ids = live["client_id"].to_numpy(dtype=object)
+        order = pd.Index(ids)
+        at = order.get_indexer(inv["client_id"])
+        mine = np.flatnonzero(at >= 0)
+        mine = mine[np.lexsort((issued_all[mine], at[mine]))]
+        owner = at[mine]
+        first = np.searchsorted(owner, np.arange(len(ids)), side="left")
+        last = np.searchsorted(owner, np.arange(len(ids)), side="right")
+        start = float((day - day0).days)
+        end = float((day + pd.DateOffset(months=12) - day0).days)
+        later = events[events["on"] > day].groupby("client_id")["on"].min()
+        dflt = pd.Series(ids).map(later)
+        default_day = np.where(
+            dflt.isna(), np.inf, (pd.to_datetime(dflt) - day0).dt.days.to_numpy(dtype="float64")
+        )
+        good = default_day >= end
+        grade = pd.to_numeric(live["grade"], errors="coerce").fillna(0).to_numpy(int)
+        limits = {
+            "recommended": live["recommended_limit"].to_numpy(dtype="float64"),
+            "current": np.nan_to_num(live["current_limit"].to_numpy(dtype="float64"), nan=np.inf),
+            "none": np.full(len(ids), np.inf),
+            "today (round 2)": _round2_limits(live, standing),
+        }
+        for rule, limit in limits.items():
+            enabled, blocked, ead = _simulate(
+                first,
+                last,
+                limit,
+                default_day,
+                issued_all[mine],
+                paid_all[mine],
+                amount_all[mine],
+                start,
+                end,
+            )
+            totals[rule] += [
+                enabled.sum(),
+                blocked.sum(),
+                ead.sum(),
+                enabled[good].sum(),
+                (enabled[good] + blocked[good]).sum(),
+            ]
+            for g in np.unique(grade):
+                m = grade == g
+                by_grade[rule].setdefault(int(g), np.zeros(3))
+                by_grade[rule][int(g)] += [enabled[m].sum(), blocked[m].sum(), ead[m].sum()]
+    n = len(dates)
+    print("\nProfit view: each month-end's limits applied to what live clients bought over the")
+    print(f"next 12 months (mean per month-end; LGD {lgd:.0%} of the exposure at default)")
+    head = f"{'rule':<18}{'sales enabled':>15}{'blocked':>13}{'good enabled':>14}{'EAD':>13}"
+    head += "".join(f"{'profit @' + format(m, '.0%'):>16}" for m in MARGINS)
+    print(head)
+    for rule in rules:
+        e, b, ead, ge, gt = totals[rule] / n
+        line = f"{rule:<18}{e:>15,.0f}{b:>13,.0f}{ge / max(gt, 1):>14.2%}{ead:>13,.0f}"
+        line += "".join(f"{m * e - lgd * ead:>16,.0f}" for m in MARGINS)
+        print(line)
+    cur = totals["current"][2]
+    print(
+        f"exposure at default within the recommended limits: {totals['recommended'][2] / max(cur, 1):.1%} "
+        "of the current limits' (goal <= 50 %); non-defaulters' purchases enabled: goal >= 99 %"
+    )
+    for margin in MARGINS:
+        profit = {r: margin * totals[r][0] - lgd * totals[r][2] for r in rules}
+        best = max(profit, key=lambda r: profit[r])
+        print(
+            f"  margin {margin:.0%}: recommended - current {profit['recommended'] - profit['current']:+,.0f}, "
+            f"- none {profit['recommended'] - profit['none']:+,.0f}, - today {profit['recommended'] - profit['today (round 2)']:+,.0f} "
+            f"(best: {best})"
+        )
+    print(
+        "by grade (recommended limits; mean per month-end): grade, enabled share, EAD, profit @10 % / 25 %"
+    )
+    for g, (e, b, ead) in sorted(by_grade["recommended"].items()):
+        e, b, ead = e / n, b / n, ead / n
+        print(
+            f"  {g if g else 'new/none':>8}  {e / max(e + b, 1):7.2%}  {ead:>12,.0f}  "
+            + "  ".join(f"{m * e - lgd * ead:>12,.0f}" for m in MARGINS)
+        )
 
 
 def _read(run: Path) -> pd.DataFrame:
@@ -147,6 +339,9 @@ def main() -> None:
             tables = [_read(root / "runs" / str(d.date())) for d in dates]
         else:
             tables = _score_months(root / "ledger", root / "runs", dates)
+        features = [
+            pd.read_parquet(root / "runs" / str(d.date()) / "features.parquet") for d in dates
+        ]
 
     # ---- status and limits: nothing for clients in default
     approved_new = positive_new = approved_old = positive_old = 0
@@ -323,6 +518,65 @@ def main() -> None:
         print(f"  {kind:<18} {np.mean(hits):6.1%}  of {len(hits):,}")
     everyone = np.concatenate([np.asarray(v) for v in by_terms.values()])
     print(f"  {'all (naive)':<18} {everyone.mean():6.1%}  of {len(everyone):,}")
+
+    # ---- the price of safer terms: what the clients the rules move off open account bought
+    inv = ledger.invoices
+    value = inv["amount"].to_numpy(dtype="float64") * ledger.rates.on(
+        inv["currency"], inv["issued_on"]
+    )
+    moved_sales = moved_n = kept_n = 0.0
+    moved_y: list[int] = []
+    for day, c in zip(dates, tables, strict=True):
+        live = c[c["status"].astype(str) != "in_default"]
+        rule = live["terms_rule"].astype(str)
+        moved = live[
+            (live["terms_kind"].astype(str) != "open_account") | rule.str.contains("priced")
+        ]
+        kept_n += int(rule.str.contains("priced").sum())
+        window = (inv["issued_on"] > day) & (inv["issued_on"] <= day + pd.DateOffset(months=12))
+        bought = (
+            pd.Series(value[window.to_numpy()], index=inv.loc[window, "client_id"])
+            .groupby(level=0)
+            .sum()
+        )
+        moved_sales += float(bought.reindex(moved["client_id"]).fillna(0).sum())
+        moved_n += len(moved)
+        moved_y += list(_outcomes(ledger, moved, day))
+    print(
+        f"clients the terms rules move off open account: {moved_n / MONTHS:,.0f} a month-end, who bought "
+        f"{moved_sales / MONTHS:,.0f} over the next 12 months on open account (the sales safer terms "
+        f"put at risk; margin {MARGINS[0]:.0%}: {MARGINS[0] * moved_sales / MONTHS:,.0f}, {MARGINS[1]:.0%}: "
+        f"{MARGINS[1] * moved_sales / MONTHS:,.0f}); their default rate {np.mean(moved_y) if moved_y else float('nan'):.1%}; "
+        f"the pricing kept {kept_n / MONTHS:,.0f} of them on open account"
+    )
+
+    # ---- automation: decisions on the limits in force, and who is referred
+    counts: dict[str, int] = {}
+    rate: dict[str, list[int]] = {}
+    ties, empty = [], []
+    for day, c in zip(dates, tables, strict=True):
+        live = c[c["status"].astype(str) != "in_default"]
+        y = _outcomes(ledger, live, day)
+        for decision, hit in zip(live["limit_decision"].astype(str), y, strict=True):
+            counts[decision] = counts.get(decision, 0) + 1
+            rate.setdefault(decision, []).append(int(hit))
+        top = live["pd_12m"].round(6).value_counts(normalize=True)
+        ties.append(float(top.iloc[0]) if len(top) else 0.0)
+        grades = pd.to_numeric(live["grade"], errors="coerce")
+        empty.append(sum(1 for g in range(1, 10) if (grades == g).mean() < 0.01))
+    total = sum(counts.values())
+    print("batch decisions on the limits in force (live client-months), 12-month default rate:")
+    for decision in ("approve", "reduce", "hold", "refer", "refuse", "no current limit"):
+        if decision in counts:
+            print(
+                f"  {decision:<17} {counts[decision] / total:6.1%}  default rate {np.mean(rate[decision]):6.1%}"
+            )
+    print(
+        f"referrals {counts.get('refer', 0) / total:.1%} of live clients (goal <= 10 %); PD spread: at most "
+        f"{max(ties):.1%} of live clients share one PD (goal <= 2 %), grades 1-9 under 1 % of live "
+        f"clients: {max(empty)} at worst (goal 0)"
+    )
+    _profit_view(ledger, tables, features, dates)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ REPORT_COLUMNS = tuple(
             "pd_12m",
             "thin_file",
             "limit_decision",
+            "limit_decision_amount",
+            "limit_rules",
+            "monthly_purchases",
+            "usual_terms_days",
+            "terms_kind",
             "over_limit",
             "country",
             "country_risk",
@@ -106,6 +111,69 @@ def _grade_labels(clients: pd.DataFrame) -> pd.Series:
     )
 
 
+def profit_figures(
+    c: pd.DataFrame, grade: pd.Series, policy: CreditPolicy
+) -> dict[str, dict[str, float]]:
+    """The two sides of the recommended limits over a year, per grade: the purchases they let
+    through (a limit below a client's usual need over its terms and grace lets that share of its
+    purchases through), those they block, the expected loss, and the profit at the policy's
+    gross margin (margin x sales enabled - expected loss)."""
+    lim = policy.limits
+    if "monthly_purchases" not in c:
+        return {}
+    monthly = np.nan_to_num(c["monthly_purchases"].to_numpy(dtype="float64"), nan=0.0)
+    terms = c["usual_terms_days"].to_numpy(dtype="float64") if "usual_terms_days" in c else None
+    terms = np.where(np.isfinite(terms), terms, 30.0) if terms is not None else 30.0
+    need = monthly * (terms + lim.grace_days) / 30.44
+    limit = c["recommended_limit"].to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(need > 0, np.clip(limit / need, 0.0, 1.0), 0.0)
+    enabled, blocked = 12 * monthly * share, 12 * monthly * (1 - share)
+    loss = c["expected_loss"].to_numpy(dtype="float64")
+    out = {}
+    for g in GRADES:
+        m = (grade == g).to_numpy()
+        if not m.any():
+            continue
+        out[g] = {
+            "clients": float(m.sum()),
+            "recommended_limits": float(limit[m].sum()),
+            "sales_enabled": float(enabled[m].sum()),
+            "sales_blocked": float(blocked[m].sum()),
+            "expected_loss": float(loss[m].sum()),
+            "profit": float(lim.gross_margin * enabled[m].sum() - loss[m].sum()),
+        }
+    return out
+
+
+REFERRALS_SHOWN = 20
+
+
+def referral_figures(c: pd.DataFrame) -> dict[str, Any]:
+    """The clients referred to an analyst, ranked by the money at stake (the larger of the
+    limit in force and the balance): how many, and the first `REFERRALS_SHOWN` with why."""
+    referred = c[c["limit_decision"].astype(str) == "refer"]
+    if not len(referred):
+        return {"clients": 0, "at_stake": 0.0, "first": []}
+    stake = np.fmax(
+        referred["current_limit"].to_numpy(dtype="float64"),
+        referred["open_balance"].to_numpy(dtype="float64"),
+    )
+    order = np.argsort(-np.nan_to_num(stake, nan=0.0), kind="stable")[:REFERRALS_SHOWN]
+    rules = referred["limit_rules"].astype(str).to_numpy() if "limit_rules" in referred else None
+    first = [
+        {
+            "client_id": str(referred["client_id"].iloc[i]),
+            "grade": _grade_labels(referred.iloc[[i]]).iloc[0],
+            "at_stake": float(stake[i]),
+            "open_balance": float(referred["open_balance"].iloc[i]),
+            "why": (rules[i].split("; ")[-1] if rules is not None else ""),
+        }
+        for i in order
+    ]
+    return {"clients": len(referred), "at_stake": float(np.nansum(stake)), "first": first}
+
+
 def build_report(
     result: RunResult, prev_clients: pd.DataFrame | None, policy: CreditPolicy
 ) -> dict[str, Any]:
@@ -152,6 +220,8 @@ def build_report(
             s: sum(1 for w in warnings if w["severity"] == s) for s in SEVERITIES
         },
     }
+    figures["profit_by_grade"] = profit_figures(c, grade, policy)
+    figures["referrals"] = referral_figures(c)
     if result.dso is not None and len(result.dso):
         figures["dso"] = dso_figures(result.dso)
     figures["countries"] = country_figures(c, result.dso)
@@ -456,6 +526,8 @@ def render_html(
     parts.append(
         _bars("Expected loss by grade", figures["expected_loss_by_grade"], "expected loss", "#c64")
     )
+    parts.append(_profit(figures.get("profit_by_grade") or {}, f))
+    parts.append(_referrals(figures.get("referrals") or {}, f))
     over = figures["over_limit"]
     parts.append(
         "<h2>Limit decisions on current limits</h2>"
@@ -510,6 +582,80 @@ def render_html(
     parts.append(_monitoring(figures.get("monitoring")))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _profit(by_grade: dict[str, dict[str, float]], f: _Format) -> str:
+    """Both sides of the recommended limits beside the risk: sales let through and blocked over
+    a year, expected loss and profit, per grade."""
+    if not by_grade:
+        return ""
+    rows = [
+        [
+            f"<b>{g}</b>",
+            f"{v['clients']:,.0f}",
+            f.money(v["recommended_limits"]),
+            f.money(v["sales_enabled"]),
+            f.money(v["sales_blocked"]),
+            f.money(v["expected_loss"]),
+            f.money(v["profit"]),
+        ]
+        for g, v in by_grade.items()
+    ]
+    total = {k: sum(v[k] for v in by_grade.values()) for k in next(iter(by_grade.values()))}
+    rows.append(
+        [
+            "<b>all</b>",
+            f"{total['clients']:,.0f}",
+            f.money(total["recommended_limits"]),
+            f.money(total["sales_enabled"]),
+            f.money(total["sales_blocked"]),
+            f.money(total["expected_loss"]),
+            f.money(total["profit"]),
+        ]
+    )
+    return (
+        "<h2>Sales and profit under the recommended limits (a year)</h2><p>A credit manager is "
+        "judged on bad debt and on the sales the limits let through: each grade's usual purchases "
+        "a year, the share its limits cover (a limit below a client's usual need over its terms "
+        "and grace lets that share through), the expected loss, and the profit at the policy's "
+        "gross margin. The decisions benchmark measures the same on outcomes.</p>"
+        + _table(
+            [
+                "grade",
+                "clients",
+                "recommended limits",
+                "sales enabled",
+                "sales blocked",
+                "expected loss",
+                "profit",
+            ],
+            rows,
+        )
+    )
+
+
+def _referrals(referrals: dict[str, Any], f: _Format) -> str:
+    """The analyst's list: referred clients, the most money at stake first."""
+    if not referrals.get("clients"):
+        return "<h2>Referred to an analyst</h2><p>No client is referred tonight.</p>"
+    rows = [
+        [
+            f.client(r["client_id"]),
+            html.escape(r["grade"]),
+            f.money(r["at_stake"]),
+            f.money(r["open_balance"]),
+            html.escape(r["why"]),
+        ]
+        for r in referrals["first"]
+    ]
+    return (
+        f"<h2>Referred to an analyst ({referrals['clients']:,}, "
+        f"{f.money(referrals['at_stake'])} at stake)</h2><p>Only what an analyst can add to: "
+        "contradictory records, or a cut or hold of a material exposure with no recent statement. "
+        f"The most money at stake first (the first {REFERRALS_SHOWN}; all in clients.parquet, "
+        "limit_decision = refer).</p>"
+        + _table(["client", "grade", "at stake", "open balance", "why"], rows)
+    )
 
 
 def _warnings(warnings: list[dict[str, Any]], f: _Format) -> str:

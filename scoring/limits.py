@@ -1,12 +1,26 @@
 """Credit limits: a recommended limit and a decision on a requested one, with the rules that fired.
 
-A limit covers what the client usually buys over its payment terms plus grace (times a cover that
-shrinks as the grade worsens), then every cap of the policy applies: the grade's, expected loss,
-a share of revenue and of equity (latest statement known at `as_of`), the cap of the client's
-country risk class (`scoring.country`), and for a new client a start
-cap that rises with each month paid on time. Status comes first: a client in default or with
-contradictory records gets nothing; a dormant one is reviewed down to the larger of its open
-balance and the start cap. Zero purchases are zero, not unknown.
+A credit manager is judged on bad debt *and* on the sales the limits let through, so a limit is set
+for profit, not only for safety. It covers what the client usually buys over its payment terms plus
+grace, times a cover that shrinks as the grade worsens: the headroom whose expected margin still
+exceeds its expected loss (`gross_margin` and `lgd` in the policy; the decisions benchmark judges
+the cover on sales enabled, exposure at default and profit). The caps follow the client's size, not
+one figure per grade: a share of its revenue and of its equity (latest statement known at
+`as_of`), the cap of its country's risk class (`scoring.country`), and for a new client a start
+cap that rises with each month paid on time.
+
+Status comes first: a client in default or with contradictory records gets nothing; a dormant one
+is reviewed down to the larger of its open balance and the start cap. A client in good standing
+(grade `keep_balance_grade` or better, nothing more than `keep_balance_dpd` days past due) is
+never recommended less than it owes: a cap only stops its balance growing. A client with more than
+`hold_dpd` days past due on a material amount is held: no new orders until its balance falls to
+what it owes less the overdue (the overdue invoices paid). A cut of a current limit is stepped over
+`cut_steps` monthly reviews, never overnight.
+
+Decisions: approve, approve in part (a new request above the recommendation), reduce (a current
+limit above it, stepped), hold, refuse, and refer, only where an analyst adds what the model lacks:
+contradictory records, or a cut or hold of a material exposure (`refer_exposure`) with no
+statement newer than `statement_months`.
 
 Pure functions; the numbers live in `models/credit_policy.yaml` (`limits`). All else equal, a worse
 grade (higher PD) never gets a higher limit. `recommend_limits` is the vectorised twin of
@@ -25,8 +39,9 @@ from scoring.grades import MONTH_DAYS
 from scoring.policy import LimitPolicy
 from scoring.status import Status
 
-Decision = Literal["approve", "approve_in_part", "refuse", "refer"]
+Decision = Literal["approve", "approve_in_part", "reduce", "hold", "refuse", "refer"]
 DEFAULT_TERMS_DAYS = 30.0  # when a client has no recent invoice to read its terms from
+MONTH_OF_DAYS = 30.44  # a statement's age in months
 
 
 @dataclass(frozen=True)
@@ -43,12 +58,16 @@ class ClientExposure:
     status: str = Status.ACTIVE.value
     country_class: float = float("nan")  # OECD 0..7 (NaN: unrated; only words the rule)
     country_cap: float = float("inf")  # the policy's cap for the country's class
+    overdue_balance: float = 0.0
+    max_days_past_due: float = 0.0  # of its open invoices
+    statement_age_days: float = float("nan")  # of its latest statement (NaN: none)
 
 
 @dataclass(frozen=True)
 class LimitRecommendation:
     limit: float
     rules: list[str] = field(default_factory=list)
+    hold: bool = False  # new orders held until the balance falls to `limit`
 
 
 @dataclass(frozen=True)
@@ -70,26 +89,36 @@ def _terms(client: ClientExposure) -> float:
     return client.usual_terms_days if np.isfinite(client.usual_terms_days) else DEFAULT_TERMS_DAYS
 
 
+def _good_standing(policy: LimitPolicy, grade: int, client: ClientExposure) -> bool:
+    return (
+        grade <= policy.keep_balance_grade
+        and client.max_days_past_due <= policy.keep_balance_dpd
+        and client.status in (Status.ACTIVE, Status.NEW)
+    )
+
+
+def _held(policy: LimitPolicy, client: ClientExposure) -> bool:
+    return (
+        client.max_days_past_due > policy.hold_dpd and client.overdue_balance >= policy.hold_floor
+    )
+
+
 def recommend_limit(
     policy: LimitPolicy, *, pd_: float, grade: int, client: ClientExposure
 ) -> LimitRecommendation:
-    """The largest limit every rule allows, rounded down to a thousand; the binding rule named."""
+    """The largest limit every rule allows, rounded down to a thousand; the binding rule named
+    (and, where it applies, why it is not below what the client owes, or why orders are held)."""
     if client.status == Status.IN_DEFAULT:
         return LimitRecommendation(0.0, ["in default: no new credit, stop deliveries"])
     if client.status == Status.UNDETERMINED:
         return LimitRecommendation(0.0, ["status undetermined: no new credit until corrected"])
-    g = int(np.clip(grade, 1, len(policy.grade_cap))) - 1
-    if pd_ >= policy.refuse_pd or policy.grade_cap[g] <= 0:
+    g = int(np.clip(grade, 1, len(policy.terms_cover))) - 1
+    if pd_ >= policy.refuse_pd or policy.terms_cover[g] <= 0:
         return LimitRecommendation(
             0.0, [f"PD {pd_:.1%} at or above the refusal threshold {policy.refuse_pd:.0%}"]
         )
     new = policy.new_client
-    caps: dict[str, float] = {
-        f"grade {grade} cap": policy.grade_cap[g],
-        f"expected loss at most {policy.max_expected_loss_per_client:,.0f}": (
-            policy.max_expected_loss_per_client / (pd_ * policy.lgd)
-        ),
-    }
+    caps: dict[str, float] = {}
     if client.status == Status.DORMANT:
         caps["dormant: the open balance or the start cap, whichever is larger"] = max(
             client.open_balance, new.start_cap
@@ -119,8 +148,36 @@ def recommend_limit(
         caps[f"new client: {new.start_cap:,.0f} plus {new.step:,.0f} per month paid on time"] = (
             new.start_cap + new.step * np.floor(months)
         )
+    if not caps:  # an applicant with nothing known: the start cap
+        caps["no purchases or statement known: the start cap"] = new.start_cap
     binding = min(caps, key=lambda k: caps[k])
-    return LimitRecommendation(_round_down(caps[binding]), [f"limit set by: {binding}"])
+    limit, rules = caps[binding], [f"limit set by: {binding}"]
+    owed = _round_up(client.open_balance)
+    if _good_standing(policy, grade, client) and limit < owed:
+        limit = owed
+        rules.append(
+            f"not below what it owes ({client.open_balance:,.0f}): in good standing (grade "
+            f"{policy.keep_balance_grade} or better, nothing over {policy.keep_balance_dpd} days "
+            "past due), a cap stops its balance growing, it does not stop its orders"
+        )
+    if _held(policy, client):
+        release = max(client.open_balance - client.overdue_balance, 0.0)
+        limit = min(limit, release)
+        rules.append(
+            f"hold: {client.overdue_balance:,.0f} overdue, some of it more than "
+            f"{policy.hold_dpd} days; no new orders until the balance falls to {release:,.0f} "
+            "(the overdue invoices paid)"
+        )
+        return LimitRecommendation(_round_down(limit), rules, hold=True)
+    return LimitRecommendation(_round_down(limit), rules)
+
+
+def _round_up(amount: float) -> float:
+    """What a client owes as a limit: rounded up to a thousand (a limit of what it owes must
+    not leave it a few units over)."""
+    if amount <= 0:
+        return 0.0
+    return float(np.ceil(amount / 1000.0) * 1000.0)
 
 
 def over_limit(policy: LimitPolicy, balance: np.ndarray, limit: np.ndarray) -> np.ndarray:
@@ -141,8 +198,10 @@ def decide_limit(
     pd_: float,
     grade: int,
     client: ClientExposure,
+    current: bool = False,
 ) -> LimitDecision:
-    """Approve in full, approve in part, refuse, or refer to an analyst, with the rules that fired."""
+    """Approve, approve in part, reduce (a `current` limit: the batch decision on the limit in
+    force, stepped), hold, refuse, or refer to an analyst, with the rules that fired."""
     if not np.isfinite(requested) or requested <= 0:
         raise ValueError(f"requested limit must be a positive amount, got {requested!r}")
     rec = recommend_limit(policy, pd_=pd_, grade=grade, client=client)
@@ -153,29 +212,42 @@ def decide_limit(
 
     if client.status == Status.UNDETERMINED:
         return answer("refer", 0.0, "contradictory records: an analyst decides")
-    if rec.limit <= 0:
+    if rec.limit <= 0 and not rec.hold:
         return answer("refuse", 0.0, "nothing can be approved")
-    if grade in policy.refer_grades:
-        return answer(
-            "refer", min(requested, rec.limit), f"grade {grade} requests always go to an analyst"
-        )
-    if over_limit(policy, np.array([client.open_balance]), np.array([requested]))[0]:
+    cut = rec.hold or requested > rec.limit
+    exposure = max(requested, client.open_balance)
+    stale = not (
+        np.isfinite(client.statement_age_days)
+        and client.statement_age_days <= policy.statement_months * MONTH_OF_DAYS
+    )
+    if cut and exposure >= policy.refer_exposure and stale:
         return answer(
             "refer",
             min(requested, rec.limit),
-            f"the open balance {client.open_balance:,.0f} is over the limit: hold new orders "
-            "until it is paid down, or an analyst raises the limit",
+            f"a cut of a material exposure ({exposure:,.0f}) with no statement newer than "
+            f"{policy.statement_months} months: an analyst with a current statement decides",
         )
+    if rec.hold:
+        return answer("hold", rec.limit, "orders held until the overdue is paid")
     if requested <= rec.limit:
-        return answer("approve", requested, "request within the recommended limit")
-    if requested <= rec.limit * policy.refer_band or client.status == Status.NEW:
-        why = (
-            "new client"
-            if client.status == Status.NEW
-            else (f"request within {policy.refer_band:g}x the recommendation")
-        )
-        return answer("refer", rec.limit, f"{why}: an analyst may grant more")
-    return answer("approve_in_part", rec.limit, "request above the recommended limit")
+        return answer("approve", requested, "within the recommended limit")
+    if not current:
+        return answer("approve_in_part", rec.limit, "request above the recommended limit")
+    path = reduction_path(policy, requested, rec.limit)
+    steps = ", then ".join(
+        f"{amount:,.0f} {'now' if i == 0 else f'at the review in {i} month' + ('s' if i > 1 else '')}"
+        for i, amount in enumerate(path)
+    )
+    return answer("reduce", path[0], f"reduce the limit in {len(path)} step(s): {steps}")
+
+
+def reduction_path(policy: LimitPolicy, current: float, target: float) -> list[float]:
+    """A cut from `current` to `target` in equal monthly steps (`cut_steps`), rounded down to a
+    thousand, the last one the target."""
+    n = max(1, policy.cut_steps)
+    steps = [_round_down(current - (current - target) * (i + 1) / n) for i in range(n)]
+    steps[-1] = target
+    return [max(step, target) for step in steps]
 
 
 def recommend_limits(
@@ -193,12 +265,17 @@ def recommend_limits(
     on_time_months: np.ndarray,
     country_class: np.ndarray | None = None,
     country_cap: np.ndarray | None = None,
+    overdue_balance: np.ndarray | None = None,
+    max_days_past_due: np.ndarray | None = None,
+    statement_age_days: np.ndarray | None = None,
 ) -> np.ndarray:
     """`recommend_limit` for whole arrays at once (the limit only, not the rule's wording).
     Batch scoring of a million clients cannot loop in Python."""
-    del tenure_days, country_class  # the status says whether a client is new; the cap is given
-    g = np.clip(grade.astype(int), 1, len(policy.grade_cap)) - 1
-    grade_cap = np.asarray(policy.grade_cap, dtype="float64")[g]
+    del tenure_days, country_class, statement_age_days  # the status says new; the cap is given
+    n = len(pd_)
+    overdue = np.zeros(n) if overdue_balance is None else overdue_balance
+    dpd = np.zeros(n) if max_days_past_due is None else max_days_past_due
+    g = np.clip(grade.astype(int), 1, len(policy.terms_cover)) - 1
     cover = np.asarray(policy.terms_cover, dtype="float64")[g]
     new, dormant = status == Status.NEW.value, status == Status.DORMANT.value
     start, step = policy.new_client.start_cap, policy.new_client.step
@@ -213,8 +290,6 @@ def recommend_limits(
             ),
         )
         caps = [
-            grade_cap,
-            policy.max_expected_loss_per_client / (pd_ * policy.lgd),
             volume_cap,
             np.where(
                 np.isfinite(revenue) & (revenue > 0), revenue * policy.revenue_share_cap, np.inf
@@ -223,13 +298,24 @@ def recommend_limits(
                 np.isfinite(equity), np.maximum(equity, 0.0) * policy.equity_share_cap, np.inf
             ),
             np.where(new, start + step * np.floor(np.maximum(on_time_months, 0.0)), np.inf),
-            np.full(len(pd_), np.inf) if country_cap is None else country_cap,
+            np.full(n, np.inf) if country_cap is None else country_cap,
         ]
-    limit = np.maximum(np.minimum.reduce(caps), 0.0)
+    limit = np.minimum.reduce(caps)
+    limit = np.where(np.isinf(limit), start, limit)  # nothing known: the start cap
+    good = (
+        (grade <= policy.keep_balance_grade)
+        & (dpd <= policy.keep_balance_dpd)
+        & ((status == Status.ACTIVE.value) | new)
+    )
+    owed = np.where(open_balance > 0, np.ceil(open_balance / 1000.0) * 1000.0, 0.0)
+    limit = np.where(good & (limit < owed), owed, limit)
+    held = (dpd > policy.hold_dpd) & (overdue >= policy.hold_floor)
+    limit = np.where(held, np.minimum(limit, np.maximum(open_balance - overdue, 0.0)), limit)
+    limit = np.maximum(limit, 0.0)
     rounded = np.where(limit >= 1000, np.floor(limit / 1000.0) * 1000.0, np.floor(limit))
     refused = (
         (pd_ >= policy.refuse_pd)
-        | (grade_cap <= 0)
+        | (cover <= 0)
         | (status == Status.IN_DEFAULT.value)
         | (status == Status.UNDETERMINED.value)
     )

@@ -51,20 +51,25 @@ class NewClientPolicy:
 
 @dataclass(frozen=True)
 class LimitPolicy:
-    """How a recommended limit follows from risk, purchases, terms, size and tenure."""
+    """How a recommended limit follows from risk, purchases, terms, size and tenure, and when a
+    decision holds, steps a cut or goes to an analyst."""
 
     lgd: float = field(metadata=_range(0, 1))
     ccf: float = field(metadata=_range(0, 1))
+    gross_margin: float = field(metadata=_range(0, 1))  # a sale's margin (the profit view)
     refuse_pd: float = field(metadata=_range(0, 1))
-    refer_grades: tuple[int, ...] = field(metadata=_range(1, GRADES))
-    max_expected_loss_per_client: float = field(metadata=_range(0))
     grace_days: int = field(metadata=_range(0, 365))
     terms_cover: tuple[float, ...] = field(metadata=_range(0, 10))  # by grade 1..10
-    grade_cap: tuple[float, ...] = field(metadata=_range(0))  # by grade 1..10
     revenue_share_cap: float = field(metadata=_range(0, 1))
     equity_share_cap: float = field(metadata=_range(0, 10))
     new_client: NewClientPolicy
-    refer_band: float = field(metadata=_range(1, 10))
+    keep_balance_grade: int = field(metadata=_range(0, GRADES))  # good standing: this grade...
+    keep_balance_dpd: int = field(metadata=_range(0, 365))  # ...nothing further past due
+    hold_dpd: int = field(metadata=_range(1, 365))  # more past due than this on...
+    hold_floor: float = field(metadata=_range(0))  # ...at least this much overdue: hold orders
+    cut_steps: int = field(metadata=_range(1, 12))  # a cut of a current limit, in monthly steps
+    refer_exposure: float = field(metadata=_range(0))  # a cut of this much exposure...
+    statement_months: int = field(metadata=_range(1, 120))  # ...with no newer statement: refer
     over_limit_tolerance: float = field(metadata=_range(0, 1))
     over_limit_floor: float = field(metadata=_range(0))
 
@@ -227,7 +232,7 @@ def _scalar(kind: Any, raw: object, meta: typing.Mapping[str, Any], at: _At) -> 
 def _check(policy: CreditPolicy, file: str) -> None:
     """Rules across keys: one value per grade, never more generous for a worse grade."""
     lim = policy.limits
-    for name in ("terms_cover", "grade_cap"):
+    for name in ("terms_cover",):
         values = getattr(lim, name)
         if len(values) != GRADES:
             raise PolicyError(

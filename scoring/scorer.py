@@ -39,7 +39,7 @@ from scoring.store import (
     load_bundle,
     resolve_version,
 )
-from scoring.terms import Terms, TermsPolicy
+from scoring.terms import Economics, Terms, TermsPolicy
 
 TYPICAL_TERMS_DAYS = 30.0
 TOP_REASONS = 3  # risk reasons shown in tables
@@ -108,6 +108,7 @@ class Scores:
     overdue_balance: np.ndarray
     max_days_past_due: np.ndarray
     usual_terms_days: np.ndarray
+    monthly_purchases: np.ndarray  # usual monthly purchases (NaN: unknown)
     insolvent: np.ndarray
     equity: np.ndarray  # the latest statement's highlights (NaN: none)
     country_risk: np.ndarray  # OECD class '0'..'7' or 'unrated' (`features.country_risk`)
@@ -348,6 +349,7 @@ class Scorer:
             overdue_balance=standing["overdue_balance"],
             max_days_past_due=standing["max_days_past_due"],
             usual_terms_days=standing["usual_terms_days"],
+            monthly_purchases=standing["monthly_volume"],
             insolvent=standing["insolvent"],
             equity=standing["equity"],
             country_risk=country_risk_label(standing["country_class"]),
@@ -365,6 +367,14 @@ class Scorer:
                 np.where(defaulted, 0, grade).astype("float64"),
                 standing["country_class"],
                 standing["usual_terms_days"],
+                Economics(
+                    pd_=smoothed,
+                    monthly_volume=standing["monthly_volume"],
+                    limit=recommended,
+                    margin=limits.gross_margin,
+                    lgd=limits.lgd,
+                    grace_days=limits.grace_days,
+                ),
             ),
             limit_decision=[None] * n,
             risk_reasons=[[] for _ in range(n)],
@@ -383,6 +393,8 @@ class Scorer:
                 pd_=float(smoothed[i]),
                 grade=int(max(grade[i], 1)),
                 client=self.exposure(rows, i),
+                # the batch decides on the limit in force: above the recommendation, a stepped cut
+                current=bool(requested[i] == current[i]),
             )
         if contrib is not None:
             names, typical = self.default.features, self.default.metadata.get("typical", {})
@@ -426,6 +438,9 @@ _POLICY_VIEW = (
     "on_time_months",
     "country_class",
     "country_cap",
+    "overdue_balance",
+    "max_days_past_due",
+    "statement_age_days",
 )
 
 
@@ -449,6 +464,7 @@ def client_table(scores: Scores) -> pd.DataFrame:
             "overdue_balance": scores.overdue_balance,
             "max_days_past_due": scores.max_days_past_due,
             "usual_terms_days": scores.usual_terms_days,
+            "monthly_purchases": scores.monthly_purchases,
             "insolvent": scores.insolvent,
             "equity": scores.equity,
             "country_risk": scores.country_risk,

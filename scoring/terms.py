@@ -98,8 +98,35 @@ class Terms:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What moving a client off open account onto a kind of terms costs and saves."""
+
+    sales_lost: float  # share of its purchases a client no longer makes on these terms
+    loss_avoided: float  # share of the open-account exposure these terms secure
+
+
+NO_PRICE = Price(0.0, 1.0)  # a policy without pricing: safer terms cost nothing (round 2)
+
+
+@dataclass(frozen=True)
+class Economics:
+    """What the pricing of terms reads of each client (arrays)."""
+
+    pd_: np.ndarray
+    monthly_volume: np.ndarray
+    limit: np.ndarray  # recommended: a client without credit is not priced
+    margin: float
+    lgd: float
+    grace_days: float
+
+
+@dataclass(frozen=True)
 class TermsPolicy:
     rules: tuple[TermsRule, ...]
+    pricing: tuple[tuple[str, Price], ...] = ()
+
+    def price(self, kind: str) -> Price:
+        return dict(self.pricing).get(kind, NO_PRICE)
 
     @classmethod
     def load(cls, path: Path | None = None) -> TermsPolicy:
@@ -112,12 +139,15 @@ class TermsPolicy:
 
     @classmethod
     def from_dict(cls, raw: object, file: str = "terms policy") -> TermsPolicy:
-        if not isinstance(raw, dict) or set(raw) != {"rules"}:
-            raise PolicyError(f"{file}: must be a mapping with one key, rules")
+        if not isinstance(raw, dict) or "rules" not in raw or set(raw) - {"rules", "pricing"}:
+            raise PolicyError(f"{file}: must be a mapping of rules (and, optionally, pricing)")
         rules = raw["rules"]
         if not isinstance(rules, list) or not rules:
             raise PolicyError(f"{file}: rules must be a non-empty list")
-        policy = cls(tuple(_rule(r, f"{file}: rules[{i}]") for i, r in enumerate(rules)))
+        policy = cls(
+            tuple(_rule(r, f"{file}: rules[{i}]") for i, r in enumerate(rules)),
+            _pricing(raw.get("pricing"), f"{file}: pricing"),
+        )
         _check(policy, file)
         return policy
 
@@ -139,11 +169,22 @@ class TermsPolicy:
             if r.terms == "instalments":
                 item["schedule"] = [asdict(p) for p in r.schedule]
             out.append(item)
-        return {"rules": out}
+        return {"rules": out, "pricing": {k: asdict(p) for k, p in self.pricing}}
 
     def rule_for(self, status: str, grade: int, country_class: int) -> TermsRule:
         """The first rule that holds (the last holds for everyone)."""
         return next(r for r in self.rules if r.holds(status, grade, country_class))
+
+    def open_rule_for(self, status: str, grade: int, country_class: int) -> TermsRule | None:
+        """The first open-account rule that holds (None: the policy has none for the client)."""
+        return next(
+            (
+                r
+                for r in self.rules
+                if r.terms == "open_account" and r.holds(status, grade, country_class)
+            ),
+            None,
+        )
 
     def recommend(
         self,
@@ -151,10 +192,12 @@ class TermsPolicy:
         grade: np.ndarray,
         country_class: np.ndarray,
         current_days: np.ndarray,
+        economics: Economics | None = None,
     ) -> Terms:
         """Each client's recommended terms. `grade`: 1..10, 0 (or NaN) in default;
         `country_class`: 0..7, NaN unrated; `current_days`: the terms seen on its recent
-        invoices (NaN: none), which an open account never exceeds."""
+        invoices (NaN: none), which an open account never exceeds. With `economics`, safer
+        terms are kept only where the loss they avoid exceeds the margin they put at risk."""
         n = len(status)
         kind = np.empty(n, dtype=object)
         days = np.zeros(n, dtype=np.int64)
@@ -166,6 +209,11 @@ class TermsPolicy:
             r = self.rule_for(str(status[i]), g, c)
             d = _days(r, current_days[i])
             kind[i], days[i], text[i], rule[i] = r.terms, d, r.describe(d), r.name
+            if economics is None or r.terms == "open_account":
+                continue
+            priced = _priced(self, r, str(status[i]), g, c, current_days[i], economics, i)
+            if priced is not None:
+                kind[i], days[i], text[i], rule[i] = priced
         current = np.array(
             [
                 f"open account, {round(d)} days" if np.isfinite(d) else "none seen"
@@ -174,6 +222,61 @@ class TermsPolicy:
             dtype=object,
         )
         return Terms(kind, days, text, rule, current)
+
+
+def _priced(
+    policy: TermsPolicy,
+    rule: TermsRule,
+    status: str,
+    grade: int,
+    country: int,
+    current_days: float,
+    e: Economics,
+    i: int,
+) -> tuple[str, int, str, str] | None:
+    """Open account instead of `rule`'s safer terms, where these cost more margin than the loss
+    they avoid (None: the safer terms stand, or no open-account rule holds)."""
+    volume, limit, pd_ = e.monthly_volume[i], e.limit[i], e.pd_[i]
+    if status == Status.IN_DEFAULT or not (limit > 0) or not np.isfinite(volume) or volume <= 0:
+        return None
+    if rule.country_class_from > 0:  # a country's transfer risk is not in the client's PD
+        return None
+    open_rule = policy.open_rule_for(status, grade, country)
+    if open_rule is None:
+        return None
+    price = policy.price(rule.terms)
+    d = _days(open_rule, current_days)
+    exposure = min(volume * (d + e.grace_days) / 30.44, limit)
+    avoided = pd_ * e.lgd * exposure * price.loss_avoided
+    at_risk = e.margin * 12 * volume * price.sales_lost
+    if avoided > at_risk:
+        return None
+    words = (
+        f"{open_rule.describe(d)} ({WORDS[rule.terms]} would put {at_risk:,.0f} of margin at "
+        f"risk to avoid {avoided:,.0f} of expected loss)"
+    )
+    return "open_account", d, words, f"{rule.name}: priced, kept on open account"
+
+
+def _pricing(raw: object, at: str) -> tuple[tuple[str, Price], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{at} must be a mapping of kinds of terms, got {raw!r}")
+    out = []
+    for kind, item in raw.items():
+        if kind not in KINDS or kind == "open_account":
+            raise PolicyError(f"{at}.{kind} is not a kind of safer terms ({', '.join(KINDS)})")
+        if not isinstance(item, dict) or set(item) != {"sales_lost", "loss_avoided"}:
+            raise PolicyError(f"{at}.{kind} must give sales_lost and loss_avoided, got {item!r}")
+        values = []
+        for key in ("sales_lost", "loss_avoided"):
+            v = item[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+                raise PolicyError(f"{at}.{kind}.{key} must be a number in [0, 1], got {v!r}")
+            values.append(float(v))
+        out.append((str(kind), Price(*values)))
+    return tuple(out)
 
 
 def _days(rule: TermsRule, current: float) -> int:

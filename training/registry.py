@@ -7,12 +7,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from scoring.store import CHALLENGER, CHAMPION, load_bundle
+from training.calibrate import MAX_TIE_SHARE, tie_share
 from training.config import TrainConfig
 from training.evaluate import evaluate
 from training.tracking import LEARNED_GROUPS, use_store
@@ -58,6 +60,23 @@ def _refused(model: str, challenger: str, champion: str, why: str) -> PromotionD
     return PromotionDecision(model, challenger, champion, False, False, why)
 
 
+def _collapsed(model: str, challenger: Any, cfg: TrainConfig) -> str | None:
+    """Why the challenger's PD scale collapses (None: it does not): more than `MAX_TIE_SHARE`
+    of its test rows share one PD (a calibrator's plateau ties clients a grade cannot tell
+    apart)."""
+    bundle = load_bundle(model, challenger.version)
+    rows = _evaluation_rows(str(challenger.run_id))
+    if not len(rows):
+        return None
+    share = tie_share(bundle.predict(rows, threads=cfg.threads)["pd"].to_numpy())
+    if share <= MAX_TIE_SHARE:
+        return None
+    return (
+        f"the challenger's PD scale collapses: {share:.1%} of its {len(rows):,} test rows share "
+        f"one PD (at most {MAX_TIE_SHARE:.0%}): its grades cannot tell those clients apart"
+    )
+
+
 def promote(
     model: str, *, cfg: TrainConfig | None = None, force: bool = False, reason: str | None = None
 ) -> PromotionDecision:
@@ -75,6 +94,11 @@ def promote(
         champion = client.get_model_version_by_alias(model, CHAMPION)
     except MlflowException:
         champion = None
+    collapsed = _collapsed(model, challenger, cfg) if not force else None
+    if collapsed is not None:
+        return _refused(
+            model, challenger.version, champion.version if champion else "none", collapsed
+        )
     if champion is None:
         client.set_registered_model_alias(model, CHAMPION, challenger.version)
         return PromotionDecision(

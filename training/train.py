@@ -29,7 +29,7 @@ from scoring.bundle import MasterScale, ModelBundle
 from scoring.reasons import typical_values
 from scoring.scorecard import Scorecard
 from scoring.stability import population_reference
-from training.calibrate import fit_calibrator
+from training.calibrate import MAX_TIE_SHARE, fit_calibrator, tie_share
 from training.config import TrainConfig
 from training.directions import infer_directions
 from training.evaluate import evaluate, evaluate_segments
@@ -124,8 +124,12 @@ def choose_blend(
     AUC. `y` are rows neither candidate learned from."""
     if len(np.unique(y)) < 2:
         return 1.0, {}
-    aucs = [float(roc_auc_score(y, w * booster_raw + (1 - w) * card_raw)) for w in BLEND_WEIGHTS]
-    best = max(range(len(aucs)), key=lambda i: (round(aucs[i], 6), i))
+    raws = [w * booster_raw + (1 - w) * card_raw for w in BLEND_WEIGHTS]
+    aucs = [float(roc_auc_score(y, raw)) for raw in raws]
+    # A raw score that ties many clients (every tree's best leaf) ties their PDs whatever the
+    # calibration: a candidate that ties at most MAX_TIE_SHARE of the rows is preferred.
+    spread = [i for i, raw in enumerate(raws) if tie_share(raw, digits=9) <= MAX_TIE_SHARE]
+    best = max(spread or range(len(aucs)), key=lambda i: (round(aucs[i], 6), i))
     return float(BLEND_WEIGHTS[best]), {
         "booster_auc": aucs[-1],
         "scorecard_auc": aucs[0],

@@ -11,6 +11,8 @@ const VIEWS = ["signin-view", "search-view", "client-view", "applicant-view"];
 const DECISIONS = {
   approve: "Approved in full",
   approve_in_part: "Approved in part",
+  reduce: "Reduce, in steps",
+  hold: "Hold new orders",
   refuse: "Refused",
   refer: "Referred to an analyst",
 };
@@ -509,7 +511,9 @@ function showDecision(box, doc, amount) {
   head.className = `decision ${d.decision}`;
   head.id = box.id === "decision" ? "decision-text" : "applicant-decision-text";
   const amountText = d.decision === "approve_in_part" ? `: ${fmtMoney(d.approved_amount)} of ${fmtMoney(amount)}` :
-    d.decision === "approve" ? `: ${fmtMoney(d.approved_amount)}` : "";
+    d.decision === "approve" ? `: ${fmtMoney(d.approved_amount)}` :
+    d.decision === "reduce" ? `: to ${fmtMoney(d.approved_amount)} now` :
+    d.decision === "hold" ? `: until the balance falls to ${fmtMoney(d.approved_amount)}` : "";
   head.textContent = `${DECISIONS[d.decision] || d.decision}${amountText}`;
   const rules = document.createElement("ul");
   rules.className = "rules";

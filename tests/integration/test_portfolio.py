@@ -94,7 +94,9 @@ def test_every_client_is_scored_or_rejected_with_a_reason(
     assert (clients.loc[~live, "pd_12m"] == 1).all() and (
         clients.loc[~live, "recommended_limit"] == 0
     ).all()
-    assert set(clients["limit_decision"]) <= {"approve", "approve_in_part", "refuse", "refer"}
+    # the batch decides on the limit in force: approve, reduce (stepped), hold, refuse, refer
+    assert set(clients["limit_decision"]) <= {"approve", "reduce", "hold", "refuse", "refer"}
+    assert (clients["limit_decision"] == "refer").mean() <= 0.10
     assert (clients["expected_loss"] >= 0).all()
 
 

@@ -103,7 +103,7 @@ def test_the_score_document(scorer: Scorer, snapshot: pd.DataFrame) -> None:
     assert np.all(scores.expected_loss >= 0) and np.all(scores.recommended_limit >= 0)
     for d in scores.limit_decision:
         assert isinstance(d, LimitDecision)
-        assert d.decision in {"approve", "approve_in_part", "refuse", "refer"}
+        assert d.decision in {"approve", "approve_in_part", "reduce", "hold", "refuse", "refer"}
     risky = int(np.argmax(np.where(live, scores.pd_12m, -1)))
     reasons = scores.risk_reasons[risky]
     assert reasons and all(r.contribution > 0 for r in reasons)

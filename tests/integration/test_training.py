@@ -153,6 +153,22 @@ def test_promotion_refuses_a_weaker_challenger_and_records_a_forced_one(
     assert load_bundle("creditguard-default", "champion").features == ["industry", "country"]
 
 
+def test_promotion_refuses_a_challenger_whose_scale_collapses(store: str, trained) -> None:  # type: ignore[no-untyped-def]
+    """A calibrator of three steps ties most test clients to one PD: refused, saying so, even
+    as the first version (a newcomer's champion must tell its clients apart)."""
+    from scoring.calibration import IsotonicCalibrator
+    from training.tracking import log_training
+
+    raw = trained.predictions["raw_score"].to_numpy()
+    steps = IsotonicCalibrator(x=np.quantile(raw, [0.0, 0.9, 1.0]), y=np.array([0.01, 0.01, 0.2]))
+    flat = replace(trained, bundle=replace(trained.bundle, calibrator=steps))
+    log_training(flat, FAST, plots=False)
+    decision = promote("creditguard-default", cfg=FAST)
+    assert not decision.promoted and "PD scale collapses" in decision.reason, decision.reason
+    log_training(trained, FAST, plots=False)
+    assert promote("creditguard-default", cfg=FAST).promoted
+
+
 def test_the_cli_trains_any_table_with_stratified_folds(store: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(1500, 4))

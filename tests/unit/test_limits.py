@@ -39,6 +39,9 @@ clients = st.builds(
     status=st.sampled_from([s.value for s in Status]),
     country_class=st.one_of(st.just(math.nan), st.integers(0, 7).map(float)),
     country_cap=st.one_of(st.just(math.inf), st.floats(0, 3e6)),
+    overdue_balance=st.floats(0, 1e6),
+    max_days_past_due=st.floats(0, 400),
+    statement_age_days=st.one_of(st.just(math.nan), st.floats(0, 3000)),
 )
 pds = st.floats(1e-5, 0.999)
 
@@ -84,54 +87,78 @@ def test_nothing_is_approved_above_the_refusal_pd(
 def test_a_limit_never_exceeds_the_policy_caps(
     client: ClientExposure, p: float, requested: float
 ) -> None:
+    """Every cap holds, except that a client in good standing is never limited below what it
+    owes (a cap stops its balance growing), and a held one no higher than its balance less the
+    overdue."""
     grade = _grade(p)
     limit = recommend_limit(LIMITS, pd_=p, grade=grade, client=client).limit
-    assert limit <= LIMITS.grade_cap[grade - 1]
-    assert limit * p * LIMITS.lgd <= LIMITS.max_expected_loss_per_client + 1e-6
+    good = (
+        grade <= LIMITS.keep_balance_grade
+        and client.max_days_past_due <= LIMITS.keep_balance_dpd
+        and client.status in (Status.ACTIVE, Status.NEW)
+    )
+    owed = math.ceil(client.open_balance / 1000) * 1000 if client.open_balance > 0 else 0.0
+
+    def within(cap: float) -> bool:
+        return limit <= (max(cap, owed) if good else cap) + 1e-6
+
     if math.isfinite(client.revenue) and client.revenue > 0:
-        assert limit <= client.revenue * LIMITS.revenue_share_cap + 1e-6
+        assert within(client.revenue * LIMITS.revenue_share_cap)
     if math.isfinite(client.equity):
-        assert limit <= max(client.equity, 0) * LIMITS.equity_share_cap + 1e-6
+        assert within(max(client.equity, 0) * LIMITS.equity_share_cap)
     new = LIMITS.new_client
     if client.status == Status.NEW:
-        assert limit <= new.start_cap + new.step * math.floor(max(client.on_time_months, 0))
+        assert within(new.start_cap + new.step * math.floor(max(client.on_time_months, 0)))
     if client.status == Status.DORMANT:
         assert limit <= max(client.open_balance, new.start_cap)
     if client.status == Status.ACTIVE and math.isfinite(client.monthly_volume):
         terms = client.usual_terms_days if math.isfinite(client.usual_terms_days) else 30.0
         need = client.monthly_volume * (terms + LIMITS.grace_days) / 30.44
-        assert limit <= need * LIMITS.terms_cover[grade - 1] + 1e-6
+        assert within(need * LIMITS.terms_cover[grade - 1])
+    if client.max_days_past_due > LIMITS.hold_dpd and client.overdue_balance >= LIMITS.hold_floor:
+        assert limit <= max(client.open_balance - client.overdue_balance, 0) + 1e-6
     decision = decide_limit(LIMITS, requested=requested, pd_=p, grade=grade, client=client)
-    assert decision.approved_amount <= min(requested, limit) + 1e-9
+    assert decision.approved_amount <= min(requested, limit) + 1e-9 or decision.decision == "hold"
     assert decision.rules  # every decision says why
 
 
 def test_decisions_by_hand() -> None:
     """A grade-2 client buying 100,000 a month on 60-day terms: 90 days of purchases (with 30
-    of grace) x 1.9 cover = 561,000, the binding rule named."""
+    of grace) x 2.2 cover = 650,000, the binding rule named."""
     solid = ClientExposure(
         monthly_volume=100_000,
         open_balance=150_000,
         tenure_days=2000,
         on_time_months=60,
         usual_terms_days=60,
+        statement_age_days=200,
     )
     rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=solid)
-    assert rec.limit == 561_000 and "60 days of terms plus 30 of grace" in rec.rules[0]
+    assert rec.limit == 650_000 and "60 days of terms plus 30 of grace" in rec.rules[0]
     assert decide_limit(LIMITS, requested=400_000, pd_=0.004, grade=2, client=solid).decision == (
         "approve"
     )
     partial = decide_limit(LIMITS, requested=2_000_000, pd_=0.004, grade=2, client=solid)
-    assert partial.decision == "approve_in_part" and partial.approved_amount == 561_000
-    assert decide_limit(LIMITS, requested=700_000, pd_=0.004, grade=2, client=solid).decision == (
-        "refer"
+    assert partial.decision == "approve_in_part" and partial.approved_amount == 650_000
+    # the limit in force above the recommendation: cut in three monthly steps, not overnight
+    cut = decide_limit(LIMITS, requested=2_000_000, pd_=0.004, grade=2, client=solid, current=True)
+    assert cut.decision == "reduce" and cut.approved_amount == 1_550_000
+    assert "1,550,000 now, then 1,100,000 at the review in 1 month, then 650,000" in cut.rules[-1]
+    # ... and a cut that large with no recent statement goes to an analyst
+    unknown = ClientExposure(**{**solid.__dict__, "statement_age_days": math.nan})
+    refer = decide_limit(
+        LIMITS, requested=2_000_000, pd_=0.004, grade=2, client=unknown, current=True
     )
+    assert refer.decision == "refer" and "no statement newer than 18 months" in refer.rules[-1]
     # shorter terms, a smaller limit: the limit follows the terms
     short = ClientExposure(**{**solid.__dict__, "usual_terms_days": 30.0})
-    assert recommend_limit(LIMITS, pd_=0.004, grade=2, client=short).limit == 374_000
-    # zero purchases are zero, not unknown
-    idle = ClientExposure(**{**solid.__dict__, "monthly_volume": 0.0})
-    assert recommend_limit(LIMITS, pd_=0.004, grade=2, client=idle).limit == 0
+    assert recommend_limit(LIMITS, pd_=0.004, grade=2, client=short).limit == 433_000
+    # a client in good standing is not limited below what it owes, and says why
+    small = ClientExposure(**{**solid.__dict__, "monthly_volume": 10_000.0})
+    rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=small)
+    assert rec.limit == 150_000 and "not below what it owes (150,000)" in rec.rules[1]
+    # ... a riskier one is
+    assert recommend_limit(LIMITS, pd_=0.06, grade=7, client=small).limit == 47_000
     new = ClientExposure(
         monthly_volume=100_000,
         open_balance=0,
@@ -144,14 +171,11 @@ def test_decisions_by_hand() -> None:
     dormant = ClientExposure(**{**solid.__dict__, "status": Status.DORMANT.value})
     rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=dormant)
     assert rec.limit == 150_000 and "dormant" in rec.rules[0]
-    # a request from a client whose balance is far over it goes to an analyst
-    over = ClientExposure(**{**solid.__dict__, "open_balance": 300_000})
-    assert decide_limit(LIMITS, requested=200_000, pd_=0.004, grade=2, client=over).decision == (
-        "refer"
-    )
-    assert decide_limit(LIMITS, requested=10_000, pd_=0.15, grade=9, client=solid).decision == (
-        "refer"
-    )
+    # 40,000 overdue, some of it 75 days: no new orders until the balance falls to 110,000
+    late = ClientExposure(**{**solid.__dict__, "overdue_balance": 40_000, "max_days_past_due": 75})
+    held = decide_limit(LIMITS, requested=400_000, pd_=0.02, grade=4, client=late, current=True)
+    assert held.decision == "hold" and held.approved_amount == 110_000
+    assert "no new orders until the balance falls to 110,000" in " ".join(held.rules)
 
 
 def test_the_over_limit_flag_ignores_a_small_excess_and_a_missing_limit() -> None:
@@ -176,6 +200,9 @@ def test_the_vectorised_policy_equals_the_rule_by_rule_one(
         "on_time_months",
         "country_class",
         "country_cap",
+        "overdue_balance",
+        "max_days_past_due",
+        "statement_age_days",
     )
     col = {f: np.array([getattr(c, f) for c, _ in rows], dtype="float64") for f in fields}
     vector = recommend_limits(
@@ -212,8 +239,8 @@ def _write(tmp_path: Path, change: object) -> Path:
             r"terms_cover needs one value per grade",
         ),
         (
-            lambda r: r["limits"].update(grade_cap=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
-            r"grade_cap must not rise",
+            lambda r: r["limits"].update(terms_cover=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            r"terms_cover must not rise",
         ),
         (lambda r: r.update(extra={}), r"extra is not a known key"),
         (

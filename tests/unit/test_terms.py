@@ -109,3 +109,43 @@ def test_a_bad_terms_policy_is_refused_naming_the_key(
 ) -> None:
     with pytest.raises(PolicyError, match=message):
         TermsPolicy.from_dict(raw, "terms_policy.yaml")
+
+
+def _priced(grade: float, pd_: float, volume: float, limit: float = 100_000.0):  # type: ignore[no-untyped-def]
+    from scoring.terms import Economics
+
+    economics = Economics(
+        pd_=np.array([pd_]),
+        monthly_volume=np.array([volume]),
+        limit=np.array([limit]),
+        margin=0.15,
+        lgd=0.45,
+        grace_days=30,
+    )
+    return POLICY.recommend(
+        np.array(["active"]), np.array([grade]), np.array([0.0]), np.array([30.0]), economics
+    )
+
+
+def test_safer_terms_stand_only_where_the_loss_they_avoid_exceeds_the_margin_at_risk() -> None:
+    """Grade 7 on instalments (30/40/30): at PD 6 % a year's purchases of 120,000 at 15 % margin
+    put 900 at risk (5 % of them lost) to avoid 0.06 x 0.45 x 19,711 (60 days of purchases, 30
+    of terms and 30 of grace, in 30.44-day months) x 40 % secured = 213: kept on open account,
+    both figures said. At PD 60 % (a test of the rule, not of the scale) they avoid 2,129 and
+    stand."""
+    kept = _priced(7, 0.06, 10_000.0)
+    assert kept.kind[0] == "open_account" and "priced, kept on open account" in kept.rule[0]
+    assert "instalments would put 900 of margin at risk to avoid 213" in kept.text[0]
+    assert _priced(7, 0.60, 10_000.0).kind[0] == "instalments"
+    # no credit (limit 0) or no purchases: nothing to price, the rule's terms stand
+    assert _priced(9, 0.15, 10_000.0, limit=0.0).kind[0] == "letter_of_credit"
+    assert _priced(9, 0.15, 0.0).kind[0] == "letter_of_credit"
+
+
+def test_a_pricing_that_is_not_a_share_is_refused() -> None:
+    raw: dict[str, Any] = TermsPolicy.load().to_dict()
+    raw["pricing"]["advance_payment"]["sales_lost"] = 1.5
+    with pytest.raises(
+        PolicyError, match=r"advance_payment\.sales_lost must be a number in \[0, 1\]"
+    ):
+        TermsPolicy.from_dict(raw)
