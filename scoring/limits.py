@@ -12,7 +12,8 @@ cap that rises with each month paid on time.
 Status comes first: a client in default or with contradictory records gets nothing; a dormant one
 is reviewed down to the larger of its open balance and the start cap. A client in good standing
 (grade `keep_balance_grade` or better, nothing more than `keep_balance_dpd` days past due) is
-never recommended less than it owes: a cap only stops its balance growing. A client with more than
+never recommended less than it owes, nor (an active one) less than its usual purchases over its
+terms and grace: a size cap limits its headroom, not its usual orders. A client with more than
 `hold_dpd` days past due on a material amount is held: no new orders until its balance falls to
 what it owes less the overdue (the overdue invoices paid). A cut of a current limit is stepped over
 `cut_steps` monthly reviews, never overnight.
@@ -153,12 +154,19 @@ def recommend_limit(
     binding = min(caps, key=lambda k: caps[k])
     limit, rules = caps[binding], [f"limit set by: {binding}"]
     owed = _round_up(client.open_balance)
-    if _good_standing(policy, grade, client) and limit < owed:
-        limit = owed
+    usual = _usual_need(policy, client)
+    floor = max(owed, usual)
+    if _good_standing(policy, grade, client) and limit < floor:
+        limit = floor
+        what = (
+            f"what it owes ({client.open_balance:,.0f})"
+            if owed >= usual
+            else f"its usual purchases over its terms and grace ({usual:,.0f})"
+        )
         rules.append(
-            f"not below what it owes ({client.open_balance:,.0f}): in good standing (grade "
-            f"{policy.keep_balance_grade} or better, nothing over {policy.keep_balance_dpd} days "
-            "past due), a cap stops its balance growing, it does not stop its orders"
+            f"not below {what}: in good standing (grade {policy.keep_balance_grade} or better, "
+            f"nothing over {policy.keep_balance_dpd} days past due), a cap limits its headroom, "
+            "not its usual orders"
         )
     if _held(policy, client):
         release = max(client.open_balance - client.overdue_balance, 0.0)
@@ -170,6 +178,15 @@ def recommend_limit(
         )
         return LimitRecommendation(_round_down(limit), rules, hold=True)
     return LimitRecommendation(_round_down(limit), rules)
+
+
+def _usual_need(policy: LimitPolicy, client: ClientExposure) -> float:
+    """An active client's usual purchases over its terms plus grace (cover 1), rounded down to
+    a thousand; 0 for a new client (its ramp stands) or purchases unknown."""
+    if client.status != Status.ACTIVE or not np.isfinite(client.monthly_volume):
+        return 0.0
+    days = _terms(client) + policy.grace_days
+    return _round_down(client.monthly_volume * days / MONTH_DAYS)
 
 
 def _round_up(amount: float) -> float:
@@ -308,7 +325,15 @@ def recommend_limits(
         & ((status == Status.ACTIVE.value) | new)
     )
     owed = np.where(open_balance > 0, np.ceil(open_balance / 1000.0) * 1000.0, 0.0)
-    limit = np.where(good & (limit < owed), owed, limit)
+    with np.errstate(invalid="ignore"):
+        usual = monthly_volume * (terms + policy.grace_days) / MONTH_DAYS
+        usual = np.where(
+            (status == Status.ACTIVE.value) & np.isfinite(usual),
+            np.where(usual >= 1000, np.floor(usual / 1000.0) * 1000.0, np.floor(usual)),
+            0.0,
+        )
+    floor = np.maximum(owed, usual)
+    limit = np.where(good & (limit < floor), floor, limit)
     held = (dpd > policy.hold_dpd) & (overdue >= policy.hold_floor)
     limit = np.where(held, np.minimum(limit, np.maximum(open_balance - overdue, 0.0)), limit)
     limit = np.maximum(limit, 0.0)

@@ -88,8 +88,8 @@ def test_a_limit_never_exceeds_the_policy_caps(
     client: ClientExposure, p: float, requested: float
 ) -> None:
     """Every cap holds, except that a client in good standing is never limited below what it
-    owes (a cap stops its balance growing), and a held one no higher than its balance less the
-    overdue."""
+    owes nor below its usual purchases over its terms and grace (a cap limits its headroom), and
+    a held one no higher than its balance less the overdue."""
     grade = _grade(p)
     limit = recommend_limit(LIMITS, pd_=p, grade=grade, client=client).limit
     good = (
@@ -98,9 +98,12 @@ def test_a_limit_never_exceeds_the_policy_caps(
         and client.status in (Status.ACTIVE, Status.NEW)
     )
     owed = math.ceil(client.open_balance / 1000) * 1000 if client.open_balance > 0 else 0.0
+    if client.status == Status.ACTIVE and math.isfinite(client.monthly_volume):
+        days = (client.usual_terms_days if math.isfinite(client.usual_terms_days) else 30.0) + 30
+        owed = max(owed, math.floor(client.monthly_volume * days / 30.44 / 1000) * 1000)
 
     def within(cap: float) -> bool:
-        return limit <= (max(cap, owed) if good else cap) + 1e-6
+        return limit <= (max(cap, owed + 1000) if good else cap) + 1e-6
 
     if math.isfinite(client.revenue) and client.revenue > 0:
         assert within(client.revenue * LIMITS.revenue_share_cap)
@@ -159,6 +162,12 @@ def test_decisions_by_hand() -> None:
     assert rec.limit == 150_000 and "not below what it owes (150,000)" in rec.rules[1]
     # ... a riskier one is
     assert recommend_limit(LIMITS, pd_=0.06, grade=7, client=small).limit == 47_000
+    # 10 % of a revenue of 2,000,000 would cut it below its usual 90 days of purchases (295,663):
+    # a size cap limits the headroom, not the usual orders of a client in good standing
+    capped = ClientExposure(**{**solid.__dict__, "revenue": 2_000_000.0})
+    rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=capped)
+    assert rec.limit == 295_000 and "10% of annual revenue" in rec.rules[0]
+    assert "not below its usual purchases over its terms and grace (295,000)" in rec.rules[1]
     new = ClientExposure(
         monthly_volume=100_000,
         open_balance=0,
