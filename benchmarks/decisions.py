@@ -47,6 +47,46 @@ R2_START, R2_STEP = 10_000.0, 10_000.0
 
 
 @njit(cache=True)
+def _simulate_rolling(
+    first: np.ndarray,
+    last: np.ndarray,
+    limit: np.ndarray,  # per invoice: the limit in force when it was ordered (its month's)
+    default_day: np.ndarray,  # per client, its first default after `start` (inf: none)
+    issued: np.ndarray,
+    paid: np.ndarray,
+    amount: np.ndarray,
+    start: float,
+    end: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_simulate` with the limit re-decided every month-end, as the nightly run does: each
+    order meets the limit (or hold) decided at the month-end before it."""
+    n = len(first)
+    enabled = np.zeros(n)
+    blocked = np.zeros(n)
+    ead = np.zeros(n)
+    for c in range(n):
+        stop = min(end, default_day[c])
+        kept = np.zeros(last[c] - first[c], dtype=np.bool_)
+        for j in range(first[c], last[c]):
+            if issued[j] < start or issued[j] >= stop:
+                continue
+            balance = 0.0
+            for k in range(first[c], j):
+                if paid[k] > issued[j] and (issued[k] < start or kept[k - first[c]]):
+                    balance += amount[k]
+            if balance + amount[j] <= limit[j]:
+                kept[j - first[c]] = True
+                enabled[c] += amount[j]
+            else:
+                blocked[c] += amount[j]
+        if default_day[c] < end:
+            for j in range(first[c], last[c]):
+                if kept[j - first[c]] and paid[j] > default_day[c]:
+                    ead[c] += amount[j]
+    return enabled, blocked, ead
+
+
+@njit(cache=True)
 def _simulate(
     first: np.ndarray,  # per client, its first invoice's position (clients' invoices contiguous)
     last: np.ndarray,
@@ -254,7 +294,7 @@ def _profit_view(
         "of the current limits' (goal <= 50 %); non-defaulters' purchases enabled: goal >= 99 %"
     )
     for margin in MARGINS:
-        profit = {r: margin * totals[r][0] - lgd * totals[r][2] for r in rules}
+        profit = {r: (margin * totals[r][0] - lgd * totals[r][2]) / n for r in rules}
         best = max(profit, key=lambda r: profit[r])
         print(
             f"  margin {margin:.0%}: recommended - current {profit['recommended'] - profit['current']:+,.0f}, "
@@ -269,6 +309,95 @@ def _profit_view(
         print(
             f"  {g if g else 'new/none':>8}  {e / max(e + b, 1):7.2%}  {ead:>12,.0f}  "
             + "  ".join(f"{m * e - lgd * ead:>12,.0f}" for m in MARGINS)
+        )
+
+
+def _rolling_view(
+    ledger, tables: list[pd.DataFrame], features: list[pd.DataFrame], dates: list[pd.Timestamp]
+) -> None:  # type: ignore[no-untyped-def]
+    """The limits as the nightly run applies them: re-decided at every month-end, each month's
+    orders meeting the limit (or hold) decided at the month-end before; one year of orders,
+    rule by rule. A client not yet scored at a month-end meets the new-client start cap, one in
+    default nothing (no limits: everything)."""
+    from scoring.policy import CreditPolicy
+
+    policy = CreditPolicy.load().limits
+    lgd, start_cap = policy.lgd, policy.new_client.start_cap
+    scorer = Scorer.from_registry()
+    inv = ledger.invoices
+    day0 = pd.Timestamp("1970-01-01")
+    rate = ledger.rates.on(inv["currency"], inv["issued_on"])
+    issued = (inv["issued_on"] - day0).dt.days.to_numpy(dtype="float64")
+    paid = (inv["paid_on"] - day0).dt.days.to_numpy(dtype="float64")
+    paid = np.where(np.isnan(paid), np.inf, paid)
+    amount = inv["amount"].to_numpy(dtype="float64") * rate
+    ids = np.array(sorted(set(inv["client_id"])), dtype=object)
+    at = pd.Index(ids).get_indexer(inv["client_id"])
+    order = np.lexsort((issued, at))
+    owner = at[order]
+    first = np.searchsorted(owner, np.arange(len(ids)), side="left")
+    last = np.searchsorted(owner, np.arange(len(ids)), side="right")
+    start = float((dates[0] - day0).days)
+    end = float((dates[-1] + pd.DateOffset(months=1) - day0).days)
+    bounds = [float((d - day0).days) for d in dates] + [end]
+    month = np.searchsorted(np.asarray(bounds), issued[order], side="right") - 1  # -1: before
+    events = default_events(ledger)
+    later = events[events["on"] > dates[0]].groupby("client_id")["on"].min()
+    dflt = pd.Series(ids).map(later)
+    default_day = np.where(
+        dflt.isna(), np.inf, (pd.to_datetime(dflt) - day0).dt.days.to_numpy(dtype="float64")
+    )
+    # a non-defaulter: no default event from a year before the first month-end (in default then:
+    # a defaulter, refused by every rule but none) to a year after the last order
+    before = (
+        events[events["on"] > dates[0] - pd.DateOffset(years=1)].groupby("client_id")["on"].min()
+    )
+    good = (default_day >= end + 365) & pd.Series(ids).map(before).isna().to_numpy()
+    rules = ("recommended", "current", "none", "today (round 2)")
+    per_month: dict[str, np.ndarray] = {
+        r: np.full((len(dates), len(ids)), start_cap) for r in rules
+    }
+    per_month["none"][:] = np.inf
+    for k, (c, f) in enumerate(zip(tables, features, strict=True)):
+        where = pd.Index(ids).get_indexer(c["client_id"])
+        known = where >= 0
+        live = c["status"].astype(str).to_numpy() != "in_default"
+        rows = scorer.prepare(f.set_index("client_id").loc[c["client_id"]].reset_index())
+        values = {
+            "recommended": c["recommended_limit"].to_numpy(dtype="float64"),
+            "current": np.nan_to_num(c["current_limit"].to_numpy(dtype="float64"), nan=np.inf),
+            "today (round 2)": _round2_limits(c, rows.standing),
+        }
+        for rule, v in values.items():
+            per_month[rule][k, where[known]] = np.where(live, v, 0.0)[known]
+    print("\nRolling view: the limits re-decided at every month-end, as the nightly run does; a")
+    print(f"year of orders ({dates[0].date()} to {dates[-1].date()} + 1 month), totals")
+    head = f"{'rule':<18}{'sales enabled':>15}{'blocked':>13}{'good enabled':>14}{'EAD':>13}"
+    head += "".join(f"{'profit @' + format(m, '.0%'):>16}" for m in MARGINS)
+    print(head)
+    results = {}
+    for rule in rules:
+        limits = np.where(
+            month >= 0, per_month[rule][np.clip(month, 0, len(dates) - 1), owner], np.inf
+        )
+        enabled, blocked, ead = _simulate_rolling(
+            first, last, limits, default_day, issued[order], paid[order], amount[order], start, end
+        )
+        results[rule] = (enabled.sum(), blocked.sum(), ead.sum())
+        ge = enabled[good].sum() / max((enabled[good] + blocked[good]).sum(), 1)
+        line = f"{rule:<18}{enabled.sum():>15,.0f}{blocked.sum():>13,.0f}{ge:>14.2%}{ead.sum():>13,.0f}"
+        line += "".join(f"{m * enabled.sum() - lgd * ead.sum():>16,.0f}" for m in MARGINS)
+        print(line)
+    print(
+        f"exposure at default within the recommended limits: "
+        f"{results['recommended'][2] / max(results['current'][2], 1):.1%} of the current limits'"
+    )
+    for margin in MARGINS:
+        profit = {r: margin * v[0] - lgd * v[2] for r, v in results.items()}
+        print(
+            f"  margin {margin:.0%}: recommended - current {profit['recommended'] - profit['current']:+,.0f}, "
+            f"- none {profit['recommended'] - profit['none']:+,.0f}, - today "
+            f"{profit['recommended'] - profit['today (round 2)']:+,.0f} (best: {max(profit, key=lambda r: profit[r])})"
         )
 
 
@@ -577,6 +706,7 @@ def main() -> None:
         f"clients: {max(empty)} at worst (goal 0)"
     )
     _profit_view(ledger, tables, features, dates)
+    _rolling_view(ledger, tables, features, dates)
 
 
 if __name__ == "__main__":

@@ -181,9 +181,9 @@ def recommend_limit(
 
 
 def _usual_need(policy: LimitPolicy, client: ClientExposure) -> float:
-    """An active client's usual purchases over its terms plus grace (cover 1), rounded down to
-    a thousand; 0 for a new client (its ramp stands) or purchases unknown."""
-    if client.status != Status.ACTIVE or not np.isfinite(client.monthly_volume):
+    """A client's usual purchases over its terms plus grace (cover 1), rounded down to a
+    thousand (a new client's ramp limits its headroom above them, not them); 0 when unknown."""
+    if client.status not in (Status.ACTIVE, Status.NEW) or not np.isfinite(client.monthly_volume):
         return 0.0
     days = _terms(client) + policy.grace_days
     return _round_down(client.monthly_volume * days / MONTH_DAYS)
@@ -328,7 +328,7 @@ def recommend_limits(
     with np.errstate(invalid="ignore"):
         usual = monthly_volume * (terms + policy.grace_days) / MONTH_DAYS
         usual = np.where(
-            (status == Status.ACTIVE.value) & np.isfinite(usual),
+            ((status == Status.ACTIVE.value) | new) & np.isfinite(usual),
             np.where(usual >= 1000, np.floor(usual / 1000.0) * 1000.0, np.floor(usual)),
             0.0,
         )

@@ -98,7 +98,7 @@ def test_a_limit_never_exceeds_the_policy_caps(
         and client.status in (Status.ACTIVE, Status.NEW)
     )
     owed = math.ceil(client.open_balance / 1000) * 1000 if client.open_balance > 0 else 0.0
-    if client.status == Status.ACTIVE and math.isfinite(client.monthly_volume):
+    if client.status in (Status.ACTIVE, Status.NEW) and math.isfinite(client.monthly_volume):
         days = (client.usual_terms_days if math.isfinite(client.usual_terms_days) else 30.0) + 30
         owed = max(owed, math.floor(client.monthly_volume * days / 30.44 / 1000) * 1000)
 
@@ -127,7 +127,7 @@ def test_a_limit_never_exceeds_the_policy_caps(
 
 def test_decisions_by_hand() -> None:
     """A grade-2 client buying 100,000 a month on 60-day terms: 90 days of purchases (with 30
-    of grace) x 2.2 cover = 650,000, the binding rule named."""
+    of grace) x 3.3 cover = 975,000, the binding rule named."""
     solid = ClientExposure(
         monthly_volume=100_000,
         open_balance=150_000,
@@ -137,16 +137,16 @@ def test_decisions_by_hand() -> None:
         statement_age_days=200,
     )
     rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=solid)
-    assert rec.limit == 650_000 and "60 days of terms plus 30 of grace" in rec.rules[0]
+    assert rec.limit == 975_000 and "60 days of terms plus 30 of grace" in rec.rules[0]
     assert decide_limit(LIMITS, requested=400_000, pd_=0.004, grade=2, client=solid).decision == (
         "approve"
     )
     partial = decide_limit(LIMITS, requested=2_000_000, pd_=0.004, grade=2, client=solid)
-    assert partial.decision == "approve_in_part" and partial.approved_amount == 650_000
+    assert partial.decision == "approve_in_part" and partial.approved_amount == 975_000
     # the limit in force above the recommendation: cut in three monthly steps, not overnight
     cut = decide_limit(LIMITS, requested=2_000_000, pd_=0.004, grade=2, client=solid, current=True)
-    assert cut.decision == "reduce" and cut.approved_amount == 1_550_000
-    assert "1,550,000 now, then 1,100,000 at the review in 1 month, then 650,000" in cut.rules[-1]
+    assert cut.decision == "reduce" and cut.approved_amount == 1_658_000
+    assert "1,658,000 now, then 1,316,000 at the review in 1 month, then 975,000" in cut.rules[-1]
     # ... and a cut that large with no recent statement goes to an analyst
     unknown = ClientExposure(**{**solid.__dict__, "statement_age_days": math.nan})
     refer = decide_limit(
@@ -155,13 +155,13 @@ def test_decisions_by_hand() -> None:
     assert refer.decision == "refer" and "no statement newer than 18 months" in refer.rules[-1]
     # shorter terms, a smaller limit: the limit follows the terms
     short = ClientExposure(**{**solid.__dict__, "usual_terms_days": 30.0})
-    assert recommend_limit(LIMITS, pd_=0.004, grade=2, client=short).limit == 433_000
+    assert recommend_limit(LIMITS, pd_=0.004, grade=2, client=short).limit == 650_000
     # a client in good standing is not limited below what it owes, and says why
     small = ClientExposure(**{**solid.__dict__, "monthly_volume": 10_000.0})
     rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=small)
     assert rec.limit == 150_000 and "not below what it owes (150,000)" in rec.rules[1]
     # ... a riskier one is
-    assert recommend_limit(LIMITS, pd_=0.06, grade=7, client=small).limit == 47_000
+    assert recommend_limit(LIMITS, pd_=0.06, grade=7, client=small).limit == 70_000
     # 10 % of a revenue of 2,000,000 would cut it below its usual 90 days of purchases (295,663):
     # a size cap limits the headroom, not the usual orders of a client in good standing
     capped = ClientExposure(**{**solid.__dict__, "revenue": 2_000_000.0})
@@ -176,12 +176,15 @@ def test_decisions_by_hand() -> None:
         status=Status.NEW.value,
     )
     rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=new)
-    assert rec.limit == 30_000 and "new client" in rec.rules[0]
+    # the ramp (10,000 + 2 x 10,000) limits its headroom, not its usual 60 days of purchases
+    assert rec.limit == 197_000 and "new client" in rec.rules[0] and "usual" in rec.rules[1]
+    unknown_new = ClientExposure(**{**new.__dict__, "monthly_volume": math.nan})
+    assert recommend_limit(LIMITS, pd_=0.004, grade=2, client=unknown_new).limit == 30_000
     dormant = ClientExposure(**{**solid.__dict__, "status": Status.DORMANT.value})
     rec = recommend_limit(LIMITS, pd_=0.004, grade=2, client=dormant)
     assert rec.limit == 150_000 and "dormant" in rec.rules[0]
-    # 40,000 overdue, some of it 75 days: no new orders until the balance falls to 110,000
-    late = ClientExposure(**{**solid.__dict__, "overdue_balance": 40_000, "max_days_past_due": 75})
+    # 40,000 overdue, some of it 80 days: no new orders until the balance falls to 110,000
+    late = ClientExposure(**{**solid.__dict__, "overdue_balance": 40_000, "max_days_past_due": 80})
     held = decide_limit(LIMITS, requested=400_000, pd_=0.02, grade=4, client=late, current=True)
     assert held.decision == "hold" and held.approved_amount == 110_000
     assert "no new orders until the balance falls to 110,000" in " ".join(held.rules)
