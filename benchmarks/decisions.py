@@ -47,7 +47,7 @@ R2_START, R2_STEP = 10_000.0, 10_000.0
 
 
 @njit(cache=True)
-def _simulate_rolling(
+def _simulate(
     first: np.ndarray,
     last: np.ndarray,
     limit: np.ndarray,  # per invoice: the limit in force when it was ordered (its month's)
@@ -58,8 +58,11 @@ def _simulate_rolling(
     start: float,
     end: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`_simulate` with the limit re-decided every month-end, as the nightly run does: each
-    order meets the limit (or hold) decided at the month-end before it."""
+    """Each client's orders from `start` to `end` (or its default) in the order placed: one is
+    enabled when it fits the headroom of the limit in force when it was placed (the open balance
+    of the invoices already enabled, and those open at `start`, plus the order, within it), else
+    blocked. Returns per client the sales enabled, the sales blocked and the exposure at default
+    (the enabled orders still unpaid on the default day)."""
     n = len(first)
     enabled = np.zeros(n)
     blocked = np.zeros(n)
@@ -75,49 +78,6 @@ def _simulate_rolling(
                 if paid[k] > issued[j] and (issued[k] < start or kept[k - first[c]]):
                     balance += amount[k]
             if balance + amount[j] <= limit[j]:
-                kept[j - first[c]] = True
-                enabled[c] += amount[j]
-            else:
-                blocked[c] += amount[j]
-        if default_day[c] < end:
-            for j in range(first[c], last[c]):
-                if kept[j - first[c]] and paid[j] > default_day[c]:
-                    ead[c] += amount[j]
-    return enabled, blocked, ead
-
-
-@njit(cache=True)
-def _simulate(
-    first: np.ndarray,  # per client, its first invoice's position (clients' invoices contiguous)
-    last: np.ndarray,
-    limit: np.ndarray,  # per client
-    default_day: np.ndarray,  # per client, its first default after the month-end (inf: none)
-    issued: np.ndarray,  # per invoice, days
-    paid: np.ndarray,  # per invoice, days (inf: never settled)
-    amount: np.ndarray,  # per invoice, in the reporting currency
-    start: float,
-    end: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each client's orders from `start` to `end` (or its default) in the order placed: one is
-    enabled when it fits the limit's headroom then (the open balance of the invoices already
-    enabled, and those open at `start`, plus the order, within the limit), else blocked.
-    Returns per client the sales enabled, the sales blocked and the exposure at default (the
-    enabled orders still unpaid on the default day)."""
-    n = len(first)
-    enabled = np.zeros(n)
-    blocked = np.zeros(n)
-    ead = np.zeros(n)
-    for c in range(n):
-        stop = min(end, default_day[c])
-        kept = np.zeros(last[c] - first[c], dtype=np.bool_)
-        for j in range(first[c], last[c]):
-            if issued[j] < start or issued[j] >= stop:
-                continue
-            balance = 0.0
-            for k in range(first[c], j):
-                if paid[k] > issued[j] and (issued[k] < start or kept[k - first[c]]):
-                    balance += amount[k]
-            if balance + amount[j] <= limit[c]:
                 kept[j - first[c]] = True
                 enabled[c] += amount[j]
             else:
@@ -258,7 +218,7 @@ def _profit_view(
             enabled, blocked, ead = _simulate(
                 first,
                 last,
-                limit,
+                limit[owner],  # the month-end's limit for all 12 months
                 default_day,
                 issued_all[mine],
                 paid_all[mine],
@@ -380,7 +340,7 @@ def _rolling_view(
         limits = np.where(
             month >= 0, per_month[rule][np.clip(month, 0, len(dates) - 1), owner], np.inf
         )
-        enabled, blocked, ead = _simulate_rolling(
+        enabled, blocked, ead = _simulate(
             first, last, limits, default_day, issued[order], paid[order], amount[order], start, end
         )
         results[rule] = (enabled.sum(), blocked.sum(), ead.sum())

@@ -568,20 +568,32 @@ def _action_invoice(t: Ledger, _: ContractConfig) -> np.ndarray:
     return named & ((at < 0) | (owner != act["client_id"].to_numpy(dtype=object)))
 
 
-def _no_rate(t: Ledger, _: ContractConfig) -> np.ndarray:
-    """Invoices in a currency with no rate to the reporting currency on or before their issue
-    date (and so none on or before any date they are scored at)."""
-    inv = t.invoices
-    known = inv["currency"].notna().to_numpy() & isin(inv["currency"], CURRENCIES)
-    return known & np.isnan(t.rates.on(inv["currency"], inv["issued_on"]))
+def _needs_rate(table: str, day: str) -> Rule:
+    """Rows of `table` in a currency with no rate to the reporting currency on or before their
+    `day` (an invoice's issue, an insurer's decision; and so none on any later date it is scored
+    at), shown as "USD on 2024-03-01 (reporting in EUR)"."""
 
+    def broken(t: Ledger, _: ContractConfig) -> np.ndarray:
+        frame = t.table(table)
+        known = frame["currency"].notna().to_numpy() & isin(frame["currency"], CURRENCIES)
+        return known & np.isnan(t.rates.on(frame["currency"], frame[day]))
 
-def _limit_no_rate(t: Ledger, _: ContractConfig) -> np.ndarray:
-    """Insurer limits in a currency with no rate to the reporting currency on or before the day
-    they were decided (a limit that cannot be compared with the exposure it covers)."""
-    lim = t.insurer_limits
-    known = lim["currency"].notna().to_numpy() & isin(lim["currency"], CURRENCIES)
-    return known & np.isnan(t.rates.on(lim["currency"], lim["decided_on"]))
+    def shown(t: Ledger) -> pd.Series:
+        frame = t.table(table)
+        return (
+            frame["currency"].astype(str)
+            + " on "
+            + frame[day].dt.strftime("%Y-%m-%d")
+            + f" (reporting in {t.reporting_currency})"
+        )
+
+    return Rule(
+        table,
+        "currency",
+        f"has no rate to the reporting currency on or before {day}",
+        broken,
+        shown,
+    )
 
 
 def _scheduled_invoice(t: Ledger) -> np.ndarray:
@@ -641,18 +653,7 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     _before("insurer_limits", "valid_until", "decided_on"),
-    Rule(
-        "insurer_limits",
-        "currency",
-        "has no rate to the reporting currency on or before decided_on",
-        _limit_no_rate,
-        shown=lambda t: (
-            t.insurer_limits["currency"].astype(str)
-            + " on "
-            + t.insurer_limits["decided_on"].dt.strftime("%Y-%m-%d")
-            + f" (reporting in {t.reporting_currency})"
-        ),
-    ),
+    _needs_rate("insurer_limits", "decided_on"),
     Rule(
         "actions",
         "action",
@@ -678,18 +679,7 @@ RULES: tuple[Rule, ...] = (
         "is the reporting currency's, which must be 1",
         lambda t, _: (t.fx_rates["currency"] == t.reporting_currency) & (t.fx_rates["rate"] != 1.0),
     ),
-    Rule(
-        "invoices",
-        "currency",
-        "has no rate to the reporting currency on or before issued_on",
-        _no_rate,
-        shown=lambda t: (
-            t.invoices["currency"].astype(str)
-            + " on "
-            + t.invoices["issued_on"].dt.strftime("%Y-%m-%d")
-            + f" (reporting in {t.reporting_currency})"
-        ),
-    ),
+    _needs_rate("invoices", "issued_on"),
     _before("invoices", "due_on", "issued_on"),
     _before("invoices", "paid_on", "issued_on"),
     _before("invoices", "written_off_on", "issued_on"),
