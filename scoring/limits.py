@@ -141,9 +141,6 @@ def recommend_limit(
         caps[f"{policy.equity_share_cap:.0%} of book equity"] = (
             max(client.equity, 0.0) * policy.equity_share_cap
         )
-    if np.isfinite(client.country_cap):
-        label = country_risk_label(np.array([client.country_class]))[0]
-        caps[f"country risk class {label} cap"] = client.country_cap
     if client.status == Status.NEW:
         months = max(0.0, client.on_time_months)
         caps[f"new client: {new.start_cap:,.0f} plus {new.step:,.0f} per month paid on time"] = (
@@ -168,6 +165,10 @@ def recommend_limit(
             f"nothing over {policy.keep_balance_dpd} days past due), a cap limits its headroom, "
             "not its usual orders"
         )
+    # the country's cap is about transfer risk, which good standing does not lessen: it binds
+    if np.isfinite(client.country_cap) and client.country_cap < limit:
+        label = country_risk_label(np.array([client.country_class]))[0]
+        limit, rules = client.country_cap, [f"limit set by: country risk class {label} cap"]
     if _held(policy, client):
         release = max(client.open_balance - client.overdue_balance, 0.0)
         limit = min(limit, release)
@@ -315,7 +316,6 @@ def recommend_limits(
                 np.isfinite(equity), np.maximum(equity, 0.0) * policy.equity_share_cap, np.inf
             ),
             np.where(new, start + step * np.floor(np.maximum(on_time_months, 0.0)), np.inf),
-            np.full(n, np.inf) if country_cap is None else country_cap,
         ]
     limit = np.minimum.reduce(caps)
     limit = np.where(np.isinf(limit), start, limit)  # nothing known: the start cap
@@ -334,6 +334,8 @@ def recommend_limits(
         )
     floor = np.maximum(owed, usual)
     limit = np.where(good & (limit < floor), floor, limit)
+    if country_cap is not None:  # transfer risk: good standing does not lessen it
+        limit = np.minimum(limit, country_cap)
     held = (dpd > policy.hold_dpd) & (overdue >= policy.hold_floor)
     limit = np.where(held, np.minimum(limit, np.maximum(open_balance - overdue, 0.0)), limit)
     limit = np.maximum(limit, 0.0)

@@ -51,7 +51,12 @@ def test_training_gives_a_calibrated_discriminating_model(trained) -> None:  # t
     assert trained.fit.validation_auc > 0.7
     assert trained.metrics["auc"] > 0.55
     assert trained.metrics["rows"] > 200 and trained.same_client_metrics["rows"] > 500
-    assert trained.bundle.metadata["calibration"] in ("platt", "isotonic")
+    assert trained.bundle.metadata["calibration"] in (
+        "platt",
+        "beta",
+        "isotonic",
+        "isotonic_interpolated",
+    )
     assert 0 < trained.metrics["base_rate"] < 0.2
     pr = trained.predictions
     assert pr["pd"].between(0, 1).all() and pr["grade"].between(1, 10).all()
@@ -141,8 +146,8 @@ def test_promotion_refuses_a_weaker_challenger_and_records_a_forced_one(
     weak = train_model(client_table, weak_spec, FAST)
     log_training(weak, FAST, plots=False)
     decision = promote("creditguard-default", cfg=FAST)
-    assert not decision.promoted and "worse" in decision.reason
-    assert decision.challenger_auc < decision.champion_auc
+    # two categories give a handful of PDs: the gate refuses it for its collapsed scale first
+    assert not decision.promoted and "PD scale collapses" in decision.reason
     assert load_bundle("creditguard-default", "champion").features == trained.bundle.features
     with pytest.raises(ValueError, match="needs a reason"):
         promote("creditguard-default", cfg=FAST, force=True)

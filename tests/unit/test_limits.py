@@ -118,6 +118,7 @@ def test_a_limit_never_exceeds_the_policy_caps(
         terms = client.usual_terms_days if math.isfinite(client.usual_terms_days) else 30.0
         need = client.monthly_volume * (terms + LIMITS.grace_days) / 30.44
         assert within(need * LIMITS.terms_cover[grade - 1])
+    assert limit <= client.country_cap + 1e-6  # transfer risk binds whatever the standing
     if client.max_days_past_due > LIMITS.hold_dpd and client.overdue_balance >= LIMITS.hold_floor:
         assert limit <= max(client.open_balance - client.overdue_balance, 0) + 1e-6
     decision = decide_limit(LIMITS, requested=requested, pd_=p, grade=grade, client=client)
