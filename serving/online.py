@@ -96,6 +96,12 @@ class OnlineLedger:
             ledger = ledger.with_tables({"actions": actions})
         return ledger
 
+    def release(self) -> None:
+        """Let the cache remove this ledger's partitioned copy (a newer one answers now)."""
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+
     def add_action(self, row: pd.DataFrame) -> None:
         """An action just recorded in the ledger's action log (`features.actions`), seen at once
         by this worker's next view of its client (other workers: at their next /reload, or at

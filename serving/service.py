@@ -85,6 +85,8 @@ ACTIONS = {
 KNOWN_PATHS = ("/", "/docs.json", "/livez", "/readyz", "/healthz", "/metrics", "/ui")
 KEYS = KeyRing()  # this worker's keys: read at start, when the key file changes, on /reload
 RELOAD_WAIT_S = 120  # the longest a /reload waits for this worker to finish following another
+# after a reload, how long the ledger copy in use before stays held (requests still reading it)
+COPY_GRACE_S = float(os.environ.get("CREDITGUARD_COPY_GRACE_S", "60"))
 METRICS = RequestMetrics()
 log = logging.getLogger("creditguard.service")
 
@@ -309,7 +311,13 @@ class CreditGuard:
 
     def _swap(self, fresh: _Loaded) -> None:
         with self.lock:
-            self.loaded = fresh
+            old, self.loaded = self.loaded, fresh
+        # the old ledger's copy may be removed once requests still reading it are done
+        # (they are answered within the 60 s traffic timeout)
+        if old.ledger is not fresh.ledger:
+            release = threading.Timer(COPY_GRACE_S, old.ledger.release)
+            release.daemon = True
+            release.start()
         gc.unfreeze()  # the old champions become garbage; one full collection, then settle again
         _settle_heap()
 
